@@ -1,0 +1,76 @@
+"""Input checks shared by every public function: errors name the argument, the expected and the got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__: list[str] = []
+
+
+def check_tensor(
+    name: str,
+    value: object,
+    *,
+    ndim: int | None = None,
+    event_shape: Sequence[int] | None = None,
+    floating: bool = False,
+    finite: bool = True,
+    support: str | None = None,
+) -> torch.Tensor:
+    """Validate ``value`` as a tensor and return it.
+
+    ``event_shape`` checks the trailing dimensions (the leading one is the batch);
+    ``support`` is ``"binary"`` ({0, 1}), ``"unit"`` ([0, 1]) or ``None``.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
+    if ndim is not None and value.dim() != ndim:
+        raise ValueError(
+            f"{name}: expected {ndim} dimensions, got shape {tuple(value.shape)}"
+        )
+    if event_shape is not None:
+        event_shape = tuple(event_shape)
+        k = len(event_shape)
+        if value.dim() != k + 1 or tuple(value.shape[1:]) != event_shape:
+            raise ValueError(
+                f"{name}: expected shape (batch, {', '.join(map(str, event_shape))}), "
+                f"got {tuple(value.shape)}"
+            )
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name}: contains NaN or Inf values")
+    if support == "binary":
+        if not bool(((value == 0) | (value == 1)).all()):
+            raise ValueError(
+                f"{name}: a Bernoulli likelihood needs values in {{0, 1}}, "
+                f"got values in [{value.min().item():g}, {value.max().item():g}] "
+                "(binarize the data, e.g. the 'digits-binarized' dataset)"
+            )
+    elif support == "unit":
+        if bool((value < 0).any()) or bool((value > 1).any()):
+            raise ValueError(
+                f"{name}: expected values in [0, 1], got values in "
+                f"[{value.min().item():g}, {value.max().item():g}]"
+            )
+    elif support is not None:
+        raise ValueError(f"support: expected 'binary', 'unit' or None, got {support!r}")
+    return value
+
+
+def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Validate an integer count (bools are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Validate that ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

@@ -1,0 +1,19 @@
+"""Objectives, kernels and the shared training engine."""
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .engine import CHECKPOINT_NAME, Engine, NonFiniteLossError, TrainConfig
+from .history import History
+from .players import Player, adam
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CheckpointError",
+    "Engine",
+    "History",
+    "NonFiniteLossError",
+    "Player",
+    "TrainConfig",
+    "adam",
+    "load_checkpoint",
+    "save_checkpoint",
+]

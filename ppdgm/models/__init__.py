@@ -1,0 +1,66 @@
+"""Model/guide pairs as PyroModules, and a registry to rebuild one from a stored config.
+
+A checkpoint that records ``{"name": "vae", "config": dataclasses.asdict(cfg)}`` is enough to
+rebuild its model with :func:`build_model` and then load the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import torch
+
+from .linear_gaussian import LinearGaussian, LinearGaussianConfig
+from .nets import MLP, ConvDecoder, ConvEncoder
+from .vae import VAE, VAEConfig
+
+__all__ = [
+    "MODELS",
+    "MLP",
+    "ConvDecoder",
+    "ConvEncoder",
+    "LinearGaussian",
+    "LinearGaussianConfig",
+    "VAE",
+    "VAEConfig",
+    "build_model",
+]
+
+#: Model name -> (model class, config dataclass); the model is built as ``cls(config)``.
+MODELS: dict[str, tuple[type, type]] = {
+    "vae": (VAE, VAEConfig),
+    "linear-gaussian": (LinearGaussian, LinearGaussianConfig),
+}
+
+
+def _tuples(value: object) -> object:
+    # JSON and some checkpoint formats turn tuples into lists; configs use tuples throughout.
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def build_model(name: str, config: Mapping[str, object]) -> torch.nn.Module:
+    """Build the registered model ``name`` from a config mapping (e.g. ``dataclasses.asdict``).
+
+    Example:
+        >>> import dataclasses
+        >>> cfg = VAEConfig(x_shape=(4,), z_dim=2, hidden=(8,))
+        >>> vae = build_model("vae", dataclasses.asdict(cfg))
+        >>> vae.config == cfg
+        True
+    """
+    if not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"name: expected one of {', '.join(map(repr, MODELS))}, got {name!r}")
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config: expected a mapping of field names, got {type(config).__name__}")
+    model_cls, config_cls = MODELS[name]
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise ValueError(
+            f"config: unknown {config_cls.__name__} fields {unknown}; "
+            f"expected some of {sorted(fields)}"
+        )
+    return model_cls(config_cls(**{k: _tuples(v) for k, v in config.items()}))

@@ -1,0 +1,292 @@
+"""The variational autoencoder as a Pyro model/guide pair.
+
+p(z) = N(0, I), p(x | z) = Bernoulli(logits = f(z)) or N(f(z), sigma^2), q(z | x) = N(mu(x),
+diag(s(x)^2)). ``model`` and ``guide`` are plain Pyro programs, so any ELBO, ``Predictive`` or
+``poutine`` handler runs them; the engine trains them like any other pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import pyro
+import pyro.distributions as dist
+import pyro.poutine as poutine
+import torch
+from pyro.infer.util import is_validation_enabled
+from pyro.nn import PyroModule, PyroParam, pyro_method
+from pyro.nn.module import to_pyro_module_
+from torch.distributions import constraints
+from torch.nn import functional as F
+
+from .._pyro import local_params
+from .._validation import check_choice, check_positive_int, check_tensor
+from ._params import svi_compatible_
+from .nets import MLP, ConvDecoder, ConvEncoder
+
+__all__ = ["VAE", "VAEConfig", "LATENT", "OBS", "ARCHS", "LIKELIHOODS"]
+
+LATENT = "z"
+OBS = "x"
+ARCHS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+# softplus underflows to exactly 0 for very negative inputs, and a zero scale makes log q(z|x)
+# infinite and its gradient NaN; the floor keeps the guide's density finite whatever the encoder
+# outputs, and is far below any posterior width a VAE learns.
+_MIN_SCALE = 1e-4
+# A learned Gaussian std shrinks without bound on pixels the decoder fits exactly (constant MNIST
+# borders), sending the likelihood to +inf; the lower bound stops that collapse.
+_MIN_OBS_SCALE = 1e-3
+
+
+def _positive_int_tuple(name: str, value: object, *, allow_empty: bool) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name}: expected a tuple of ints, got {type(value).__name__}")
+    if not value and not allow_empty:
+        raise ValueError(f"{name}: expected at least one entry, got {tuple(value)}")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise ValueError(f"{name}: expected positive ints, got {tuple(value)}")
+    return tuple(value)
+
+
+@dataclass
+class VAEConfig:
+    """Architecture and likelihood of a :class:`VAE`.
+
+    Attributes:
+        x_shape: event shape of one data point, e.g. ``(784,)``, ``(1, 28, 28)`` or ``(2,)``.
+        z_dim: latent dimension.
+        hidden: MLP widths of the encoder; the decoder uses them reversed (``arch="mlp"`` only).
+        arch: ``"mlp"`` (flattens x) or ``"conv"`` (needs ``x_shape=(C, H, W)``, H and W
+            divisible by 4).
+        likelihood: ``"bernoulli"`` (binary data) or ``"gaussian"``.
+        obs_scale: Gaussian only: a fixed std, or ``None`` to learn one std per dimension
+            (bounded below by 1e-3).
+
+    Example:
+        >>> VAEConfig(x_shape=(784,), z_dim=2).validate()
+    """
+
+    x_shape: tuple[int, ...] = (1, 8, 8)
+    z_dim: int = 8
+    hidden: tuple[int, ...] = (256, 128)
+    arch: str = "mlp"
+    likelihood: str = "bernoulli"
+    obs_scale: float | None = None
+
+    def validate(self) -> None:
+        """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
+        x_shape = _positive_int_tuple("x_shape", self.x_shape, allow_empty=False)
+        check_positive_int("z_dim", self.z_dim)
+        _positive_int_tuple("hidden", self.hidden, allow_empty=True)
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        if self.arch == "conv" and (len(x_shape) != 3 or x_shape[1] % 4 or x_shape[2] % 4):
+            raise ValueError(
+                "x_shape: arch='conv' needs (C, H, W) with H and W divisible by 4, "
+                f"got {x_shape}"
+            )
+        scale = self.obs_scale
+        if scale is None:
+            return
+        if self.likelihood != "gaussian":
+            raise ValueError(
+                f"obs_scale: only used by likelihood='gaussian', got obs_scale={scale!r} "
+                f"with likelihood={self.likelihood!r}"
+            )
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"obs_scale: expected a float or None, got {type(scale).__name__}")
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"obs_scale: expected a finite positive float, got {scale!r}")
+
+
+class VAE(PyroModule):
+    """A variational autoencoder: ``model`` is p(z) p(x | z), ``guide`` is q(z | x).
+
+    Pyro's ELBOs return the loss of a batch as a **sum** over its data points (the ``data``
+    plate has no subsampling scale), so the per-example negative ELBO in nats is
+    ``loss / batch_size``. :meth:`sample` returns the likelihood's mean by default: for the
+    Bernoulli likelihood a sample grid shows pixel probabilities, not binary draws.
+
+    The encoder and decoder are plain :mod:`ppdgm.models.nets` networks converted to PyroModules,
+    so a ``poutine.trace(param_only=True)`` of ``model`` holds exactly the decoder's weights (and
+    the learned ``obs_scale``) and one of ``guide`` exactly the encoder's. Those sites are this
+    instance's own tensors under module-local parameters (what importing ppdgm turns on); in
+    Pyro's global mode a second VAE's trace would report the first one's weights instead.
+
+    Example:
+        >>> import pyro
+        >>> from pyro.infer import Trace_ELBO
+        >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(16,))
+        >>> x = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]])
+        >>> loss = Trace_ELBO().loss(vae.model, vae.guide, x)   # summed over the 2 points
+        >>> vae.sample(3).shape
+        torch.Size([3, 4])
+        >>> vae.reconstruct(x).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, config: VAEConfig | None = None, **overrides: object) -> None:
+        # Built under local parameters whatever the process setting: Pyro gives a module its
+        # local parameter state only at construction, and sample()/reconstruct() rely on it.
+        with local_params():
+            super().__init__()
+            self.config = _resolve_config(config, overrides)
+            cfg = self.config
+            x_dim = math.prod(cfg.x_shape)
+            if cfg.arch == "conv":
+                encoder: torch.nn.Module = ConvEncoder(cfg.x_shape, 2 * cfg.z_dim)
+                decoder: torch.nn.Module = ConvDecoder(cfg.z_dim, cfg.x_shape)
+            else:
+                encoder = MLP(x_dim, cfg.hidden, 2 * cfg.z_dim)
+                decoder = MLP(cfg.z_dim, tuple(reversed(cfg.hidden)), x_dim)
+            # As PyroModules their weights appear as param sites named like named_parameters();
+            # a plain submodule's would be named "decoder$$$net.0.weight" instead.
+            to_pyro_module_(encoder)
+            to_pyro_module_(decoder)
+            self.encoder = encoder
+            self.decoder = decoder
+            if cfg.likelihood == "gaussian" and cfg.obs_scale is None:
+                self.obs_scale = PyroParam(
+                    torch.ones(cfg.x_shape), constraint=constraints.greater_than(_MIN_OBS_SCALE)
+                )
+            elif cfg.likelihood == "gaussian":
+                self.register_buffer(
+                    "obs_scale", torch.full(cfg.x_shape, float(cfg.obs_scale)), persistent=False
+                )
+            self.register_buffer("_prior_loc", torch.zeros(cfg.z_dim), persistent=False)
+            self.register_buffer("_prior_scale", torch.ones(cfg.z_dim), persistent=False)
+        svi_compatible_(self)  # so pyro.infer.SVI can step it under module-local params
+
+    @pyro_method
+    def model(self, x: torch.Tensor | None = None, num_samples: int | None = None) -> torch.Tensor:
+        """p(z) p(x | z); returns ``x`` (observed) or ``num_samples`` draws when ``x`` is None."""
+        n = self._batch_size(x, num_samples)
+        with pyro.plate("data", n):
+            prior = dist.Normal(self._prior_loc, self._prior_scale).to_event(1)
+            z = pyro.sample(LATENT, prior)
+            return pyro.sample(OBS, self._likelihood(z), obs=x)
+
+    @pyro_method
+    def guide(self, x: torch.Tensor | None = None, num_samples: int | None = None) -> torch.Tensor:
+        """q(z | x) = N(loc(x), diag(scale(x)^2)); returns the sampled ``z``."""
+        if x is None:
+            raise ValueError("x: the guide needs a data batch (a tensor), got None")
+        n = self._batch_size(x, num_samples)
+        loc, scale = self._encode(x)
+        with pyro.plate("data", n):
+            return pyro.sample(LATENT, dist.Normal(loc, scale).to_event(1))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``loc`` and ``scale`` of q(z | x), each of shape ``(batch, z_dim)``.
+
+        Example:
+            >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))
+            >>> loc, scale = vae.encode(torch.zeros(3, 4))
+            >>> loc.shape, bool((scale > 0).all())
+            (torch.Size([3, 2]), True)
+        """
+        self._check_x(x)
+        with local_params():
+            return self._encode(x)
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
+        """Draw ``n`` points by running ``model`` forwards; shape ``(n, *x_shape)``.
+
+        ``mean=True`` returns the likelihood's mean at each sampled z (Bernoulli probabilities,
+        Gaussian means) instead of a draw from it.
+
+        Example:
+            >>> VAE(x_shape=(2,), z_dim=1, hidden=(4,)).sample(5).shape
+            torch.Size([5, 2])
+        """
+        check_positive_int("n", n)
+        return self._run_model(n, mean=mean)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, mean: bool = True) -> torch.Tensor:
+        """Decode the posterior mean of z for each row of ``x``; same shape as ``x``.
+
+        Example:
+            >>> vae = VAE(x_shape=(1, 8, 8), arch="conv", z_dim=2)
+            >>> vae.reconstruct(torch.zeros(3, 1, 8, 8)).shape
+            torch.Size([3, 1, 8, 8])
+        """
+        self._check_x(x)
+        return self._run_model(x.shape[0], mean=mean, x=x)
+
+    def _run_model(self, n: int, *, mean: bool, x: torch.Tensor | None = None) -> torch.Tensor:
+        # block(): these helpers must not leak sites into handlers a caller may have active.
+        with local_params(), poutine.block():
+            model = self.model
+            if x is not None:
+                model = poutine.condition(model, data={LATENT: self._encode(x)[0]})
+            trace = poutine.trace(model).get_trace(None, num_samples=n)
+        site = trace.nodes[OBS]
+        return site["fn"].mean if mean else site["value"]
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        flat = x if cfg.arch == "conv" else x.reshape(x.shape[0], -1)
+        loc, raw = self.encoder(flat).split(cfg.z_dim, dim=-1)
+        return loc, F.softplus(raw) + _MIN_SCALE
+
+    def _likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
+        cfg = self.config
+        out = self.decoder(z).reshape(*z.shape[:-1], *cfg.x_shape)
+        if cfg.likelihood == "bernoulli":
+            base = dist.Bernoulli(logits=out)
+        else:
+            base = dist.Normal(out, self.obs_scale)
+        return base.to_event(len(cfg.x_shape))
+
+    def _batch_size(self, x: torch.Tensor | None, num_samples: int | None) -> int:
+        if x is None:
+            if num_samples is None:
+                raise ValueError("num_samples: needed when x is None (how many points to draw)")
+            return check_positive_int("num_samples", num_samples)
+        self._check_x(x)
+        if num_samples is not None and num_samples != x.shape[0]:
+            raise ValueError(
+                f"num_samples: expected None or x's batch size {x.shape[0]}, got {num_samples!r}"
+            )
+        return x.shape[0]
+
+    def _check_x(self, x: object) -> None:
+        # Value checks read the data back from the device, so they follow Pyro's validation flag.
+        values = is_validation_enabled()
+        bernoulli = self.config.likelihood == "bernoulli"
+        check_tensor(
+            "x",
+            x,
+            event_shape=self.config.x_shape,
+            floating=True,
+            finite=values,
+            support="binary" if values and bernoulli else None,
+        )
+        ref = self._prior_loc
+        if x.dtype != ref.dtype:
+            raise TypeError(f"x: expected dtype {ref.dtype} (the model's), got {x.dtype}")
+        if x.device != ref.device:
+            raise ValueError(f"x: expected a tensor on {ref.device} (the model's), got {x.device}")
+
+
+def _resolve_config(config: VAEConfig | None, overrides: dict[str, object]) -> VAEConfig:
+    if config is not None and not isinstance(config, VAEConfig):
+        raise TypeError(f"config: expected a VAEConfig or None, got {type(config).__name__}")
+    names = {f.name for f in dataclasses.fields(VAEConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(
+            f"overrides: unknown VAEConfig fields {unknown}; expected some of {sorted(names)}"
+        )
+    resolved = dataclasses.replace(config or VAEConfig(), **overrides)
+    resolved.validate()
+    # Lists (from JSON or a checkpoint) become tuples; the caller's object is left untouched.
+    return dataclasses.replace(
+        resolved, x_shape=tuple(resolved.x_shape), hidden=tuple(resolved.hidden)
+    )

@@ -1,0 +1,68 @@
+"""The `ppdgm` command end to end, on reduced budgets."""
+
+import json
+
+import pytest
+import torch
+
+from ppdgm.cli import main
+from ppdgm.inference import load_checkpoint
+
+
+def test_demo_writes_its_figures_and_metrics(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("loss_curve.png", "samples.png", "reconstructions.png", "metrics.json",
+                 "checkpoint.pt", "history_epochs.csv"):
+        assert (out / name).stat().st_size > 0, name
+        if not name.startswith("history"):
+            assert str(out / name) in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"] == "digits-binarized" and metrics["epochs"] == 2
+    # An ELBO of 64 binary pixels lies between -64 log 2 (worse than coin flips is possible
+    # early on, so allow slack) and 0.
+    assert -200 < metrics["test_elbo_nats"]["mean"] < 0
+    assert load_checkpoint(out / "checkpoint.pt")["model_spec"]["name"] == "vae"
+
+
+def test_fit_resume_and_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["fit", "vae", "--data", "bars-and-stripes", "--batch-size", "10", "--z-dim", "2",
+              "--hidden", "16", "--out", str(out), "--no-progress", "--no-plots"]
+    assert main([*common, "--epochs", "3", "--max-steps", "4"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["position"]["step"] == 4
+    assert main([*common, "--epochs", "3", "--resume"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["position"]["step"] == 9
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(out / "checkpoint.pt"), "--n", "16", "--out", str(grid),
+                 "--device", "cpu"]) == 0
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "vae", "--data", "binarized-mnist", "--data-path", "/nope.npz"], "/nope.npz"),
+        (["fit", "vae", "--device", "tpu"], "device"),
+        (["fit", "vae", "--epochs", "0"], "epochs"),
+        (["sample", "/nope/checkpoint.pt"], "no checkpoint file"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out", str(tmp_path / "x")] if argv[0] == "fit" else argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_dataset_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "vae", "--data", "imagenet"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_sample_refuses_a_checkpoint_without_a_model(tmp_path, capsys):
+    from ppdgm.inference import save_checkpoint
+
+    path = save_checkpoint({"params": {"w": torch.zeros(1)}}, tmp_path / "c.pt")
+    assert main(["sample", str(path)]) == 2
+    assert "does not record which model" in capsys.readouterr().err
