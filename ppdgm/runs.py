@@ -114,9 +114,13 @@ def fit_vae(
         if len(config.x_shape) == 3:
             files["samples"] = save_image_grid(vae.sample(num_samples).clamp(0, 1),
                                                out / "samples.png")
-            test = dataset.test[:32].to(device)
-            pairs = torch.stack([test, vae.reconstruct(test).clamp(0, 1)], dim=1).flatten(0, 1)
-            files["reconstructions"] = save_image_grid(pairs, out / "reconstructions.png")
+            # Rows alternate: eight test images, then their eight reconstructions.
+            rows_of_8 = min(4, dataset.test.shape[0] // 8)
+            test = dataset.test[: 8 * rows_of_8].to(device)
+            recon = vae.reconstruct(test).clamp(0, 1)
+            rows = torch.stack([test.unflatten(0, (rows_of_8, 8)),
+                                recon.unflatten(0, (rows_of_8, 8))], dim=1)
+            files["reconstructions"] = save_image_grid(rows.flatten(0, 2), out / "reconstructions.png")
     return RunResult(out, files, metrics)
 
 

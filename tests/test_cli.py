@@ -66,3 +66,10 @@ def test_sample_refuses_a_checkpoint_without_a_model(tmp_path, capsys):
     path = save_checkpoint({"params": {"w": torch.zeros(1)}}, tmp_path / "c.pt")
     assert main(["sample", str(path)]) == 2
     assert "does not record which model" in capsys.readouterr().err
+
+
+def test_fit_with_plots_on_a_small_image_dataset(tmp_path):
+    out = tmp_path / "bas"
+    assert main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "1", "--batch-size", "10",
+                 "--z-dim", "2", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "reconstructions.png").exists() and (out / "samples.png").exists()
