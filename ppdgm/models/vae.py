@@ -114,7 +114,7 @@ class VAE(PyroModule):
     The encoder and decoder are plain :mod:`ppdgm.models.nets` networks converted to PyroModules,
     so a ``poutine.trace(param_only=True)`` of ``model`` holds exactly the decoder's weights (and
     the learned ``obs_scale``) and one of ``guide`` exactly the encoder's. Those sites are this
-    instance's own tensors under module-local parameters (what importing ppdgm turns on); in
+    instance's own tensors under module-local parameters (how ppdgm builds and the engine runs it); in
     Pyro's global mode a second VAE's trace would report the first one's weights instead.
 
     Example:
