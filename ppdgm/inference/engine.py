@@ -460,8 +460,8 @@ def _call_args(batch: Any) -> tuple[tuple, dict]:
 
 
 def _batch_size(batch: Any) -> int:
-    values = batch.values() if isinstance(batch, Mapping) else batch
-    for value in values if isinstance(values, (tuple, list)) or isinstance(batch, Mapping) else [values]:
+    args, kwargs = _call_args(batch)
+    for value in [*args, *kwargs.values()]:
         if isinstance(value, torch.Tensor) and value.dim() > 0:
             return int(value.shape[0])
     return 1
