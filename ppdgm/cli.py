@@ -1,4 +1,4 @@
-"""The ``ppdgm`` command: ``fit``, ``sample`` and ``demo``.
+"""The ``ppdgm`` command: ``fit``, ``evaluate``, ``sample`` and ``demo``.
 
 Flags map one-to-one onto :class:`ppdgm.inference.TrainConfig` and the model's config dataclass.
 """
@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from .inference.objectives.registry import OBJECTIVES
+from .models.nets import ACTIVATIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -44,6 +47,11 @@ def _add_vae_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None,
                    help="default: bernoulli for binary data, gaussian otherwise")
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
+    p.add_argument("--objective", choices=list(OBJECTIVES), default="elbo",
+                   help="elbo (Monte Carlo KL), elbo-analytic (closed-form KL) or iwae")
+    p.add_argument("--k", type=int, default=None,
+                   help="particles per data point (default: 50 for iwae, 1 otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
     fit.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
     fit.add_argument("--download", action="store_true", help="allow torchvision to download")
-    fit.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    fit.add_argument("--plots", action="store_true",
+                     help="also write figures: loss curve, samples, reconstructions, latent scatter")
     _add_run_flags(fit, epochs=20, out="runs/vae")
     _add_vae_flags(fit)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="importance-sampled log p(x) and the ELBO of a checkpoint on a split")
+    evaluate.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
+    evaluate.add_argument("--data", default=None, choices=list(DATASETS),
+                          help="default: the dataset the checkpoint was trained on")
+    evaluate.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
+    evaluate.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
+    evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    evaluate.add_argument("--k", type=int, default=5000, help="importance samples per data point")
+    evaluate.add_argument("--batch-size", type=int, default=100)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--out", default=None, help="also write the metrics to this JSON file")
 
     sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid")
     sample.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
@@ -93,12 +116,25 @@ def _train_config(args: argparse.Namespace):
 
 def _vae_overrides(args: argparse.Namespace) -> dict:
     return {"z_dim": args.z_dim, "hidden": tuple(args.hidden), "arch": args.arch,
-            "likelihood": args.likelihood}
+            "likelihood": args.likelihood, "activation": args.activation}
+
+
+def _particles(args: argparse.Namespace) -> int:
+    if args.k is not None:
+        return args.k
+    return 50 if args.objective == "iwae" else 1
 
 
 def _report(result, title: str) -> None:
     print(title)
     metrics = result.metrics
+    if "log_px" in metrics:
+        print(f"  log p(x) per example (nats, K={metrics['num_samples']}): "
+              f"{metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f}  "
+              f"(NLL {metrics['nll']:.3f})")
+        print(f"  ELBO per example (nats, same draws): {metrics['elbo']:.3f} ± "
+              f"{metrics['elbo_stderr']:.3f}; {metrics['n']} points of {metrics['data']}/"
+              f"{metrics['split']} in {metrics['seconds']:.1f} s on {metrics['device']}")
     if "test_elbo_nats" in metrics:
         tr, te = metrics["train_elbo_nats"], metrics["test_elbo_nats"]
         print(f"  ELBO per example (nats): train {tr['mean']:.3f} ± {tr['stderr']:.3f}, "
@@ -122,8 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 dataset = load_dataset(DEMO_DATA)
             result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
-                                  figures=not getattr(args, "no_plots", False))
+                                  objective=args.objective, k=_particles(args),
+                                  figures=args.command == "demo" or args.plots)
             _report(result, f"Trained a VAE on {dataset.name}; wrote:")
+        elif args.command == "evaluate":
+            name = args.data or runs.checkpoint_data(args.checkpoint)
+            if name is None:
+                raise ValueError("data: the checkpoint does not record its dataset; pass --data")
+            dataset = load_dataset(name, path=args.data_path, root=args.data_root)
+            result = runs.evaluate_checkpoint(args.checkpoint, dataset, split=args.split, k=args.k,
+                                              batch_size=args.batch_size, seed=args.seed,
+                                              device=args.device, out=args.out)
+            _report(result, f"Evaluated {args.checkpoint}:")
         else:
             result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,
                                             device=args.device, mean=not args.draw)

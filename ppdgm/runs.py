@@ -16,17 +16,24 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import Trace_ELBO
 
 from .data import Dataset
 from .device import resolve_device
-from .diagnostics import plot_history, save_image_grid
+from .diagnostics import plot_history, plot_latents, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, TrainConfig, load_checkpoint
 from .inference.checkpoint import CheckpointError
-from .inference.evaluate import estimate_elbo
+from .inference.evaluate import estimate_elbo, estimate_log_likelihood
+from .inference.objectives import build_objective
 from .models import VAE, VAEConfig, build_model
 
-__all__ = ["RunResult", "fit_vae", "sample_checkpoint", "load_trained_model"]
+__all__ = [
+    "RunResult",
+    "checkpoint_data",
+    "evaluate_checkpoint",
+    "fit_vae",
+    "load_trained_model",
+    "sample_checkpoint",
+]
 
 
 @dataclass
@@ -50,14 +57,20 @@ def fit_vae(
     train: TrainConfig,
     *,
     model_overrides: dict[str, Any] | None = None,
+    objective: str = "elbo",
+    k: int = 1,
     eval_particles: int = 10,
-    figures: bool = True,
+    figures: bool = False,
     num_samples: int = 64,
 ) -> RunResult:
-    """Train a VAE on ``dataset`` with the engine, then write figures and ``metrics.json``.
+    """Train a VAE on ``dataset`` with the engine, then write ``metrics.json`` (and figures).
 
-    The likelihood defaults to Bernoulli for binary data and Gaussian otherwise. The metrics hold
-    the ELBO per data point on the train and test splits (``eval_particles`` draws each), in nats.
+    ``objective`` is one of :data:`ppdgm.inference.objectives.OBJECTIVES` with ``k`` particles
+    (``"iwae"`` with ``k=50`` is the IWAE of Burda et al.). The likelihood defaults to Bernoulli
+    for binary data and Gaussian otherwise. The metrics hold the ELBO per data point on the
+    train and test splits (``eval_particles`` draws each), in nats. ``figures=True`` also
+    writes the loss curve, and for images a sample grid, a reconstruction grid and a scatter of
+    the test set's latent means coloured by class.
 
     Example:
         >>> import tempfile
@@ -76,8 +89,10 @@ def fit_vae(
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)  # the initial weights follow the seed too
     vae = VAE(config)
-    spec = {"name": "vae", "config": dataclasses.asdict(config), "data": dataset.name}
-    engine = Engine(vae.model, vae.guide, Trace_ELBO(), config=train, model_spec=spec)
+    spec = {"name": "vae", "config": dataclasses.asdict(config), "data": dataset.name,
+            "objective": objective, "k": k}
+    engine = Engine(vae.model, vae.guide, build_objective(objective, k), config=train,
+                    model_spec=spec)
     started = time.perf_counter()
     history = engine.fit(dataset.train)
     seconds = time.perf_counter() - started
@@ -91,8 +106,10 @@ def fit_vae(
         "data": dataset.name,
         "likelihood": config.likelihood,
         "z_dim": config.z_dim,
+        "objective": objective,
+        "k": k,
         "epochs": train.epochs,
-        "steps": len(history.steps),
+        "steps": len(history),
         "batch_size": train.batch_size,
         "seed": train.seed,
         "device": str(device),
@@ -109,19 +126,32 @@ def fit_vae(
              "metrics": out / "metrics.json"}
     files["metrics"].write_text(json.dumps(metrics, indent=2))
     if figures:
-        files["loss_curve"] = plot_history(history, out / "loss_curve.png",
-                                           title=f"VAE on {dataset.name}: negative ELBO")
-        if len(config.x_shape) == 3:
-            files["samples"] = save_image_grid(vae.sample(num_samples).clamp(0, 1),
-                                               out / "samples.png")
-            # Rows alternate: eight test images, then their eight reconstructions.
-            rows_of_8 = min(4, dataset.test.shape[0] // 8)
-            test = dataset.test[: 8 * rows_of_8].to(device)
-            recon = vae.reconstruct(test).clamp(0, 1)
-            rows = torch.stack([test.unflatten(0, (rows_of_8, 8)),
-                                recon.unflatten(0, (rows_of_8, 8))], dim=1)
-            files["reconstructions"] = save_image_grid(rows.flatten(0, 2), out / "reconstructions.png")
+        files.update(_vae_figures(vae, dataset, history, out, device, objective, num_samples))
     return RunResult(out, files, metrics)
+
+
+def _vae_figures(vae: VAE, dataset: Dataset, history: Any, out: Path, device: torch.device,
+                 objective: str, num_samples: int) -> dict[str, Path]:
+    config = vae.config
+    files = {}
+    bound = "negative IWAE bound" if objective == "iwae" else "negative ELBO"
+    files["loss_curve"] = plot_history(history, out / "loss_curve.png",
+                                       title=f"VAE on {dataset.name}: {bound}")
+    shown = dataset.test[:2000].to(device)
+    labels = dataset.test_labels[:2000] if dataset.test_labels is not None else None
+    files["latents"] = plot_latents(
+        vae.encode(shown)[0].detach(), out / "latents.png", labels=labels,
+        title=f"{dataset.name} test set: posterior means (z_dim={config.z_dim})")
+    if len(config.x_shape) == 3:
+        files["samples"] = save_image_grid(vae.sample(num_samples).clamp(0, 1), out / "samples.png")
+        # Rows alternate: eight test images, then their eight reconstructions.
+        rows_of_8 = min(4, dataset.test.shape[0] // 8)
+        images = dataset.test[: 8 * rows_of_8].to(device)
+        recon = vae.reconstruct(images).clamp(0, 1)
+        rows = torch.stack([images.unflatten(0, (rows_of_8, 8)),
+                            recon.unflatten(0, (rows_of_8, 8))], dim=1)
+        files["reconstructions"] = save_image_grid(rows.flatten(0, 2), out / "reconstructions.png")
+    return files
 
 
 def load_trained_model(checkpoint: str | Path, device: str = "auto") -> torch.nn.Module:
@@ -148,6 +178,53 @@ def load_trained_model(checkpoint: str | Path, device: str = "auto") -> torch.nn
     model = build_model(spec["name"], spec.get("config", {}))
     model.load_state_dict(state["modules"][0])
     return model.to(target).eval()
+
+
+def evaluate_checkpoint(checkpoint: str | Path, dataset: Dataset, *, split: str = "test",
+                        k: int = 5000, batch_size: int = 100, seed: int = 0,
+                        device: str = "auto", out: str | Path | None = None) -> RunResult:
+    """Importance-sampled log p(x) (``k`` proposals from the guide) and the ELBO on a split.
+
+    Writes the metrics as JSON to ``out`` when given. See
+    :func:`ppdgm.inference.evaluate.estimate_log_likelihood`.
+
+    Example:
+        >>> import tempfile
+        >>> from ppdgm.data import load_dataset
+        >>> ds = load_dataset("bars-and-stripes")
+        >>> run = tempfile.mkdtemp()
+        >>> cfg = TrainConfig(epochs=1, batch_size=10, device="cpu", progress=False, out_dir=run)
+        >>> _ = fit_vae(ds, cfg, model_overrides={"z_dim": 2, "hidden": (16,)})
+        >>> m = evaluate_checkpoint(Path(run) / "checkpoint.pt", ds, k=20, device="cpu").metrics
+        >>> m["elbo"] <= m["log_px"]
+        True
+    """
+    model = load_trained_model(checkpoint, device)
+    x = dataset.split(split).to(resolve_device(device))
+    if tuple(x.shape[1:]) != tuple(model.config.x_shape):
+        raise ValueError(
+            f"dataset: {dataset.name!r} has points of shape {tuple(x.shape[1:])}, the checkpoint's "
+            f"model expects {tuple(model.config.x_shape)}"
+        )
+    started = time.perf_counter()
+    result = estimate_log_likelihood(model.model, model.guide, x, num_samples=k,
+                                     batch_size=batch_size, seed=seed)
+    metrics = {"checkpoint": str(checkpoint), "data": dataset.name, "split": split,
+               **result.as_dict(), "seed": seed, "device": str(x.device),
+               "seconds": round(time.perf_counter() - started, 3)}
+    files = {}
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
+        files["metrics"] = path
+    return RunResult(Path(checkpoint).parent, files, metrics)
+
+
+def checkpoint_data(checkpoint: str | Path) -> str | None:
+    """The dataset name a ``ppdgm fit`` checkpoint was trained on, when it records one."""
+    spec = load_checkpoint(checkpoint, map_location="cpu").get("model_spec") or {}
+    return spec.get("data") if isinstance(spec, dict) else None
 
 
 def sample_checkpoint(checkpoint: str | Path, out: str | Path, *, n: int = 64, seed: int = 0,

@@ -13,7 +13,7 @@ def test_demo_writes_its_figures_and_metrics(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    for name in ("loss_curve.png", "samples.png", "reconstructions.png", "metrics.json",
+    for name in ("loss_curve.png", "samples.png", "reconstructions.png", "latents.png", "metrics.json",
                  "checkpoint.pt", "history_epochs.csv"):
         assert (out / name).stat().st_size > 0, name
         if not name.startswith("history"):
@@ -29,7 +29,7 @@ def test_demo_writes_its_figures_and_metrics(tmp_path, capsys):
 def test_fit_resume_and_sample(tmp_path, capsys):
     out = tmp_path / "run"
     common = ["fit", "vae", "--data", "bars-and-stripes", "--batch-size", "10", "--z-dim", "2",
-              "--hidden", "16", "--out", str(out), "--no-progress", "--no-plots"]
+              "--hidden", "16", "--out", str(out), "--no-progress"]
     assert main([*common, "--epochs", "3", "--max-steps", "4"]) == 0
     assert load_checkpoint(out / "checkpoint.pt")["position"]["step"] == 4
     assert main([*common, "--epochs", "3", "--resume"]) == 0
@@ -38,6 +38,7 @@ def test_fit_resume_and_sample(tmp_path, capsys):
     assert main(["sample", str(out / "checkpoint.pt"), "--n", "16", "--out", str(grid),
                  "--device", "cpu"]) == 0
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "samples.png").exists()  # figures only with --plots
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,8 @@ def test_fit_resume_and_sample(tmp_path, capsys):
         (["fit", "vae", "--device", "tpu"], "device"),
         (["fit", "vae", "--epochs", "0"], "epochs"),
         (["sample", "/nope/checkpoint.pt"], "no checkpoint file"),
+        (["evaluate", "/nope/checkpoint.pt"], "no checkpoint file"),
+        (["fit", "vae", "--objective", "iwae", "--k", "0"], "k:"),
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):
@@ -71,5 +74,36 @@ def test_sample_refuses_a_checkpoint_without_a_model(tmp_path, capsys):
 def test_fit_with_plots_on_a_small_image_dataset(tmp_path):
     out = tmp_path / "bas"
     assert main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "1", "--batch-size", "10",
+                 "--z-dim", "2", "--hidden", "8", "--out", str(out), "--no-progress",
+                 "--plots"]) == 0
+    for name in ("reconstructions.png", "samples.png", "latents.png", "loss_curve.png"):
+        assert (out / name).exists(), name
+
+
+@pytest.mark.parametrize("objective, k", [("iwae", "4"), ("elbo-analytic", "1"), ("elbo", "3")])
+def test_fit_with_each_objective_then_evaluate(tmp_path, capsys, objective, k):
+    out = tmp_path / objective
+    assert main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "2", "--batch-size", "10",
+                 "--z-dim", "2", "--hidden", "8", "--out", str(out), "--no-progress",
+                 "--objective", objective, "--k", k, "--activation", "tanh"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective"] == objective and metrics["k"] == int(k)
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--k", "64", "--device", "cpu",
+                 "--out", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "log p(x) per example (nats, K=64)" in printed
+    evaluated = json.loads(report.read_text())
+    assert evaluated["data"] == "bars-and-stripes" and evaluated["n"] == 30
+    # 16 binary pixels: log p(x) lies in [-16 log 2 - slack, 0], and above the ELBO.
+    assert -40 < evaluated["elbo"] <= evaluated["log_px"] < 0
+
+
+def test_evaluate_rejects_data_of_another_shape(tmp_path, capsys):
+    out = tmp_path / "bas"
+    assert main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "1", "--batch-size", "10",
                  "--z-dim", "2", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
-    assert (out / "reconstructions.png").exists() and (out / "samples.png").exists()
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--data", "digits", "--k", "2"]) == 2
+    assert "the checkpoint's model expects (1, 4, 4)" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # figures are written to files; no display is assumed
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -17,7 +18,7 @@ from torchvision.utils import make_grid, save_image  # noqa: E402
 from .._validation import check_tensor  # noqa: E402
 from ..inference.history import History  # noqa: E402
 
-__all__ = ["plot_history", "save_image_grid"]
+__all__ = ["plot_history", "plot_latents", "save_image_grid"]
 
 
 def plot_history(history: History, path: str | Path, *, title: str = "Training loss",
@@ -37,7 +38,7 @@ def plot_history(history: History, path: str | Path, *, title: str = "Training l
     """
     if not isinstance(history, History):
         raise TypeError(f"history: expected a History, got {type(history).__name__}")
-    if not history.steps:
+    if len(history) == 0:
         raise ValueError("history: no steps recorded, nothing to plot")
     steps = history.to_frame("steps")
     steps["loss per example"] = steps["loss"] / steps["batch_size"]
@@ -58,6 +59,56 @@ def plot_history(history: History, path: str | Path, *, title: str = "Training l
         sns.scatterplot(data=epochs, x="step", y="loss_per_example", hue="player",
                         palette=palette, legend=False, s=18, ax=ax, zorder=3)
     ax.set(title=title, xlabel="step", ylabel="loss per example")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_latents(z: torch.Tensor, path: str | Path, *, labels: torch.Tensor | None = None,
+                 title: str = "Latent space") -> Path:
+    """Scatter the rows of ``z`` (N, D) in two dimensions, coloured by ``labels`` when given.
+
+    A 2-D latent is drawn as it is; a wider one is projected on its first two principal
+    components (scikit-learn's PCA), and the axes say so with the share of variance they keep.
+
+    Example:
+        >>> import tempfile
+        >>> plot_latents(torch.randn(50, 5), Path(tempfile.mkdtemp()) / "z.png",
+        ...              labels=torch.arange(50) % 3).suffix
+        '.png'
+    """
+    check_tensor("z", z, ndim=2, floating=True, finite=True)
+    if z.shape[1] < 1 or z.shape[0] < 2:
+        raise ValueError(f"z: expected at least 2 rows and 1 column, got {tuple(z.shape)}")
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor) or labels.shape != (z.shape[0],):
+            raise ValueError(f"labels: expected a tensor of shape ({z.shape[0]},), got "
+                             f"{getattr(labels, 'shape', type(labels).__name__)}")
+    points = z.detach().cpu().double().numpy()
+    axes = ("z1", "z2")
+    if points.shape[1] == 1:
+        points = np.concatenate([points, np.zeros_like(points)], axis=1)
+        axes = ("z1", "")
+    elif points.shape[1] > 2:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2).fit(points)
+        points = pca.transform(points)
+        share = pca.explained_variance_ratio_
+        axes = (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})")
+    sns.set_theme(style="white", context="notebook")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    hue = None if labels is None else labels.detach().cpu().numpy()
+    palette = None if hue is None else sns.color_palette("tab10", n_colors=len(np.unique(hue)))
+    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=hue, palette=palette, s=10,
+                    alpha=0.7, linewidth=0, ax=ax, legend="full" if hue is not None else False)
+    if hue is not None:
+        ax.legend(title="class", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False,
+                  markerscale=1.5)
+    ax.set(title=title, xlabel=axes[0], ylabel=axes[1])
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,23 +1,34 @@
-"""Estimates computed from a trained model/guide pair.
+"""Estimates computed from a trained model/guide pair, in nats per data point.
 
-:func:`log_importance_weights` returns, for every data point, log p(x, z) - log q(z | x) with
-z ~ q(z | x): its mean is the ELBO, and its log-mean-exp over K draws is an importance-sampled
-lower bound of log p(x) that tightens as K grows.
+* :func:`estimate_elbo`: the ELBO, E_q[log p(x, z) - log q(z | x)].
+* :func:`estimate_log_likelihood`: the importance-sampled estimate of log p(x) with K proposals
+  from the guide, log (1/K) sum_k p(x, z_k) / q(z_k | x). It is the IWAE bound at K: it never
+  exceeds log p(x) in expectation and converges to it as K grows. The draws are made in chunks,
+  so K = 5000 fits in memory on any device, and the ELBO comes out of the same draws.
+
+Both report the mean over data points with its standard error across data points.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pyro.poutine as poutine
 import torch
 
 from .._validation import check_positive_int
+from .importance import log_weights, plate_nesting
 
-__all__ = ["log_importance_weights", "estimate_elbo", "Estimate"]
+__all__ = [
+    "Estimate",
+    "LogLikelihood",
+    "estimate_elbo",
+    "estimate_log_likelihood",
+    "log_importance_weights",
+]
 
 
 @dataclass(frozen=True)
@@ -28,13 +39,43 @@ class Estimate:
     stderr: float
     n: int
 
+    @classmethod
+    def of(cls, per_point: torch.Tensor) -> Estimate:
+        values = per_point.detach().double().flatten()
+        n = values.numel()
+        stderr = values.std().item() / math.sqrt(n) if n > 1 else float("nan")
+        return cls(values.mean().item(), stderr, n)
+
+
+@dataclass(frozen=True)
+class LogLikelihood:
+    """The importance-sampled log p(x) and the ELBO from the same draws.
+
+    ``log_px`` is the log-mean-exp over ``num_samples`` importance weights per data point,
+    ``elbo`` their plain mean; ``log_px.mean - elbo.mean`` estimates the average KL from the
+    guide to the true posterior (minus the estimator's own small bias).
+    """
+
+    log_px: Estimate
+    elbo: Estimate
+    num_samples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain numbers for JSON: means, standard errors, data points and K."""
+        return {
+            "log_px": self.log_px.mean,
+            "log_px_stderr": self.log_px.stderr,
+            "nll": -self.log_px.mean,
+            "elbo": self.elbo.mean,
+            "elbo_stderr": self.elbo.stderr,
+            "n": self.log_px.n,
+            "num_samples": self.num_samples,
+        }
+
 
 def log_importance_weights(model: Callable[..., Any], guide: Callable[..., Any],
                            x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     """One draw z ~ q(z | x) per data point; returns log p(x, z) - log q(z | x), shape (batch,).
-
-    Sites whose log-density has a leading batch dimension contribute per data point; sites with
-    scalar log-densities (global latents or parameters) are shared equally across the batch.
 
     Example:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
@@ -42,32 +83,8 @@ def log_importance_weights(model: Callable[..., Any], guide: Callable[..., Any],
         >>> log_importance_weights(m.model, m.guide, m.sample(5)).shape
         torch.Size([5])
     """
-    batch = x.shape[0]
-    guide_trace = poutine.trace(guide).get_trace(x, *args, **kwargs)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x, *args, **kwargs)
-    return _per_example(model_trace, batch) - _per_example(guide_trace, batch)
-
-
-def _per_example(trace: poutine.Trace, batch: int) -> torch.Tensor:
-    trace.compute_log_prob()
-    total = None
-    for name, site in trace.nodes.items():
-        if site["type"] != "sample":
-            continue
-        log_p = site["log_prob"]
-        if log_p.dim() == 0:
-            log_p = log_p.expand(batch) / batch
-        elif log_p.shape[0] != batch or log_p.dim() > 1:
-            log_p = log_p.reshape(batch, -1).sum(-1) if log_p.shape[0] == batch else None
-            if log_p is None:
-                raise ValueError(
-                    f"model: site {name!r} has log-density shape {tuple(site['log_prob'].shape)}, "
-                    f"which does not split over a batch of {batch}"
-                )
-        total = log_p if total is None else total + log_p
-    if total is None:
-        raise ValueError("model: the trace holds no sample site")
-    return total
+    lw, _ = log_weights(model, guide, x, *args, num_particles=1, **kwargs)
+    return lw[0]
 
 
 @torch.no_grad()
@@ -86,14 +103,79 @@ def estimate_elbo(model: Callable[..., Any], guide: Callable[..., Any], x: torch
     """
     check_positive_int("num_particles", num_particles)
     check_positive_int("batch_size", batch_size)
-    if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[0] == 0:
-        raise ValueError("x: expected a tensor with at least one data point")
+    _check_data(x)
+    nesting = plate_nesting(model, guide, x[:1])
     values = []
     for chunk in x.split(batch_size):
-        draws = torch.stack([log_importance_weights(model, guide, chunk)
-                             for _ in range(num_particles)])
-        values.append(draws.mean(0))
-    per_point = torch.cat(values).double()
-    n = per_point.numel()
-    stderr = per_point.std().item() / math.sqrt(n) if n > 1 else float("nan")
-    return Estimate(per_point.mean().item(), stderr, n)
+        lw, _ = log_weights(model, guide, chunk, num_particles=num_particles,
+                            max_plate_nesting=nesting)
+        values.append(lw.mean(0))
+    return Estimate.of(torch.cat(values))
+
+
+@torch.no_grad()
+def estimate_log_likelihood(
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    x: torch.Tensor,
+    *,
+    num_samples: int = 5000,
+    batch_size: int = 100,
+    max_draws: int = 100_000,
+    seed: int | None = 0,
+) -> LogLikelihood:
+    """Importance-sampled log p(x) per data point with ``num_samples`` proposals from the guide.
+
+    Data points are taken ``batch_size`` at a time, and each batch's proposals in chunks of at
+    most ``max_draws`` latent draws (``chunk x batch``), accumulated with a running log-sum-exp:
+    memory does not grow with ``num_samples``. Runs on the device ``x`` and the model are on.
+    ``seed`` fixes the draws (the global RNG state is restored afterwards); ``None`` uses it.
+
+    Example:
+        >>> from ppdgm.models.linear_gaussian import LinearGaussian
+        >>> m = LinearGaussian()
+        >>> x = m.sample(50)
+        >>> est = estimate_log_likelihood(m.model, m.guide, x, num_samples=200)
+        >>> est.elbo.mean <= est.log_px.mean
+        True
+    """
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("max_draws", max_draws)
+    _check_data(x)
+    nesting = plate_nesting(model, guide, x[:1])
+    log_px, elbo = [], []
+    with _seeded(seed, x.device):
+        for batch in x.split(batch_size):
+            chunk = max(1, min(num_samples, max_draws // batch.shape[0]))
+            running = None
+            total = torch.zeros(batch.shape[0], dtype=torch.float64, device=batch.device)
+            done = 0
+            while done < num_samples:
+                k = min(chunk, num_samples - done)
+                lw, _ = log_weights(model, guide, batch, num_particles=k, max_plate_nesting=nesting)
+                lw = lw.double()
+                part = torch.logsumexp(lw, dim=0)
+                running = part if running is None else torch.logaddexp(running, part)
+                total += lw.sum(0)
+                done += k
+            assert running is not None
+            log_px.append(running - math.log(num_samples))
+            elbo.append(total / num_samples)
+    return LogLikelihood(Estimate.of(torch.cat(log_px)), Estimate.of(torch.cat(elbo)), num_samples)
+
+
+def _check_data(x: object) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError("x: expected a tensor with at least one data point")
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ _STEP_FIELDS = ("step", "epoch", "player", "loss", "batch_size")
 _EPOCH_FIELDS = ("epoch", "player", "loss_per_example", "loss_mean", "steps", "seconds")
 
 
-@dataclass
 class History:
     """Losses recorded by the engine.
 
@@ -21,7 +19,8 @@ class History:
     return a sum over the batch) and the batch size. ``epochs`` holds one row per epoch and player:
     ``loss_per_example`` (summed loss / examples seen, i.e. nats per data point for an ELBO) and
     ``loss_mean`` (the plain mean over steps, the right summary for objectives that already
-    average over the batch).
+    average over the batch). Steps are stored column by column, so a run of a million steps
+    stays cheap to keep and to checkpoint.
 
     Example:
         >>> h = History()
@@ -31,26 +30,42 @@ class History:
         3.0
     """
 
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self, steps: list[dict[str, Any]] | None = None,
+                 epochs: list[dict[str, Any]] | None = None) -> None:
+        self._columns: dict[str, list[Any]] = {name: [] for name in _STEP_FIELDS}
+        self.epochs: list[dict[str, Any]] = [dict(r) for r in epochs or []]
+        self._open: dict[str, list[float]] = {}  # player -> [loss total, examples, steps]
+        for row in steps or []:
+            self._append(row)
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """One dict per recorded step (built on access; see :meth:`to_frame` for a table)."""
+        return [dict(zip(_STEP_FIELDS, values)) for values in zip(*self._columns.values())]
+
+    def __len__(self) -> int:
+        return len(self._columns["step"])
 
     def record_step(self, *, step: int, epoch: int, player: str, loss: float, batch_size: int) -> None:
-        self.steps.append(
-            {"step": step, "epoch": epoch, "player": player, "loss": float(loss),
-             "batch_size": int(batch_size)}
-        )
+        self._append({"step": step, "epoch": epoch, "player": player, "loss": float(loss),
+                      "batch_size": int(batch_size)})
+        totals = self._open.setdefault(player, [0.0, 0, 0])
+        totals[0] += float(loss)
+        totals[1] += int(batch_size)
+        totals[2] += 1
+
+    def _append(self, row: dict[str, Any]) -> None:
+        for name in _STEP_FIELDS:
+            self._columns[name].append(row[name])
 
     def close_epoch(self, *, epoch: int, seconds: float) -> None:
-        """Summarise the steps of ``epoch`` into one row per player."""
-        rows = [r for r in self.steps if r["epoch"] == epoch]
-        for player in dict.fromkeys(r["player"] for r in rows):
-            mine = [r for r in rows if r["player"] == player]
-            total = sum(r["loss"] for r in mine)
-            examples = sum(r["batch_size"] for r in mine)
+        """Summarise the steps recorded since the last call into one row per player."""
+        for player, (total, examples, count) in self._open.items():
             self.epochs.append(
                 {"epoch": epoch, "player": player, "loss_per_example": total / max(examples, 1),
-                 "loss_mean": total / len(mine), "steps": len(mine), "seconds": float(seconds)}
+                 "loss_mean": total / count, "steps": count, "seconds": float(seconds)}
             )
+        self._open = {}
 
     def last(self, player: str | None = None) -> float:
         """The last epoch's loss per example (of ``player``, or of the last player recorded)."""
@@ -61,7 +76,7 @@ class History:
 
     def players(self) -> list[str]:
         """Names of the players that recorded steps, in first-seen order."""
-        return list(dict.fromkeys(r["player"] for r in self.steps))
+        return list(dict.fromkeys(self._columns["player"]))
 
     def to_frame(self, kind: str = "steps"):  # -> pandas.DataFrame (import kept lazy)
         """The ``"steps"`` or ``"epochs"`` table as a pandas DataFrame."""
@@ -70,14 +85,21 @@ class History:
         if kind not in ("steps", "epochs"):
             raise ValueError(f"kind: expected 'steps' or 'epochs', got {kind!r}")
         columns = _STEP_FIELDS if kind == "steps" else _EPOCH_FIELDS
-        return pd.DataFrame(getattr(self, kind), columns=list(columns))
+        if kind == "steps":
+            return pd.DataFrame(self._columns, columns=list(columns))
+        return pd.DataFrame(self.epochs, columns=list(columns))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"steps": [dict(r) for r in self.steps], "epochs": [dict(r) for r in self.epochs]}
+        return {"columns": {k: list(v) for k, v in self._columns.items()},
+                "epochs": [dict(r) for r in self.epochs],
+                "open": {k: list(v) for k, v in self._open.items()}}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> History:
-        return cls(steps=[dict(r) for r in state["steps"]], epochs=[dict(r) for r in state["epochs"]])
+        history = cls(epochs=state["epochs"])
+        history._columns = {name: list(state["columns"][name]) for name in _STEP_FIELDS}
+        history._open = {k: list(v) for k, v in state.get("open", {}).items()}
+        return history
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         """Write ``history_steps.csv``, ``history_epochs.csv`` and ``history.json`` to ``directory``."""

@@ -14,9 +14,10 @@ import torch
 
 from .._validation import check_positive_int
 
-__all__ = ["Player", "OptimizerFactory", "adam"]
+__all__ = ["Player", "OptimizerFactory", "SchedulerFactory", "adam"]
 
 OptimizerFactory = Callable[[Sequence[torch.Tensor]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 ParamOwner = str | Callable[[str], bool]
 
 
@@ -51,6 +52,9 @@ class Player:
         every: the player updates on batches whose index is a multiple of ``every`` (a generator
             with ``every=5`` steps once per five critic steps).
         repeats: optimizer steps per scheduled batch, each on a fresh evaluation of the objective.
+        scheduler: a factory ``optimizer -> torch.optim.lr_scheduler.LRScheduler``, stepped once
+            at the end of every epoch and saved in checkpoints, e.g.
+            ``lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.99)``.
 
     Example:
         >>> Player("discriminator", owns=lambda name: name.startswith("disc"), every=1).name
@@ -62,6 +66,7 @@ class Player:
     optimizer: OptimizerFactory | None = None
     every: int = 1
     repeats: int = 1
+    scheduler: SchedulerFactory | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -75,6 +80,11 @@ class Player:
             raise TypeError(
                 f"optimizer: expected a callable params -> torch.optim.Optimizer, "
                 f"got {type(self.optimizer).__name__}"
+            )
+        if self.scheduler is not None and not callable(self.scheduler):
+            raise TypeError(
+                f"scheduler: expected a callable optimizer -> LRScheduler, "
+                f"got {type(self.scheduler).__name__}"
             )
         check_positive_int("every", self.every)
         check_positive_int("repeats", self.repeats)

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from .._pyro import local_params
 from .._validation import check_choice, check_positive_int, check_tensor
 from ._params import svi_compatible_
-from .nets import MLP, ConvDecoder, ConvEncoder
+from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
 
 __all__ = ["VAE", "VAEConfig", "LATENT", "OBS", "ARCHS", "LIKELIHOODS"]
 
@@ -65,6 +65,8 @@ class VAEConfig:
         likelihood: ``"bernoulli"`` (binary data) or ``"gaussian"``.
         obs_scale: Gaussian only: a fixed std, or ``None`` to learn one std per dimension
             (bounded below by 1e-3).
+        activation: the hidden layers' nonlinearity, one of
+            :data:`ppdgm.models.nets.ACTIVATIONS` (Burda et al.'s IWAE networks use ``"tanh"``).
 
     Example:
         >>> VAEConfig(x_shape=(784,), z_dim=2).validate()
@@ -76,6 +78,7 @@ class VAEConfig:
     arch: str = "mlp"
     likelihood: str = "bernoulli"
     obs_scale: float | None = None
+    activation: str = "relu"
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
@@ -84,6 +87,7 @@ class VAEConfig:
         _positive_int_tuple("hidden", self.hidden, allow_empty=True)
         check_choice("arch", self.arch, ARCHS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
         if self.arch == "conv" and (len(x_shape) != 3 or x_shape[1] % 4 or x_shape[2] % 4):
             raise ValueError(
                 "x_shape: arch='conv' needs (C, H, W) with H and W divisible by 4, "
@@ -138,11 +142,14 @@ class VAE(PyroModule):
             cfg = self.config
             x_dim = math.prod(cfg.x_shape)
             if cfg.arch == "conv":
-                encoder: torch.nn.Module = ConvEncoder(cfg.x_shape, 2 * cfg.z_dim)
-                decoder: torch.nn.Module = ConvDecoder(cfg.z_dim, cfg.x_shape)
+                encoder: torch.nn.Module = ConvEncoder(cfg.x_shape, 2 * cfg.z_dim,
+                                                       activation=cfg.activation)
+                decoder: torch.nn.Module = ConvDecoder(cfg.z_dim, cfg.x_shape,
+                                                       activation=cfg.activation)
             else:
-                encoder = MLP(x_dim, cfg.hidden, 2 * cfg.z_dim)
-                decoder = MLP(cfg.z_dim, tuple(reversed(cfg.hidden)), x_dim)
+                encoder = MLP(x_dim, cfg.hidden, 2 * cfg.z_dim, activation=cfg.activation)
+                decoder = MLP(cfg.z_dim, tuple(reversed(cfg.hidden)), x_dim,
+                              activation=cfg.activation)
             # As PyroModules their weights appear as param sites named like named_parameters();
             # a plain submodule's would be named "decoder$$$net.0.weight" instead.
             to_pyro_module_(encoder)

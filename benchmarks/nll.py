@@ -1,0 +1,157 @@
+"""Test NLL on static binarized MNIST: a VAE and an IWAE(k=50) with Burda et al.'s networks.
+
+Architecture (Burda, Grosse and Salakhutdinov 2015, one stochastic layer): encoder
+784-200-200-(50 means, 50 scales) and decoder 50-200-200-784, tanh hidden units, Bernoulli
+pixels. Adam (eps 1e-4) with the learning rate decaying exponentially from --lr to --lr-final
+over the run. Trained on the 50000 training images; the ELBO of the 10000 validation images is
+logged every --valid-every epochs; the reported figure is the test NLL, importance-sampled with
+K = 5000 proposals from the guide.
+
+The run checkpoints every epoch (and every --checkpoint-every steps) and resumes where it stopped
+when started again with the same arguments, so a long run may span several sittings and still
+end with the parameters of one uninterrupted run.
+
+    python benchmarks/nll.py --model vae  --epochs 1000 --out benchmarks/runs/nll-vae
+    python benchmarks/nll.py --model iwae --epochs 1000 --out benchmarks/runs/nll-iwae
+
+Writes ``benchmarks/results/nll-<model>.json``; ``benchmarks/nll_table.py`` renders the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+from ppdgm.data import load_dataset
+from ppdgm.inference import (
+    CHECKPOINT_NAME,
+    Engine,
+    History,
+    Player,
+    TrainConfig,
+    adam,
+    load_checkpoint,
+)
+from ppdgm.inference.evaluate import estimate_elbo, estimate_log_likelihood
+from ppdgm.inference.objectives import build_objective
+from ppdgm.models import VAE, VAEConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ANCHORS = {
+    "vae": {"target": 89.5, "published": 89.9, "reproduced": 89.78},
+    "iwae": {"target": 86.8, "published": 87.10, "reproduced": 86.82},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=("vae", "iwae"), required=True)
+    p.add_argument("--k", type=int, default=50, help="IWAE particles (the VAE uses 1)")
+    p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-final", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--data-path", default=None, help="binarized MNIST (.npz or .amat folder)")
+    p.add_argument("--out", required=True, help="run directory (checkpoint, history)")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--valid-every", type=int, default=10)
+    p.add_argument("--eval-k", type=int, default=5000)
+    p.add_argument("--eval-only", action="store_true",
+                   help="evaluate the run's last checkpoint as it is, without training further")
+    p.add_argument("--results", default=str(RESULTS))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli_args = sys.argv[1:] if argv is None else argv
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset("binarized-mnist", path=args.data_path)
+    config = VAEConfig(x_shape=tuple(data.event_shape), z_dim=50, hidden=(200, 200),
+                       activation="tanh", likelihood="bernoulli")
+    pyro.set_rng_seed(args.seed)
+    vae = VAE(config)
+    k = args.k if args.model == "iwae" else 1
+    objective = build_objective("iwae" if args.model == "iwae" else "elbo", k=k)
+    gamma = (args.lr_final / args.lr) ** (1.0 / args.epochs)
+    player = Player("svi", optimizer=adam(args.lr, eps=1e-4),
+                    scheduler=lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma))
+    out = Path(args.out)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                        device=args.device, out_dir=str(out), checkpoint_every=args.checkpoint_every,
+                        resume=(out / CHECKPOINT_NAME).exists(), progress=None)
+    log = out / "valid.jsonl"
+
+    def validate(engine: Engine, epoch: int) -> None:
+        if (epoch + 1) % args.valid_every and epoch + 1 != args.epochs:
+            return
+        valid = data.valid.to(engine.device)
+        est = estimate_elbo(vae.model, vae.guide, valid, batch_size=1000)
+        row = {"epoch": epoch + 1, "valid_elbo": est.mean, "stderr": est.stderr,
+               "train_loss": engine.history.epochs[-1]["loss_per_example"], "time": time.time()}
+        with log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+    engine = Engine(vae.model, vae.guide, objective, [player], train, callbacks=[validate],
+                    model_spec={"name": "vae", "config": {**vars(config)}, "data": data.name})
+    if args.eval_only:
+        state = load_checkpoint(out / CHECKPOINT_NAME, map_location=engine.device)
+        vae.load_state_dict(state["modules"][0])
+        vae.to(engine.device)
+        history = History.from_state_dict(state["history"])
+    else:
+        history = engine.fit(data.train)
+    epochs_done = len({r["epoch"] for r in history.epochs})
+    train_seconds = sum(r["seconds"] for r in history.epochs)
+
+    started = time.perf_counter()
+    test = data.test.to(engine.device)
+    result = estimate_log_likelihood(vae.model, vae.guide, test, num_samples=args.eval_k,
+                                     batch_size=100, seed=args.seed)
+    eval_seconds = time.perf_counter() - started
+    record = {
+        "benchmark": "nll",
+        "model": args.model,
+        "objective": f"IWAE(k={k})" if args.model == "iwae" else "ELBO (Trace_ELBO, 1 sample)",
+        "architecture": "784-200-200-50 (tanh), Bernoulli decoder 50-200-200-784",
+        "data": "binarized-mnist (static, Larochelle & Murray): train 50000, test 10000",
+        "test_nll_nats": -result.log_px.mean,
+        "test_nll_stderr": result.log_px.stderr,
+        "test_elbo_nats": result.elbo.mean,
+        "eval_k": args.eval_k,
+        "epochs": epochs_done,
+        "planned_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": [args.lr, args.lr_final],
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "device": str(engine.device),
+        "threads": torch.get_num_threads(),
+        "anchors": ANCHORS[args.model],
+        "command": "python benchmarks/nll.py " + " ".join(map(shlex.quote, cli_args)),
+        "versions": {"torch": torch.__version__, "pyro": pyro.__version__,
+                     "python": platform.python_version()},
+    }
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"nll-{args.model}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
