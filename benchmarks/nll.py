@@ -14,7 +14,9 @@ end with the parameters of one uninterrupted run.
     python benchmarks/nll.py --model vae  --epochs 1000 --out benchmarks/runs/nll-vae
     python benchmarks/nll.py --model iwae --epochs 1000 --out benchmarks/runs/nll-iwae
 
-Writes ``benchmarks/results/nll-<model>.json``; ``benchmarks/nll_table.py`` renders the table.
+Writes ``benchmarks/results/nll-<model>.json`` and rewrites ``benchmarks/results/nll.md``, the
+table of every model evaluated so far beside the published anchors. ``--eval-only`` evaluates the
+last checkpoint of a run that has not finished (the table then says after how many epochs).
 """
 
 from __future__ import annotations
@@ -149,8 +151,35 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"nll-{args.model}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
+    (results / "nll.md").write_text(markdown_table(results))
     print(json.dumps(record, indent=2))
     return 0
+
+
+def markdown_table(results: Path) -> str:
+    """The NLL table from every ``nll-*.json`` in ``results``, with the published anchors."""
+    lines = [
+        "| model (784-200-200-50, tanh) | test NLL, nats (K=5000) | test ELBO | epochs | train time "
+        "| device | target | published | reproduced |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    commands = []
+    for name in ("vae", "iwae"):
+        path = results / f"nll-{name}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        a = r["anchors"]
+        epochs = f"{r['epochs']}" + ("" if r["epochs"] == r["planned_epochs"]
+                                     else f" of {r['planned_epochs']} planned")
+        hours = r["train_seconds"] / 3600
+        lines.append(
+            f"| {r['objective']} | **{r['test_nll_nats']:.2f}** ± {r['test_nll_stderr']:.2f} "
+            f"| {r['test_elbo_nats']:.2f} | {epochs} | {hours:.1f} h | {r['device']}, "
+            f"{r['threads']} thread(s) | <= {a['target']} | {a['published']} | {a['reproduced']} |"
+        )
+        commands.append(f"- {name}: `{r['command']}`")
+    return "\n".join(lines + ["", "Commands:", *commands]) + "\n"
 
 
 if __name__ == "__main__":
