@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .inference.objectives.registry import OBJECTIVES
+from .inference.objectives.registry import OBJECTIVES, TWO_PLAYER_OBJECTIVES
 from .models.nets import ACTIVATIONS
 
 __all__ = ["main", "build_parser"]
@@ -41,6 +41,15 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _add_data_flags(p: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
+    p.add_argument("--data", default=DEMO_DATA, choices=list(datasets))
+    p.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
+    p.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
+    p.add_argument("--download", action="store_true", help="allow torchvision to download")
+    p.add_argument("--plots", action="store_true",
+                   help="also write figures: loss curve, samples, reconstructions, latent scatter")
+
+
 def _add_vae_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--z-dim", type=int, default=8)
     p.add_argument("--hidden", type=_hidden, default=(256, 128), help="MLP widths, e.g. 256,128")
@@ -63,15 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     fit = sub.add_parser("fit", help="train a model on a dataset")
-    fit.add_argument("model", choices=["vae"], help="model family")
-    fit.add_argument("--data", default=DEMO_DATA, choices=list(DATASETS))
-    fit.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
-    fit.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
-    fit.add_argument("--download", action="store_true", help="allow torchvision to download")
-    fit.add_argument("--plots", action="store_true",
-                     help="also write figures: loss curve, samples, reconstructions, latent scatter")
-    _add_run_flags(fit, epochs=20, out="runs/vae")
-    _add_vae_flags(fit)
+    models = fit.add_subparsers(dest="model", required=True, metavar="MODEL")
+    vae = models.add_parser("vae", help="variational autoencoder (ELBO, analytic KL, IWAE)")
+    _add_data_flags(vae, DATASETS)
+    _add_run_flags(vae, epochs=20, out="runs/vae")
+    _add_vae_flags(vae)
+    sbn = models.add_parser("sbn", help="sigmoid belief net / Helmholtz machine (wake-sleep, RWS)")
+    _add_data_flags(sbn, DATASETS)
+    _add_run_flags(sbn, epochs=100, out="runs/sbn")
+    sbn.add_argument("--layers", type=_hidden, default=(8,),
+                     help="latent widths from the top layer down, e.g. 200,200,200")
+    sbn.add_argument("--objective", choices=list(TWO_PLAYER_OBJECTIVES), default="rws")
+    sbn.add_argument("--k", type=int, default=10, help="RWS particles per data point")
+    sbn.add_argument("--eval-k", type=int, default=1000,
+                     help="importance samples for the log p(x) in metrics.json")
 
     evaluate = sub.add_parser(
         "evaluate", help="importance-sampled log p(x) and the ELBO of a checkpoint on a split")
@@ -135,6 +149,13 @@ def _report(result, title: str) -> None:
         print(f"  ELBO per example (nats, same draws): {metrics['elbo']:.3f} ± "
               f"{metrics['elbo_stderr']:.3f}; {metrics['n']} points of {metrics['data']}/"
               f"{metrics['split']} in {metrics['seconds']:.1f} s on {metrics['device']}")
+    if "test_log_px" in metrics:
+        tr, te = metrics["train_log_px"], metrics["test_log_px"]
+        print(f"  log p(x) per example (nats, K={metrics['eval_k']}): train {tr['mean']:.3f} ± "
+              f"{tr['stderr']:.3f}, test {te['mean']:.3f} ± {te['stderr']:.3f}")
+        if "test_log_px_exact" in metrics:
+            print(f"  exact log p(x) by enumeration: train {metrics['train_log_px_exact']:.3f}, "
+                  f"test {metrics['test_log_px_exact']:.3f}")
     if "test_elbo_nats" in metrics:
         tr, te = metrics["train_elbo_nats"], metrics["test_elbo_nats"]
         print(f"  ELBO per example (nats): train {tr['mean']:.3f} ± {tr['stderr']:.3f}, "
@@ -157,10 +178,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        download=args.download)
             else:
                 dataset = load_dataset(DEMO_DATA)
-            result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
-                                  objective=args.objective, k=_particles(args),
-                                  figures=args.command == "demo" or args.plots)
-            _report(result, f"Trained a VAE on {dataset.name}; wrote:")
+            if getattr(args, "model", "vae") == "sbn":
+                from .runs_sbn import fit_sbn
+
+                result = fit_sbn(dataset, _train_config(args), layers=tuple(args.layers),
+                                 objective=args.objective, k=args.k, eval_k=args.eval_k,
+                                 figures=args.plots)
+                _report(result, f"Trained a sigmoid belief net on {dataset.name}; wrote:")
+            else:
+                result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
+                                      objective=args.objective, k=_particles(args),
+                                      figures=args.command == "demo" or args.plots)
+                _report(result, f"Trained a VAE on {dataset.name}; wrote:")
         elif args.command == "evaluate":
             name = args.data or runs.checkpoint_data(args.checkpoint)
             if name is None:

@@ -140,7 +140,9 @@ class Engine:
             positional arguments (PyroModules, their bound methods, or plain functions that use
             ``pyro.module``/``pyro.param``).
         objective: an ``ELBO`` (e.g. ``Trace_ELBO()``) or a callable ``loss(model, guide, *batch)``
-            returning a tensor, or a ``{player name: tensor}`` mapping for several players.
+            returning a tensor, or a ``{player name: tensor}`` mapping for several players. An
+            objective with a method ``player_loss(name, model, guide, *batch)`` is asked for
+            the loss of the player whose turn it is alone.
         players: who updates what; default one player ``"svi"`` owning every parameter. Players
             take turns in list order, and each turn evaluates the objective afresh, so a
             discriminator's update is seen by the generator's loss on the same batch.
@@ -401,6 +403,10 @@ class Engine:
             return torch.as_tensor(value)
         if isinstance(objective, ELBO):
             return objective.differentiable_loss(self.model, self.guide, *args, **kwargs)
+        if hasattr(objective, "player_loss"):
+            # Several-player objectives may compute one player's loss alone, not all of them.
+            out = objective.player_loss(state.player.name, self.model, self.guide, *args, **kwargs)
+            return self._check_loss(out)
         out = objective(self.model, self.guide, *args, **kwargs)
         if isinstance(out, Mapping):
             if state.player.name not in out:
@@ -409,6 +415,9 @@ class Engine:
                     f"player {state.player.name!r}"
                 )
             out = out[state.player.name]
+        return self._check_loss(out)
+
+    def _check_loss(self, out: Any) -> Any:
         if not isinstance(out, (torch.Tensor, float, int)):
             raise TypeError(
                 f"objective: {self.objective_name} must return a tensor or a mapping of tensors, "

@@ -28,7 +28,7 @@ from pyro.poutine.util import prune_subsample_sites
 
 from .._validation import check_positive_int
 
-__all__ = ["log_weights", "plate_nesting", "PARTICLE_PLATE"]
+__all__ = ["log_weights", "particle_log_probs", "plate_nesting", "PARTICLE_PLATE"]
 
 PARTICLE_PLATE = "ppdgm_particles"
 
@@ -82,6 +82,29 @@ def log_weights(model: Callable[..., Any], guide: Callable[..., Any], *args: Any
         >>> tuple(lw.shape), scale
         ((10, 4), 1.0)
     """
+    log_p, log_q, scale = particle_log_probs(
+        model, guide, *args, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+        data_plate=data_plate, require_reparam=require_reparam, **kwargs,
+    )
+    return log_p - log_q, scale
+
+
+def particle_log_probs(model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                       num_particles: int = 1, max_plate_nesting: int | None = None,
+                       data_plate: str = "data", require_reparam: bool = False,
+                       **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """log p(x, z) and log q(z | x), each ``(num_particles, batch)``, and the plate's scale.
+
+    The two halves of :func:`log_weights`, for objectives that weight them differently
+    (reweighted wake-sleep takes gradients of each under normalized weights).
+
+    Example:
+        >>> from ppdgm.models.linear_gaussian import LinearGaussian
+        >>> m = LinearGaussian()
+        >>> log_p, log_q, _ = particle_log_probs(m.model, m.guide, m.sample(4), num_particles=3)
+        >>> tuple(log_p.shape), tuple(log_q.shape)
+        ((3, 4), (3, 4))
+    """
     check_positive_int("num_particles", num_particles)
     if max_plate_nesting is None:
         max_plate_nesting = plate_nesting(model, guide, *args, **kwargs)
@@ -112,29 +135,26 @@ def log_weights(model: Callable[..., Any], guide: Callable[..., Any], *args: Any
                     f"guide: site {name!r} ({type(site['fn']).__name__}) is not reparameterizable; "
                     "importance-weighted training here needs pathwise gradients"
                 )
-    totals: list[torch.Tensor] = []
+    halves: dict[str, torch.Tensor] = {}
     scales: set[float] = set()
     for role, trace in (("model", model_trace), ("guide", guide_trace)):
         for name, site in trace.nodes.items():
-            if site["type"] != "sample":
-                continue
-            if role == "guide" and site["is_observed"]:
+            if site["type"] != "sample" or (role == "guide" and site["is_observed"]):
                 continue
             value, scale = _site_weights(name, site, role, max_plate_nesting, data_plate,
                                          num_particles)
             scales.add(scale)
-            totals.append(value if role == "model" else -value)
-    if not totals:
-        raise ValueError("model: the model and guide have no sample site")
+            halves[role] = value if role not in halves else halves[role] + value
+    if "model" not in halves:
+        raise ValueError("model: the model has no sample site")
     if len(scales) > 1:
         raise ValueError(
             f"model: sites of plate {data_plate!r} carry different scales {sorted(scales)}; "
             "importance weights need one scale per data point"
         )
-    total = totals[0]
-    for term in totals[1:]:
-        total = total + term
-    return total, scales.pop()
+    log_p = halves["model"]
+    log_q = halves.get("guide", torch.zeros_like(log_p))
+    return log_p, log_q, scales.pop()
 
 
 def _site_weights(name: str, site: dict[str, Any], role: str, max_plate_nesting: int,

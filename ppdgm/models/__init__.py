@@ -13,6 +13,7 @@ import torch
 
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
 from .nets import MLP, ConvDecoder, ConvEncoder
+from .sbn import SBNConfig, SigmoidBeliefNet
 from .vae import VAE, VAEConfig
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "ConvEncoder",
     "LinearGaussian",
     "LinearGaussianConfig",
+    "SBNConfig",
+    "SigmoidBeliefNet",
     "VAE",
     "VAEConfig",
     "build_model",
@@ -31,6 +34,7 @@ __all__ = [
 MODELS: dict[str, tuple[type, type]] = {
     "vae": (VAE, VAEConfig),
     "linear-gaussian": (LinearGaussian, LinearGaussianConfig),
+    "sbn": (SigmoidBeliefNet, SBNConfig),
 }
 
 

@@ -2,5 +2,7 @@
 
 from .iwae import IWAE
 from .registry import OBJECTIVES, build_objective
+from .rws import ReweightedWakeSleep
+from .wake_sleep import WakeSleep
 
-__all__ = ["IWAE", "OBJECTIVES", "build_objective"]
+__all__ = ["IWAE", "OBJECTIVES", "ReweightedWakeSleep", "WakeSleep", "build_objective"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from ..._validation import check_choice, check_positive_int
+from ..players import Player, adam
 from .iwae import IWAE
+from .rws import ReweightedWakeSleep
+from .wake_sleep import WakeSleep
 
-__all__ = ["OBJECTIVES", "build_objective"]
+__all__ = ["OBJECTIVES", "TWO_PLAYER_OBJECTIVES", "build_objective", "build_two_player_objective"]
 
 #: name -> what it is; ``k`` is the number of particles of each.
 OBJECTIVES = {
@@ -33,3 +38,31 @@ def build_objective(name: str, k: int = 1) -> ELBO:
     cls = Trace_ELBO if name == "elbo" else TraceMeanField_ELBO
     # Vectorized particles: one network pass over a (k, batch) block instead of k passes.
     return cls(num_particles=k, vectorize_particles=k > 1)
+
+
+#: Objectives whose model and guide are trained by separate players (``ppdgm fit sbn``).
+TWO_PLAYER_OBJECTIVES = {
+    "wake-sleep": "WakeSleep: wake (model on z ~ q) and sleep (guide on dreams (x, z) ~ p)",
+    "rws": "ReweightedWakeSleep(k): model and guide under per-data-point normalized weights",
+}
+
+
+def build_two_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any, list[Player]]:
+    """The objective called ``name`` and the two players it trains, each with Adam at ``lr``.
+
+    Example:
+        >>> objective, players = build_two_player_objective("rws", k=10)
+        >>> type(objective).__name__, [p.name for p in players]
+        ('ReweightedWakeSleep', ['model', 'guide'])
+    """
+    check_choice("objective", name, tuple(TWO_PLAYER_OBJECTIVES))
+    check_positive_int("k", k)
+    if name == "wake-sleep":
+        objective: Any = WakeSleep()
+        names = ("wake", "sleep")
+    else:
+        objective = ReweightedWakeSleep(num_particles=k)
+        names = ("model", "guide")
+    players = [Player(names[0], owns="model", optimizer=adam(lr)),
+               Player(names[1], owns="guide", optimizer=adam(lr))]
+    return objective, players
