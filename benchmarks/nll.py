@@ -4,8 +4,10 @@ Architecture (Burda, Grosse and Salakhutdinov 2015, one stochastic layer): encod
 784-200-200-(50 means, 50 scales) and decoder 50-200-200-784, tanh hidden units, Bernoulli
 pixels. Adam (eps 1e-4) with the learning rate decaying exponentially from --lr to --lr-final
 over the run. Trained on the 50000 training images; the ELBO of the 10000 validation images is
-logged every --valid-every epochs; the reported figure is the test NLL, importance-sampled with
-K = 5000 proposals from the guide.
+logged every --valid-every epochs (the bound the run trains: the ELBO, or IWAE(k)), and the
+parameters with the best one are kept in ``best.pt``. The reported figure is the test NLL of those
+parameters (``--select last`` takes the last epoch's), importance-sampled with K = 5000 proposals
+from the guide.
 
 The run checkpoints every epoch (and every --checkpoint-every steps) and resumes where it stopped
 when started again with the same arguments, so a long run may span several sittings and still
@@ -41,8 +43,9 @@ from ppdgm.inference import (
     TrainConfig,
     adam,
     load_checkpoint,
+    save_checkpoint,
 )
-from ppdgm.inference.evaluate import estimate_elbo, estimate_log_likelihood
+from ppdgm.inference.evaluate import estimate_log_likelihood
 from ppdgm.inference.objectives import build_objective
 from ppdgm.models import VAE, VAEConfig
 
@@ -71,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--eval-only", action="store_true",
                    help="evaluate the run's last checkpoint as it is, without training further")
+    p.add_argument("--select", choices=("best-valid", "last"), default="best-valid",
+                   help="evaluate the parameters with the best validation bound, or the last ones")
     p.add_argument("--results", default=str(RESULTS))
     return p.parse_args(argv)
 
@@ -95,14 +100,23 @@ def main(argv: list[str] | None = None) -> int:
                         device=args.device, out_dir=str(out), checkpoint_every=args.checkpoint_every,
                         resume=(out / CHECKPOINT_NAME).exists(), progress=None)
     log = out / "valid.jsonl"
+    best_path = out / "best.pt"  # the parameters with the best validation bound so far
+    bound = f"iwae-{k}" if args.model == "iwae" else "elbo"
 
     def validate(engine: Engine, epoch: int) -> None:
         if (epoch + 1) % args.valid_every and epoch + 1 != args.epochs:
             return
         valid = data.valid.to(engine.device)
-        est = estimate_elbo(vae.model, vae.guide, valid, batch_size=1000)
-        row = {"epoch": epoch + 1, "valid_elbo": est.mean, "stderr": est.stderr,
+        # The bound the run trains: the ELBO for the VAE, the IWAE(k) bound for IWAE.
+        est = estimate_log_likelihood(vae.model, vae.guide, valid, num_samples=k,
+                                      batch_size=1000 // k or 1, seed=epoch).log_px
+        row = {"epoch": epoch + 1, "valid_bound": est.mean, "bound": bound, "stderr": est.stderr,
                "train_loss": engine.history.epochs[-1]["loss_per_example"], "time": time.time()}
+        best = load_checkpoint(best_path)["valid_bound"] if best_path.exists() else -float("inf")
+        if est.mean > best:
+            save_checkpoint({"epoch": epoch + 1, "valid_bound": est.mean,
+                             "modules": [vae.state_dict()]}, best_path)
+            row["best"] = True
         with log.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
@@ -118,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         history = engine.fit(data.train)
     epochs_done = len({r["epoch"] for r in history.epochs})
     train_seconds = sum(r["seconds"] for r in history.epochs)
+    selected = {"rule": "last epoch", "epoch": epochs_done}
+    if args.select == "best-valid" and best_path.exists():
+        best = load_checkpoint(best_path, map_location=engine.device)
+        vae.load_state_dict(best["modules"][0])
+        selected = {"rule": f"best validation {bound}, checked every {args.valid_every} epochs",
+                    "epoch": best["epoch"], "valid_bound": best["valid_bound"]}
 
     started = time.perf_counter()
     test = data.test.to(engine.device)
@@ -135,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "test_elbo_nats": result.elbo.mean,
         "eval_k": args.eval_k,
         "epochs": epochs_done,
+        "selected": selected,
         "planned_epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": [args.lr, args.lr_final],
@@ -159,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 def markdown_table(results: Path) -> str:
     """The NLL table from every ``nll-*.json`` in ``results``, with the published anchors."""
     lines = [
-        "| model (784-200-200-50, tanh) | test NLL, nats (K=5000) | test ELBO | epochs | train time "
-        "| device | target | published | reproduced |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model (784-200-200-50, tanh) | test NLL, nats | K | test ELBO | epochs trained (selected) "
+        "| train time | device | target | published | reproduced |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
     for name in ("vae", "iwae"):
@@ -172,10 +193,11 @@ def markdown_table(results: Path) -> str:
         a = r["anchors"]
         epochs = f"{r['epochs']}" + ("" if r["epochs"] == r["planned_epochs"]
                                      else f" of {r['planned_epochs']} planned")
+        epochs += f" ({r['selected']['epoch']})"
         hours = r["train_seconds"] / 3600
         lines.append(
             f"| {r['objective']} | **{r['test_nll_nats']:.2f}** ± {r['test_nll_stderr']:.2f} "
-            f"| {r['test_elbo_nats']:.2f} | {epochs} | {hours:.1f} h | {r['device']}, "
+            f"| {r['eval_k']} | {r['test_elbo_nats']:.2f} | {epochs} | {hours:.1f} h | {r['device']}, "
             f"{r['threads']} thread(s) | <= {a['target']} | {a['published']} | {a['reproduced']} |"
         )
         commands.append(f"- {name}: `{r['command']}`")

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .inference.objectives.registry import OBJECTIVES, TWO_PLAYER_OBJECTIVES
+from .inference.objectives.registry import OBJECTIVES, PLAYER_OBJECTIVES
 from .models.nets import ACTIVATIONS
 
 __all__ = ["main", "build_parser"]
@@ -77,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(vae, DATASETS)
     _add_run_flags(vae, epochs=20, out="runs/vae")
     _add_vae_flags(vae)
-    sbn = models.add_parser("sbn", help="sigmoid belief net / Helmholtz machine (wake-sleep, RWS)")
+    sbn = models.add_parser("sbn", help="sigmoid belief net / Helmholtz machine (wake-sleep, RWS, VIMCO)")
     _add_data_flags(sbn, DATASETS)
     _add_run_flags(sbn, epochs=100, out="runs/sbn")
     sbn.add_argument("--layers", type=_hidden, default=(8,),
                      help="latent widths from the top layer down, e.g. 200,200,200")
-    sbn.add_argument("--objective", choices=list(TWO_PLAYER_OBJECTIVES), default="rws")
-    sbn.add_argument("--k", type=int, default=10, help="RWS particles per data point")
+    sbn.add_argument("--objective", choices=list(PLAYER_OBJECTIVES), default="rws")
+    sbn.add_argument("--k", type=int, default=10, help="RWS or VIMCO particles per data point")
     sbn.add_argument("--eval-k", type=int, default=1000,
                      help="importance samples for the log p(x) in metrics.json")
 

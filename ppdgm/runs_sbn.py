@@ -1,4 +1,4 @@
-"""``ppdgm fit sbn``: train a sigmoid belief net (a Helmholtz machine) with wake-sleep or RWS."""
+"""``ppdgm fit sbn``: train a sigmoid belief net (a Helmholtz machine): wake-sleep, RWS or VIMCO."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .data import Dataset
 from .diagnostics import plot_history, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, TrainConfig
 from .inference.evaluate import estimate_log_likelihood
-from .inference.objectives.registry import build_two_player_objective
+from .inference.objectives.registry import build_player_objective
 from .models.sbn import SBNConfig, SigmoidBeliefNet
 from .runs import RunResult
 
@@ -29,7 +29,7 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
             num_samples: int = 64) -> RunResult:
     """Train a :class:`SigmoidBeliefNet` on binary ``dataset`` with two players, then evaluate.
 
-    ``objective`` is ``"wake-sleep"`` or ``"rws"`` (``k`` particles). ``metrics.json`` holds
+    ``objective`` is ``"wake-sleep"``, ``"rws"`` or ``"vimco"`` (``k`` particles). ``metrics.json`` holds
     the importance-sampled log p(x) per data point (``eval_k`` proposals from the recognition
     network) on the train and test splits and, for nets small enough to enumerate, the exact one.
 
@@ -55,7 +55,7 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)
     sbn = SigmoidBeliefNet(config)
-    loss, players = build_two_player_objective(objective, k=k, lr=train.lr)
+    loss, players = build_player_objective(objective, k=k, lr=train.lr)
     spec = {"name": "sbn", "config": dataclasses.asdict(config), "data": dataset.name,
             "objective": objective, "k": k}
     engine = Engine(sbn.model, sbn.guide, loss, players, train, model_spec=spec)

@@ -84,7 +84,7 @@ def log_weights(model: Callable[..., Any], guide: Callable[..., Any], *args: Any
     """
     log_p, log_q, scale = particle_log_probs(
         model, guide, *args, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
-        data_plate=data_plate, require_reparam=require_reparam, **kwargs,
+        data_plate=data_plate, reparam=True if require_reparam else None, **kwargs,
     )
     return log_p - log_q, scale
 
@@ -92,11 +92,14 @@ def log_weights(model: Callable[..., Any], guide: Callable[..., Any], *args: Any
 def particle_log_probs(model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
                        num_particles: int = 1, max_plate_nesting: int | None = None,
                        data_plate: str = "data", require_reparam: bool = False,
+                       reparam: bool | None = None,
                        **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
     """log p(x, z) and log q(z | x), each ``(num_particles, batch)``, and the plate's scale.
 
     The two halves of :func:`log_weights`, for objectives that weight them differently
-    (reweighted wake-sleep takes gradients of each under normalized weights).
+    (reweighted wake-sleep takes gradients of each under normalized weights). ``reparam=True``
+    (or ``require_reparam=True``) insists that every latent is reparameterizable, ``False``
+    that none is (score-function estimators), ``None`` accepts both.
 
     Example:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
@@ -129,11 +132,20 @@ def particle_log_probs(model: Callable[..., Any], guide: Callable[..., Any], *ar
     guide_trace = prune_subsample_sites(guide_trace)
     model_trace = prune_subsample_sites(model_trace)
     if require_reparam:
+        reparam = True
+    if reparam is not None:
         for name, site in guide_trace.nodes.items():
-            if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample:
+            if site["type"] != "sample" or site["is_observed"]:
+                continue
+            if reparam and not site["fn"].has_rsample:
                 raise ValueError(
                     f"guide: site {name!r} ({type(site['fn']).__name__}) is not reparameterizable; "
                     "importance-weighted training here needs pathwise gradients"
+                )
+            if not reparam and site["fn"].has_rsample:
+                raise ValueError(
+                    f"guide: site {name!r} ({type(site['fn']).__name__}) is reparameterizable; this "
+                    "score-function estimator is for discrete latents (use IWAE for this guide)"
                 )
     halves: dict[str, torch.Tensor] = {}
     scales: set[float] = set()

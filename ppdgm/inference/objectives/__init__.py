@@ -3,6 +3,7 @@
 from .iwae import IWAE
 from .registry import OBJECTIVES, build_objective
 from .rws import ReweightedWakeSleep
+from .vimco import VIMCO
 from .wake_sleep import WakeSleep
 
-__all__ = ["IWAE", "OBJECTIVES", "ReweightedWakeSleep", "WakeSleep", "build_objective"]
+__all__ = ["IWAE", "OBJECTIVES", "ReweightedWakeSleep", "VIMCO", "WakeSleep", "build_objective"]

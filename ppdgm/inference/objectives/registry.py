@@ -10,9 +10,10 @@ from ..._validation import check_choice, check_positive_int
 from ..players import Player, adam
 from .iwae import IWAE
 from .rws import ReweightedWakeSleep
+from .vimco import VIMCO
 from .wake_sleep import WakeSleep
 
-__all__ = ["OBJECTIVES", "TWO_PLAYER_OBJECTIVES", "build_objective", "build_two_player_objective"]
+__all__ = ["OBJECTIVES", "PLAYER_OBJECTIVES", "build_objective", "build_player_objective"]
 
 #: name -> what it is; ``k`` is the number of particles of each.
 OBJECTIVES = {
@@ -40,23 +41,29 @@ def build_objective(name: str, k: int = 1) -> ELBO:
     return cls(num_particles=k, vectorize_particles=k > 1)
 
 
-#: Objectives whose model and guide are trained by separate players (``ppdgm fit sbn``).
-TWO_PLAYER_OBJECTIVES = {
+#: Objectives for discrete latents (``ppdgm fit sbn``), each with the players it trains.
+PLAYER_OBJECTIVES = {
     "wake-sleep": "WakeSleep: wake (model on z ~ q) and sleep (guide on dreams (x, z) ~ p)",
     "rws": "ReweightedWakeSleep(k): model and guide under per-data-point normalized weights",
+    "vimco": "VIMCO(k): the k-sample bound with leave-one-out score-function baselines",
 }
 
 
-def build_two_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any, list[Player]]:
-    """The objective called ``name`` and the two players it trains, each with Adam at ``lr``.
+def build_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any, list[Player]]:
+    """The objective called ``name`` and the players it trains, each with Adam at ``lr``.
+
+    Wake-sleep and RWS train the model and the guide as two players; VIMCO is one bound, one
+    player (``"svi"``).
 
     Example:
-        >>> objective, players = build_two_player_objective("rws", k=10)
+        >>> objective, players = build_player_objective("rws", k=10)
         >>> type(objective).__name__, [p.name for p in players]
         ('ReweightedWakeSleep', ['model', 'guide'])
     """
-    check_choice("objective", name, tuple(TWO_PLAYER_OBJECTIVES))
+    check_choice("objective", name, tuple(PLAYER_OBJECTIVES))
     check_positive_int("k", k)
+    if name == "vimco":
+        return VIMCO(num_particles=k), [Player("svi", optimizer=adam(lr))]
     if name == "wake-sleep":
         objective: Any = WakeSleep()
         names = ("wake", "sleep")
