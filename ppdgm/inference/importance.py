@@ -7,10 +7,8 @@ vectorized plate of their own, so an encoder runs once per batch and a decoder o
 K x batch latents.
 
 Every latent site must lie inside the data plate: the per-data-point bound of Burda et al.
-(2015) factorises over data points only when no latent is shared between them. (Pyro's
-``RenyiELBO`` sums the whole batch before taking the log-mean-exp over particles, which for
-alpha=0 is a much looser bound than the per-data-point IWAE once the batch has more than one
-point.)
+(2015) factorises over data points only when no latent is shared between them, and a model with
+such a latent gets a clear error instead of a bound of the whole batch.
 """
 
 from __future__ import annotations

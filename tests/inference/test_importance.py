@@ -229,3 +229,18 @@ def test_elbo_objectives_match_a_hand_computation(name):
             kl = (0.5 * (scale**2 + loc**2 - 1) - scale.log()).sum()
         hand = -(log_px_z - kl)
     assert loss == pytest.approx(hand.item(), rel=1e-5)
+
+
+def test_iwae_agrees_with_pyros_renyi_elbo_at_alpha_zero():
+    from pyro.infer import RenyiELBO
+
+    torch.manual_seed(0)
+    vae = VAE(x_shape=(6,), z_dim=2, hidden=(8,))
+    x = torch.bernoulli(torch.full((20, 6), 0.5))
+    renyi = RenyiELBO(alpha=0.0, num_particles=7, vectorize_particles=True, max_plate_nesting=1)
+    with local_params():
+        pyro.set_rng_seed(4)
+        theirs = renyi.loss(vae.model, vae.guide, x)
+        pyro.set_rng_seed(4)
+        ours = IWAE(num_particles=7).loss(vae.model, vae.guide, x)
+    assert ours == pytest.approx(theirs, rel=1e-6)
