@@ -20,6 +20,8 @@ from .runs import RunResult
 
 __all__ = ["fit_sbn", "EXACT_EVALUATION_LIMIT"]
 
+#: NVIL's input-dependent baselines: one tanh layer of this width per latent layer.
+NVIL_BASELINE_HIDDEN = 100
 #: Below this many latent states per layer pair, metrics include the exact log p(x).
 EXACT_EVALUATION_LIMIT = 2**16
 
@@ -29,7 +31,8 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
             num_samples: int = 64) -> RunResult:
     """Train a :class:`SigmoidBeliefNet` on binary ``dataset`` with two players, then evaluate.
 
-    ``objective`` is ``"wake-sleep"``, ``"rws"`` or ``"vimco"`` (``k`` particles). ``metrics.json`` holds
+    ``objective`` is ``"wake-sleep"``, ``"rws"``, ``"vimco"`` (``k`` particles) or ``"nvil"``
+    (one sample, Pyro's ``TraceGraph_ELBO`` with input-dependent baselines). ``metrics.json`` holds
     the importance-sampled log p(x) per data point (``eval_k`` proposals from the recognition
     network) on the train and test splits and, for nets small enough to enumerate, the exact one.
 
@@ -51,7 +54,8 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
     if train.out_dir is None:
         raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
     out = Path(train.out_dir)
-    config = SBNConfig(x_shape=tuple(dataset.event_shape), layers=tuple(layers))
+    config = SBNConfig(x_shape=tuple(dataset.event_shape), layers=tuple(layers),
+                       baseline_hidden=NVIL_BASELINE_HIDDEN if objective == "nvil" else 0)
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)
     sbn = SigmoidBeliefNet(config)

@@ -109,7 +109,7 @@ def test_evaluate_rejects_data_of_another_shape(tmp_path, capsys):
     assert "the checkpoint's model expects (1, 4, 4)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("objective", ["rws", "wake-sleep", "vimco"])
+@pytest.mark.parametrize("objective", ["rws", "wake-sleep", "vimco", "nvil"])
 def test_fit_sbn_reports_exact_and_estimated_log_likelihood_then_evaluates(tmp_path, capsys, objective):
     out = tmp_path / objective
     assert main(["fit", "sbn", "--data", "bars-and-stripes", "--epochs", "3", "--batch-size", "10",

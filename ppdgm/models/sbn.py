@@ -49,6 +49,11 @@ class SBNConfig:
         x_shape: event shape of one binary data point, e.g. ``(784,)`` or ``(1, 28, 28)``.
         layers: latent widths from the top layer Z1 down to Zk, the layer next to X
             (``(200, 200, 200)`` is the SBN of the NVIL and VIMCO papers).
+        baseline_hidden: 0 for none, or the hidden width of one input-dependent baseline
+            network per latent layer (x -> tanh -> scalar), as NVIL uses. The guide hands them to
+            Pyro's ``TraceGraph_ELBO`` through each site's ``infer={"baseline": ...}``; they are
+            guide parameters, trained on the squared error of their prediction of the site's
+            downstream cost.
 
     Example:
         >>> SBNConfig(x_shape=(16,), layers=(4, 8)).validate()
@@ -56,6 +61,7 @@ class SBNConfig:
 
     x_shape: tuple[int, ...] = (1, 4, 4)
     layers: tuple[int, ...] = (8,)
+    baseline_hidden: int = 0
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
@@ -65,6 +71,7 @@ class SBNConfig:
                 raise ValueError(f"{name}: expected a non-empty tuple of ints, got {value!r}")
             for item in value:
                 check_positive_int(name, item)
+        check_positive_int("baseline_hidden", self.baseline_hidden, minimum=0)
 
 
 class SigmoidBeliefNet(PyroModule):
@@ -100,6 +107,12 @@ class SigmoidBeliefNet(PyroModule):
             to_pyro_module_(recognition)
             self.generative = generative
             self.recognition = recognition
+            if self.config.baseline_hidden:
+                baselines = nn.ModuleList(
+                    _Baseline(x_dim, self.config.baseline_hidden) for _ in widths
+                )
+                to_pyro_module_(baselines)
+                self.baselines = baselines
         svi_compatible_(self)
 
     @property
@@ -127,11 +140,16 @@ class SigmoidBeliefNet(PyroModule):
         if x is None:
             raise ValueError("x: the recognition network needs a data batch (a tensor), got None")
         n = self._batch_size(x, num_samples)
-        h = x.reshape(n, -1)
+        flat = x.reshape(n, -1)
+        h = flat
         with pyro.plate("data", n):
             for i in range(self.depth):
                 logits = self.recognition[i](h)
-                h = pyro.sample(latent_name(self.depth - i), dist.Bernoulli(logits=logits).to_event(1))
+                infer = {}
+                if self.config.baseline_hidden:
+                    infer = {"baseline": {"nn_baseline": self.baselines[i], "nn_baseline_input": flat}}
+                h = pyro.sample(latent_name(self.depth - i), dist.Bernoulli(logits=logits).to_event(1),
+                                infer=infer)
         return h
 
     @torch.no_grad()
@@ -193,6 +211,17 @@ class SigmoidBeliefNet(PyroModule):
         values = is_validation_enabled()
         check_tensor("x", x, event_shape=self.config.x_shape, floating=True, finite=values,
                      support="binary" if values else None)
+
+
+class _Baseline(nn.Module):
+    """x -> tanh hidden layer -> one number per data point (shape ``(batch,)``)."""
+
+    def __init__(self, x_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(x_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
 
 
 def _all_states(width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

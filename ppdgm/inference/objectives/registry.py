@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
 
 from ..._validation import check_choice, check_positive_int
 from ..players import Player, adam
@@ -46,14 +46,15 @@ PLAYER_OBJECTIVES = {
     "wake-sleep": "WakeSleep: wake (model on z ~ q) and sleep (guide on dreams (x, z) ~ p)",
     "rws": "ReweightedWakeSleep(k): model and guide under per-data-point normalized weights",
     "vimco": "VIMCO(k): the k-sample bound with leave-one-out score-function baselines",
+    "nvil": "TraceGraph_ELBO with the model's input-dependent neural baselines (NVIL-style)",
 }
 
 
 def build_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any, list[Player]]:
     """The objective called ``name`` and the players it trains, each with Adam at ``lr``.
 
-    Wake-sleep and RWS train the model and the guide as two players; VIMCO is one bound, one
-    player (``"svi"``).
+    Wake-sleep and RWS train the model and the guide as two players; VIMCO and NVIL are one
+    bound, one player (``"svi"``). NVIL needs a model whose guide declares baselines.
 
     Example:
         >>> objective, players = build_player_objective("rws", k=10)
@@ -64,6 +65,9 @@ def build_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any
     check_positive_int("k", k)
     if name == "vimco":
         return VIMCO(num_particles=k), [Player("svi", optimizer=adam(lr))]
+    if name == "nvil":
+        # The baselines are the guide's own (``SBNConfig.baseline_hidden``); Pyro trains them.
+        return TraceGraph_ELBO(), [Player("svi", optimizer=adam(lr))]
     if name == "wake-sleep":
         objective: Any = WakeSleep()
         names = ("wake", "sleep")
