@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import torch
 
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
+from .mixture import BernoulliMixture, GaussianMixture, MixtureConfig
 from .nets import MLP, ConvDecoder, ConvEncoder
 from .sbn import SBNConfig, SigmoidBeliefNet
 from .vae import VAE, VAEConfig
@@ -19,6 +20,9 @@ from .vae import VAE, VAEConfig
 __all__ = [
     "MODELS",
     "MLP",
+    "BernoulliMixture",
+    "GaussianMixture",
+    "MixtureConfig",
     "ConvDecoder",
     "ConvEncoder",
     "LinearGaussian",
@@ -35,6 +39,8 @@ MODELS: dict[str, tuple[type, type]] = {
     "vae": (VAE, VAEConfig),
     "linear-gaussian": (LinearGaussian, LinearGaussianConfig),
     "sbn": (SigmoidBeliefNet, SBNConfig),
+    "bernoulli-mixture": (BernoulliMixture, MixtureConfig),
+    "gaussian-mixture": (GaussianMixture, MixtureConfig),
 }
 
 
