@@ -1,11 +1,14 @@
-"""Test NLL on static binarized MNIST: a VAE and an IWAE(k=50) with Burda et al.'s networks.
+"""Test NLL on static binarized MNIST: VAE and IWAE(k=50) with Burda et al.'s networks, and the
+sigmoid belief net 200-200-200 trained by wake-sleep, RWS, VIMCO and NVIL.
 
-Architecture (Burda, Grosse and Salakhutdinov 2015, one stochastic layer): encoder
+VAE/IWAE (Burda, Grosse and Salakhutdinov 2015, one stochastic layer): encoder
 784-200-200-(50 means, 50 scales) and decoder 50-200-200-784, tanh hidden units, Bernoulli
-pixels. Adam (eps 1e-4) with the learning rate decaying exponentially from --lr to --lr-final
-over the run. Trained on the 50000 training images; the ELBO of the 10000 validation images is
-logged every --valid-every epochs (the bound the run trains: the ELBO, or IWAE(k)), and the
-parameters with the best one are kept in ``best.pt``. The reported figure is the test NLL of those
+pixels. SBN (Mnih and Gregor 2014; Mnih and Rezende 2016): three layers of 200 binary units with
+linear sigmoid conditionals and a bottom-up recognition network of the same shape. Adam (eps
+1e-4) with the learning rate decaying exponentially from --lr to --lr-final over the run.
+Trained on the 50000 training images. Every --valid-every epochs the 10000 validation images are
+scored with the bound the run trains (the ELBO, or IWAE(k) for k > 1) and the parameters with the
+best score are kept in ``best.pt``. The reported figure is the test NLL of those
 parameters (``--select last`` takes the last epoch's), importance-sampled with K = 5000 proposals
 from the guide.
 
@@ -13,8 +16,9 @@ The run checkpoints every epoch (and every --checkpoint-every steps) and resumes
 when started again with the same arguments, so a long run may span several sittings and still
 end with the parameters of one uninterrupted run.
 
-    python benchmarks/nll.py --model vae  --epochs 1000 --out benchmarks/runs/nll-vae
-    python benchmarks/nll.py --model iwae --epochs 1000 --out benchmarks/runs/nll-iwae
+    python benchmarks/nll.py --model vae --epochs 1000 --out benchmarks/runs/nll-vae
+    python benchmarks/nll.py --model iwae --epochs 300 --batch-size 20 --out benchmarks/runs/nll-iwae
+    python benchmarks/nll.py --model sbn-vimco --epochs 300 --out benchmarks/runs/nll-sbn-vimco
 
 Writes ``benchmarks/results/nll-<model>.json`` and rewrites ``benchmarks/results/nll.md``, the
 table of every model evaluated so far beside the published anchors. ``--eval-only`` evaluates the
@@ -24,6 +28,7 @@ last checkpoint of a run that has not finished (the table then says after how ma
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import shlex
@@ -47,19 +52,27 @@ from ppdgm.inference import (
 )
 from ppdgm.inference.evaluate import estimate_log_likelihood
 from ppdgm.inference.objectives import build_objective
-from ppdgm.models import VAE, VAEConfig
+from ppdgm.inference.objectives.registry import build_player_objective
+from ppdgm.models import VAE, SBNConfig, SigmoidBeliefNet, VAEConfig
+from ppdgm.runs_sbn import NVIL_BASELINE_HIDDEN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ANCHORS = {
     "vae": {"target": 89.5, "published": 89.9, "reproduced": 89.78},
     "iwae": {"target": 86.8, "published": 87.10, "reproduced": 86.82},
+    "sbn-vimco": {"target": 93.6, "published": 93.6, "reproduced": None},
+    "sbn-nvil": {"target": 93.6, "published": 96.7, "reproduced": None},
+    "sbn-wake-sleep": {"target": 93.6, "published": 101.0, "reproduced": None},
+    "sbn-rws": {"target": 93.6, "published": None, "reproduced": None},
 }
+SBN_LAYERS = (200, 200, 200)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=("vae", "iwae"), required=True)
-    p.add_argument("--k", type=int, default=50, help="IWAE particles (the VAE uses 1)")
+    p.add_argument("--model", choices=tuple(ANCHORS), required=True)
+    p.add_argument("--k", type=int, default=50,
+                   help="particles of IWAE, RWS and VIMCO (the VAE, wake-sleep and NVIL use 1)")
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -80,53 +93,79 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def build(args: argparse.Namespace, x_shape: tuple[int, ...]) -> dict:
+    """The model, objective, players and validation bound of ``args.model``."""
+    gamma = (args.lr_final / args.lr) ** (1.0 / args.epochs)
+
+    def player(name: str, owns: str = "all") -> Player:
+        return Player(name, owns=owns, optimizer=adam(args.lr, eps=1e-4),
+                      scheduler=lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma))
+
+    if args.model in ("vae", "iwae"):
+        config = VAEConfig(x_shape=x_shape, z_dim=50, hidden=(200, 200), activation="tanh",
+                           likelihood="bernoulli")
+        k = args.k if args.model == "iwae" else 1
+        return {"model": VAE(config), "players": [player("svi")], "k": k,
+                "objective": build_objective("iwae" if args.model == "iwae" else "elbo", k=k),
+                "bound": f"iwae-{k}" if args.model == "iwae" else "elbo",
+                "label": f"IWAE(k={k})" if args.model == "iwae" else "VAE, ELBO (Trace_ELBO, 1 sample)",
+                "architecture": "784-200-200-50 (tanh), Bernoulli decoder 50-200-200-784",
+                "spec": {"name": "vae", "config": dataclasses.asdict(config)}}
+    name = args.model.removeprefix("sbn-")
+    config = SBNConfig(x_shape=x_shape, layers=SBN_LAYERS,
+                       baseline_hidden=NVIL_BASELINE_HIDDEN if name == "nvil" else 0)
+    k = args.k if name in ("rws", "vimco") else 1
+    objective, registry_players = build_player_objective(name, k=k, lr=args.lr)
+    labels = {"wake-sleep": "wake-sleep", "rws": f"RWS(k={k})", "vimco": f"VIMCO(k={k})",
+              "nvil": "NVIL (TraceGraph_ELBO, neural baselines)"}
+    return {"model": SigmoidBeliefNet(config), "objective": objective, "k": k,
+            "players": [player(p.name, p.owns) for p in registry_players],
+            "bound": f"iwae-{k}" if k > 1 else "elbo", "label": f"SBN, {labels[name]}",
+            "architecture": "SBN 200-200-200 (linear sigmoid layers), recognition 784-200-200-200",
+            "spec": {"name": "sbn", "config": dataclasses.asdict(config)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cli_args = sys.argv[1:] if argv is None else argv
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset("binarized-mnist", path=args.data_path)
-    config = VAEConfig(x_shape=tuple(data.event_shape), z_dim=50, hidden=(200, 200),
-                       activation="tanh", likelihood="bernoulli")
     pyro.set_rng_seed(args.seed)
-    vae = VAE(config)
-    k = args.k if args.model == "iwae" else 1
-    objective = build_objective("iwae" if args.model == "iwae" else "elbo", k=k)
-    gamma = (args.lr_final / args.lr) ** (1.0 / args.epochs)
-    player = Player("svi", optimizer=adam(args.lr, eps=1e-4),
-                    scheduler=lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma))
+    setup = build(args, tuple(data.event_shape))
+    model, objective, players, k, bound = (setup[key] for key in
+                                           ("model", "objective", "players", "k", "bound"))
     out = Path(args.out)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                         device=args.device, out_dir=str(out), checkpoint_every=args.checkpoint_every,
                         resume=(out / CHECKPOINT_NAME).exists(), progress=None)
     log = out / "valid.jsonl"
     best_path = out / "best.pt"  # the parameters with the best validation bound so far
-    bound = f"iwae-{k}" if args.model == "iwae" else "elbo"
 
     def validate(engine: Engine, epoch: int) -> None:
         if (epoch + 1) % args.valid_every and epoch + 1 != args.epochs:
             return
         valid = data.valid.to(engine.device)
-        # The bound the run trains: the ELBO for the VAE, the IWAE(k) bound for IWAE.
-        est = estimate_log_likelihood(vae.model, vae.guide, valid, num_samples=k,
+        # The bound the run trains: the ELBO (k = 1) or the IWAE(k) bound.
+        est = estimate_log_likelihood(model.model, model.guide, valid, num_samples=k,
                                       batch_size=1000 // k or 1, seed=epoch).log_px
         row = {"epoch": epoch + 1, "valid_bound": est.mean, "bound": bound, "stderr": est.stderr,
                "train_loss": engine.history.epochs[-1]["loss_per_example"], "time": time.time()}
         best = load_checkpoint(best_path)["valid_bound"] if best_path.exists() else -float("inf")
         if est.mean > best:
             save_checkpoint({"epoch": epoch + 1, "valid_bound": est.mean,
-                             "modules": [vae.state_dict()]}, best_path)
+                             "modules": [model.state_dict()]}, best_path)
             row["best"] = True
         with log.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
-    engine = Engine(vae.model, vae.guide, objective, [player], train, callbacks=[validate],
-                    model_spec={"name": "vae", "config": {**vars(config)}, "data": data.name})
+    engine = Engine(model.model, model.guide, objective, players, train, callbacks=[validate],
+                    model_spec={**setup["spec"], "data": data.name})
     if args.eval_only:
         state = load_checkpoint(out / CHECKPOINT_NAME, map_location=engine.device)
-        vae.load_state_dict(state["modules"][0])
-        vae.to(engine.device)
+        model.load_state_dict(state["modules"][0])
+        model.to(engine.device)
         history = History.from_state_dict(state["history"])
     else:
         history = engine.fit(data.train)
@@ -135,20 +174,20 @@ def main(argv: list[str] | None = None) -> int:
     selected = {"rule": "last epoch", "epoch": epochs_done}
     if args.select == "best-valid" and best_path.exists():
         best = load_checkpoint(best_path, map_location=engine.device)
-        vae.load_state_dict(best["modules"][0])
+        model.load_state_dict(best["modules"][0])
         selected = {"rule": f"best validation {bound}, checked every {args.valid_every} epochs",
                     "epoch": best["epoch"], "valid_bound": best["valid_bound"]}
 
     started = time.perf_counter()
     test = data.test.to(engine.device)
-    result = estimate_log_likelihood(vae.model, vae.guide, test, num_samples=args.eval_k,
+    result = estimate_log_likelihood(model.model, model.guide, test, num_samples=args.eval_k,
                                      batch_size=100, seed=args.seed)
     eval_seconds = time.perf_counter() - started
     record = {
         "benchmark": "nll",
         "model": args.model,
-        "objective": f"IWAE(k={k})" if args.model == "iwae" else "ELBO (Trace_ELBO, 1 sample)",
-        "architecture": "784-200-200-50 (tanh), Bernoulli decoder 50-200-200-784",
+        "objective": setup["label"],
+        "architecture": setup["architecture"],
         "data": "binarized-mnist (static, Larochelle & Murray): train 50000, test 10000",
         "test_nll_nats": -result.log_px.mean,
         "test_nll_stderr": result.log_px.stderr,
@@ -180,16 +219,18 @@ def main(argv: list[str] | None = None) -> int:
 def markdown_table(results: Path) -> str:
     """The NLL table from every ``nll-*.json`` in ``results``, with the published anchors."""
     lines = [
-        "| model (784-200-200-50, tanh) | test NLL, nats | K | test ELBO | epochs trained (selected) "
+        "| model | test NLL, nats | K | test ELBO | epochs trained (selected) "
         "| train time | device | target | published | reproduced |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
-    for name in ("vae", "iwae"):
+    for name in ANCHORS:
         path = results / f"nll-{name}.json"
         if not path.exists():
             continue
         r = json.loads(path.read_text())
+        if r["objective"].startswith("ELBO"):  # records written before the label named the model
+            r["objective"] = "VAE, " + r["objective"]
         a = r["anchors"]
         epochs = f"{r['epochs']}" + ("" if r["epochs"] == r["planned_epochs"]
                                      else f" of {r['planned_epochs']} planned")
@@ -198,7 +239,8 @@ def markdown_table(results: Path) -> str:
         lines.append(
             f"| {r['objective']} | **{r['test_nll_nats']:.2f}** ± {r['test_nll_stderr']:.2f} "
             f"| {r['eval_k']} | {r['test_elbo_nats']:.2f} | {epochs} | {hours:.1f} h | {r['device']}, "
-            f"{r['threads']} thread(s) | <= {a['target']} | {a['published']} | {a['reproduced']} |"
+            f"{r['threads']} thread(s) | <= {a['target']} | {a['published'] or '-'} "
+            f"| {a['reproduced'] or '-'} |"
         )
         commands.append(f"- {name}: `{r['command']}`")
     return "\n".join(lines + ["", "Commands:", *commands]) + "\n"
