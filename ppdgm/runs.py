@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -201,11 +202,13 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: Dataset, *, split: str 
     """
     model = load_trained_model(checkpoint, device)
     x = dataset.split(split).to(resolve_device(device))
-    if tuple(x.shape[1:]) != tuple(model.config.x_shape):
+    expected = tuple(getattr(model.config, "x_shape", None) or (model.config.x_dim,))
+    if math.prod(x.shape[1:]) != math.prod(expected):
         raise ValueError(
             f"dataset: {dataset.name!r} has points of shape {tuple(x.shape[1:])}, the checkpoint's "
-            f"model expects {tuple(model.config.x_shape)}"
+            f"model expects {expected}"
         )
+    x = x.reshape(x.shape[0], *expected)  # a mixture reads flattened images
     started = time.perf_counter()
     result = estimate_log_likelihood(model.model, model.guide, x, num_samples=k,
                                      batch_size=batch_size, seed=seed)

@@ -131,3 +131,21 @@ def test_fit_sbn_refuses_continuous_data(tmp_path, capsys):
     assert main(["fit", "sbn", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "x"),
                  "--no-progress"]) == 2
     assert "models binary data" in capsys.readouterr().err
+
+
+def test_fit_mixture_by_em_then_evaluate_matches_the_exact_likelihood(tmp_path, capsys):
+    out = tmp_path / "mix"
+    assert main(["fit", "mixture", "--data", "digits-binarized", "--components", "5",
+                 "--iterations", "20", "--out", str(out), "--plots"]) == 0
+    assert "EM iterations" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    trace = metrics["log_likelihood_trace"]
+    assert all(b >= a - 1e-4 for a, b in zip(trace, trace[1:]))
+    assert (out / "components.png").exists()
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--k", "3", "--device", "cpu",
+                 "--out", str(report)]) == 0
+    # The guide is the exact posterior, so every importance weight is p(x) itself.
+    evaluated = json.loads(report.read_text())
+    assert evaluated["log_px"] == pytest.approx(metrics["test_log_px_exact"], abs=1e-3)
+    assert evaluated["elbo"] == pytest.approx(metrics["test_log_px_exact"], abs=1e-3)

@@ -1,0 +1,62 @@
+"""``ppdgm fit mixture``: EM for a Bernoulli (binary data) or Gaussian mixture."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .data import Dataset
+from .diagnostics import save_image_grid
+from .inference.checkpoint import save_checkpoint
+from .inference.objectives.em import expectation_maximization
+from .models.mixture import BernoulliMixture, GaussianMixture, MixtureConfig
+from .runs import RunResult
+
+__all__ = ["fit_mixture"]
+
+
+def fit_mixture(dataset: Dataset, out: str | Path, *, components: int = 10, iterations: int = 100,
+                seed: int = 0, m_step: str = "auto", figures: bool = False) -> RunResult:
+    """Fit a mixture to ``dataset`` by EM (k-means++ seeding), then write metrics and figures.
+
+    Binary data gets a Bernoulli mixture, other data a diagonal Gaussian one. ``metrics.json``
+    holds the exact mean log p(x) on train and test and the train log-likelihood after every
+    iteration; ``checkpoint.pt`` holds the parameters (loadable with ``weights_only=True``).
+
+    Example:
+        >>> import tempfile
+        >>> from ppdgm.data import load_dataset
+        >>> m = fit_mixture(load_dataset("bars-and-stripes"), tempfile.mkdtemp(), components=4).metrics
+        >>> m["log_likelihood_trace"][-1] >= m["log_likelihood_trace"][0]
+        True
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x = dataset.train.flatten(1)
+    config = MixtureConfig(x_dim=x.shape[1], components=components)
+    cls = BernoulliMixture if dataset.support == "binary" else GaussianMixture
+    model = cls(config, seed=seed)
+    model.initialize(x, seed=seed)
+    started = time.perf_counter()
+    result = expectation_maximization(model, x, iterations=iterations, m_step=m_step)
+    seconds = time.perf_counter() - started
+    with torch.no_grad():
+        test = model.log_marginal(dataset.test.flatten(1)).mean().item()
+    name = "bernoulli-mixture" if cls is BernoulliMixture else "gaussian-mixture"
+    metrics = {"model": name, "data": dataset.name, "components": components,
+               "iterations": result.iterations, "seconds": round(seconds, 3),
+               "train_log_px_exact": result.log_likelihood[-1], "test_log_px_exact": test,
+               "log_likelihood_trace": result.log_likelihood}
+    files = {"metrics": out / "metrics.json", "checkpoint": out / "checkpoint.pt"}
+    files["metrics"].write_text(json.dumps(metrics, indent=2))
+    save_checkpoint({"model_spec": {"name": name, "config": dataclasses.asdict(config),
+                                    "data": dataset.name},
+                     "modules": [model.state_dict()]}, files["checkpoint"])
+    if figures and dataset.train.dim() == 4 and cls is BernoulliMixture:
+        means = torch.sigmoid(model.logits.detach()).reshape(components, *dataset.train.shape[1:])
+        files["components"] = save_image_grid(means, out / "components.png")
+    return RunResult(out, files, metrics)
