@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="latent widths from the top layer down, e.g. 200,200,200")
     sbn.add_argument("--objective", choices=list(PLAYER_OBJECTIVES), default="rws")
     sbn.add_argument("--k", type=int, default=10, help="RWS or VIMCO particles per data point")
+    sbn.add_argument("--autoregressive", action="store_true",
+                     help="recognition layers autoregressive within themselves")
     sbn.add_argument("--eval-k", type=int, default=1000,
                      help="importance samples for the log p(x) in metrics.json")
 
@@ -202,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 result = fit_sbn(dataset, _train_config(args), layers=tuple(args.layers),
                                  objective=args.objective, k=args.k, eval_k=args.eval_k,
-                                 figures=args.plots)
+                                 figures=args.plots, autoregressive=args.autoregressive)
                 _report(result, f"Trained a sigmoid belief net on {dataset.name}; wrote:")
             else:
                 result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),

@@ -28,11 +28,12 @@ EXACT_EVALUATION_LIMIT = 2**16
 
 def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (8,),
             objective: str = "rws", k: int = 10, eval_k: int = 1000, figures: bool = False,
-            num_samples: int = 64) -> RunResult:
+            num_samples: int = 64, autoregressive: bool = False) -> RunResult:
     """Train a :class:`SigmoidBeliefNet` on binary ``dataset`` with two players, then evaluate.
 
     ``objective`` is ``"wake-sleep"``, ``"rws"``, ``"vimco"`` (``k`` particles) or ``"nvil"``
-    (one sample, Pyro's ``TraceGraph_ELBO`` with input-dependent baselines). ``metrics.json`` holds
+    (one sample, Pyro's ``TraceGraph_ELBO`` with input-dependent baselines).
+    ``autoregressive=True`` makes each recognition layer autoregressive within itself. ``metrics.json`` holds
     the importance-sampled log p(x) per data point (``eval_k`` proposals from the recognition
     network) on the train and test splits and, for nets small enough to enumerate, the exact one.
 
@@ -55,7 +56,8 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
         raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
     out = Path(train.out_dir)
     config = SBNConfig(x_shape=tuple(dataset.event_shape), layers=tuple(layers),
-                       baseline_hidden=NVIL_BASELINE_HIDDEN if objective == "nvil" else 0)
+                       baseline_hidden=NVIL_BASELINE_HIDDEN if objective == "nvil" else 0,
+                       autoregressive=autoregressive)
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)
     sbn = SigmoidBeliefNet(config)

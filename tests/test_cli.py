@@ -127,6 +127,16 @@ def test_fit_sbn_reports_exact_and_estimated_log_likelihood_then_evaluates(tmp_p
     assert "log p(x) per example (nats, K=20)" in capsys.readouterr().out
 
 
+def test_fit_sbn_with_an_autoregressive_recognition_network(tmp_path):
+    out = tmp_path / "ar"
+    assert main(["fit", "sbn", "--data", "bars-and-stripes", "--epochs", "1", "--batch-size", "10",
+                 "--layers", "3", "--autoregressive", "--eval-k", "10", "--out", str(out),
+                 "--no-progress"]) == 0
+    from ppdgm.inference import load_checkpoint
+
+    assert load_checkpoint(out / "checkpoint.pt")["model_spec"]["config"]["autoregressive"] is True
+
+
 def test_fit_sbn_refuses_continuous_data(tmp_path, capsys):
     assert main(["fit", "sbn", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "x"),
                  "--no-progress"]) == 2

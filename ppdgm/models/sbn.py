@@ -28,6 +28,7 @@ from torch import nn
 from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
 from ._params import svi_compatible_
+from .autoregressive import AutoregressiveBernoulli
 
 __all__ = ["SigmoidBeliefNet", "SBNConfig", "OBS", "latent_name", "MAX_EXACT_STATES"]
 
@@ -54,6 +55,10 @@ class SBNConfig:
             Pyro's ``TraceGraph_ELBO`` through each site's ``infer={"baseline": ...}``; they are
             guide parameters, trained on the squared error of their prediction of the site's
             downstream cost.
+        autoregressive: make each recognition layer autoregressive within itself (unit j of a
+            layer also sees units i < j of the same layer, through a learned lower-triangular
+            weight), so q(z | x) can hold correlations between units. Sampling a layer then takes
+            one step per unit.
 
     Example:
         >>> SBNConfig(x_shape=(16,), layers=(4, 8)).validate()
@@ -62,6 +67,7 @@ class SBNConfig:
     x_shape: tuple[int, ...] = (1, 4, 4)
     layers: tuple[int, ...] = (8,)
     baseline_hidden: int = 0
+    autoregressive: bool = False
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
@@ -72,6 +78,8 @@ class SBNConfig:
             for item in value:
                 check_positive_int(name, item)
         check_positive_int("baseline_hidden", self.baseline_hidden, minimum=0)
+        if not isinstance(self.autoregressive, bool):
+            raise TypeError(f"autoregressive: expected a bool, got {type(self.autoregressive).__name__}")
 
 
 class SigmoidBeliefNet(PyroModule):
@@ -107,6 +115,10 @@ class SigmoidBeliefNet(PyroModule):
             to_pyro_module_(recognition)
             self.generative = generative
             self.recognition = recognition
+            if self.config.autoregressive:
+                lateral = nn.ModuleList(_Lateral(w) for w in reversed(widths))
+                to_pyro_module_(lateral)
+                self.lateral = lateral
             if self.config.baseline_hidden:
                 baselines = nn.ModuleList(
                     _Baseline(x_dim, self.config.baseline_hidden) for _ in widths
@@ -148,8 +160,12 @@ class SigmoidBeliefNet(PyroModule):
                 infer = {}
                 if self.config.baseline_hidden:
                     infer = {"baseline": {"nn_baseline": self.baselines[i], "nn_baseline_input": flat}}
-                h = pyro.sample(latent_name(self.depth - i), dist.Bernoulli(logits=logits).to_event(1),
-                                infer=infer)
+                if self.config.autoregressive:
+                    layer: dist.TorchDistribution = AutoregressiveBernoulli(
+                        logits, self.lateral[i].weight)
+                else:
+                    layer = dist.Bernoulli(logits=logits).to_event(1)
+                h = pyro.sample(latent_name(self.depth - i), layer, infer=infer)
         return h
 
     @torch.no_grad()
@@ -211,6 +227,14 @@ class SigmoidBeliefNet(PyroModule):
         values = is_validation_enabled()
         check_tensor("x", x, event_shape=self.config.x_shape, floating=True, finite=values,
                      support="binary" if values else None)
+
+
+class _Lateral(nn.Module):
+    """The within-layer weights of an autoregressive recognition layer (zero: factorized)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(width, width))
 
 
 class _Baseline(nn.Module):
