@@ -1,8 +1,9 @@
-"""Score-function estimators for discrete latents: their gradients average to exact gradients.
+"""Gradient estimators for discrete latents: their averages match exact gradients.
 
 VIMCO against the exact gradient of the expected K-sample bound, NVIL (Pyro's TraceGraph_ELBO
-with the guide's neural baselines) against the exact gradient of the ELBO, both computed by
-enumerating every latent state of a tiny sigmoid belief net.
+with the guide's neural baselines) against the exact gradient of the ELBO, and the wake phase of
+wake-sleep against the exact gradient of E_q[log p(x, z)], all computed by enumerating every
+latent state of a tiny sigmoid belief net.
 """
 
 import itertools
@@ -130,3 +131,30 @@ def test_nvil_gradient_is_unbiased_and_its_baselines_learn():
     baseline_grads = [p.grad for n, p in sbn.named_parameters() if n.startswith("baselines")]
     assert baseline_grads and all(g is not None and g.abs().sum() > 0 for g in baseline_grads), [
         None if g is None else g.abs().sum().item() for g in baseline_grads]
+
+
+def test_wake_gradient_is_unbiased_for_the_expected_complete_log_likelihood():
+    from ppdgm.inference.objectives import WakeSleep
+
+    pyro.set_rng_seed(3)
+    sbn = SigmoidBeliefNet(x_shape=(3,), layers=(2,))
+    with torch.no_grad():
+        for p in sbn.parameters():
+            p.normal_(0.0, 1.0)
+    x = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=2)))
+    q = dist.Bernoulli(logits=sbn.recognition[0](x).unsqueeze(1)).log_prob(states).sum(-1).exp()
+    model_params = [sbn.top_logits, *sbn.generative.parameters()]
+    log_joint = (dist.Bernoulli(logits=sbn.top_logits).log_prob(states).sum(-1)
+                 + dist.Bernoulli(logits=sbn.generative[0](states)).log_prob(x.unsqueeze(1)).sum(-1))
+    truth = torch.cat([g.flatten() for g in
+                       torch.autograd.grad((q.detach() * log_joint).sum(), model_params)])
+    copies, repeats, draws = 2000, 12, []
+    for r in range(repeats):
+        pyro.set_rng_seed(300 + r)
+        with local_params():
+            wake = WakeSleep.wake(sbn.model, sbn.guide, x.repeat(copies, 1))
+        draws.append(torch.cat([-g.flatten() / copies for g in torch.autograd.grad(wake, model_params)]))
+    draws = torch.stack(draws)
+    mean, stderr = draws.mean(0), draws.std(0) / math.sqrt(repeats)
+    assert bool(((mean - truth).abs() <= 4 * stderr + 1e-3).all()), (mean - truth) / stderr
