@@ -33,9 +33,10 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
 
     ``objective`` is ``"wake-sleep"``, ``"rws"``, ``"vimco"`` (``k`` particles) or ``"nvil"``
     (one sample, Pyro's ``TraceGraph_ELBO`` with input-dependent baselines).
-    ``autoregressive=True`` makes each recognition layer autoregressive within itself. ``metrics.json`` holds
-    the importance-sampled log p(x) per data point (``eval_k`` proposals from the recognition
-    network) on the train and test splits and, for nets small enough to enumerate, the exact one.
+    ``autoregressive=True`` makes each recognition layer autoregressive within itself.
+    ``metrics.json`` holds the importance-sampled log p(x) per data point (``eval_k`` proposals
+    from the recognition network) on the train and test splits and, for nets small enough to
+    enumerate, the exact one.
 
     Example:
         >>> import tempfile

@@ -18,6 +18,7 @@ from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
+from ._batch import batch_size
 from ._params import svi_compatible_
 
 __all__ = ["MixtureConfig", "BernoulliMixture", "GaussianMixture", "COMPONENT", "OBS"]
@@ -125,12 +126,7 @@ class _Mixture(PyroModule):
         return self._component(c).sample()
 
     def _batch(self, x: torch.Tensor | None, num_samples: int | None) -> int:
-        if x is None:
-            if num_samples is None:
-                raise ValueError("num_samples: needed when x is None")
-            return check_positive_int("num_samples", num_samples)
-        self._check_x(x)
-        return x.shape[0]
+        return batch_size(x, num_samples, self._check_x)
 
     def _check_x(self, x: object) -> None:
         check_tensor("x", x, ndim=2, event_shape=(self.config.x_dim,), floating=True)

@@ -27,6 +27,7 @@ from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
+from ._batch import batch_size
 from ._params import svi_compatible_
 from .autoregressive import AutoregressiveBernoulli
 
@@ -210,16 +211,7 @@ class SigmoidBeliefNet(PyroModule):
         return torch.logsumexp(alpha + log_px_z, dim=-1)
 
     def _batch_size(self, x: torch.Tensor | None, num_samples: int | None) -> int:
-        if x is None:
-            if num_samples is None:
-                raise ValueError("num_samples: needed when x is None (how many points to draw)")
-            return check_positive_int("num_samples", num_samples)
-        self._check_x(x)
-        if num_samples is not None and num_samples != x.shape[0]:
-            raise ValueError(
-                f"num_samples: expected None or x's batch size {x.shape[0]}, got {num_samples!r}"
-            )
-        return x.shape[0]
+        return batch_size(x, num_samples, self._check_x)
 
     def _check_x(self, x: object) -> None:
         from pyro.infer.util import is_validation_enabled

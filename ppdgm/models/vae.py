@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from .._pyro import local_params
 from .._validation import check_choice, check_positive_int, check_tensor
+from ._batch import batch_size
 from ._params import svi_compatible_
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
 
@@ -252,16 +253,7 @@ class VAE(PyroModule):
         return base.to_event(len(cfg.x_shape))
 
     def _batch_size(self, x: torch.Tensor | None, num_samples: int | None) -> int:
-        if x is None:
-            if num_samples is None:
-                raise ValueError("num_samples: needed when x is None (how many points to draw)")
-            return check_positive_int("num_samples", num_samples)
-        self._check_x(x)
-        if num_samples is not None and num_samples != x.shape[0]:
-            raise ValueError(
-                f"num_samples: expected None or x's batch size {x.shape[0]}, got {num_samples!r}"
-            )
-        return x.shape[0]
+        return batch_size(x, num_samples, self._check_x)
 
     def _check_x(self, x: object) -> None:
         # Value checks read the data back from the device, so they follow Pyro's validation flag.
