@@ -13,7 +13,6 @@ against the truth.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from torch import nn
 from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
 from ._batch import batch_size
+from ._config import resolve_config
 from ._params import svi_compatible_
 from .autoregressive import AutoregressiveBernoulli
 
@@ -246,14 +246,6 @@ def _all_states(width: int, device: torch.device, dtype: torch.dtype) -> torch.T
     return ((codes & bits) > 0).to(dtype)
 
 
+
 def _resolve_config(config: SBNConfig | None, overrides: dict[str, object]) -> SBNConfig:
-    if config is not None and not isinstance(config, SBNConfig):
-        raise TypeError(f"config: expected an SBNConfig or None, got {type(config).__name__}")
-    names = {f.name for f in dataclasses.fields(SBNConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"overrides: unknown SBNConfig fields {unknown}; expected some of {sorted(names)}")
-    resolved = dataclasses.replace(config or SBNConfig(), **overrides)
-    resolved.validate()
-    return dataclasses.replace(resolved, x_shape=tuple(resolved.x_shape),
-                               layers=tuple(resolved.layers))
+    return resolve_config(SBNConfig, config, overrides, ("x_shape", "layers"))

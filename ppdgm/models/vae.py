@@ -7,7 +7,6 @@ diag(s(x)^2)). ``model`` and ``guide`` are plain Pyro programs, so any ELBO, ``P
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from torch.nn import functional as F
 from .._pyro import local_params
 from .._validation import check_choice, check_positive_int, check_tensor
 from ._batch import batch_size
+from ._config import resolve_config
 from ._params import svi_compatible_
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
 
@@ -274,18 +274,6 @@ class VAE(PyroModule):
             raise ValueError(f"x: expected a tensor on {ref.device} (the model's), got {x.device}")
 
 
+
 def _resolve_config(config: VAEConfig | None, overrides: dict[str, object]) -> VAEConfig:
-    if config is not None and not isinstance(config, VAEConfig):
-        raise TypeError(f"config: expected a VAEConfig or None, got {type(config).__name__}")
-    names = {f.name for f in dataclasses.fields(VAEConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(
-            f"overrides: unknown VAEConfig fields {unknown}; expected some of {sorted(names)}"
-        )
-    resolved = dataclasses.replace(config or VAEConfig(), **overrides)
-    resolved.validate()
-    # Lists (from JSON or a checkpoint) become tuples; the caller's object is left untouched.
-    return dataclasses.replace(
-        resolved, x_shape=tuple(resolved.x_shape), hidden=tuple(resolved.hidden)
-    )
+    return resolve_config(VAEConfig, config, overrides, ("x_shape", "hidden"))
