@@ -1,4 +1,4 @@
-"""The ``ppdgm`` command: ``fit``, ``evaluate``, ``sample`` and ``demo``.
+"""The ``ppdgm`` command: ``fit``, ``evaluate``, ``diagnose``, ``sample`` and ``demo``.
 
 Flags map one-to-one onto :class:`ppdgm.inference.TrainConfig` and the model's config dataclass.
 """
@@ -111,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--out", default=None, help="also write the metrics to this JSON file")
 
+    diagnose = sub.add_parser(
+        "diagnose", help="ArviZ diagnostics of a checkpoint's guide: summary, PSIS k-hat, plots")
+    diagnose.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
+    diagnose.add_argument("--data", default=None, choices=list(DATASETS),
+                          help="default: the dataset the checkpoint was trained on")
+    diagnose.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
+    diagnose.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
+    diagnose.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    diagnose.add_argument("--num-data", type=int, default=8, help="data points (the split's first)")
+    diagnose.add_argument("--num-samples", type=int, default=200, help="guide draws per chain")
+    diagnose.add_argument("--chains", type=int, default=4)
+    diagnose.add_argument("--elements", type=int, default=4,
+                          help="latent coordinates in the summary and the plots")
+    diagnose.add_argument("--seed", type=int, default=0)
+    diagnose.add_argument("--device", default="auto")
+    diagnose.add_argument("--out", default=None, help="default: CHECKPOINT's folder/diagnose")
+
     sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid")
     sample.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
     sample.add_argument("--n", type=int, default=64)
@@ -220,6 +237,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               batch_size=args.batch_size, seed=args.seed,
                                               device=args.device, out=args.out)
             _report(result, f"Evaluated {args.checkpoint}:")
+        elif args.command == "diagnose":
+            from .runs_diagnose import diagnose_checkpoint, format_diagnosis
+
+            result = diagnose_checkpoint(
+                args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
+                split=args.split, num_data=args.num_data, num_samples=args.num_samples,
+                chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
+                out=args.out)
+            print(format_diagnosis(result))
+            _report(result, "Wrote:")
         else:
             result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,
                                             device=args.device, mean=not args.draw)

@@ -13,6 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # The suite's tensors are tiny: handing them between threads costs more than it saves, and on
+    # a busy machine two intra-op threads wait on each other (10-100x slower steps).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _clean_pyro_state():
     pyro.clear_param_store()

@@ -142,7 +142,9 @@ class Engine:
         objective: an ``ELBO`` (e.g. ``Trace_ELBO()``) or a callable ``loss(model, guide, *batch)``
             returning a tensor, or a ``{player name: tensor}`` mapping for several players. An
             objective with a method ``player_loss(name, model, guide, *batch)`` is asked for
-            the loss of the player whose turn it is alone.
+            the loss of the player whose turn it is alone. An objective that keeps state between
+            steps (the persistent chains of PCD) and offers ``state_dict()``/``load_state_dict()``
+            has that state checkpointed and restored with the run.
         players: who updates what; default one player ``"svi"`` owning every parameter. Players
             take turns in list order, and each turn evaluates the objective afresh, so a
             discriminator's update is seen by the generator's loss on the same batch.
@@ -463,6 +465,7 @@ class Engine:
             "history": self.history.state_dict(),
             "train_config": _plain(asdict(self.config)),
             "model_spec": self.model_spec,
+            "objective": _objective_state(self.objective),
         }
 
     def _load_state(self, state: dict[str, Any], path: Path) -> None:
@@ -496,10 +499,18 @@ class Engine:
                 s.optimizer.load_state_dict(state["optimizers"][s.player.name])
                 if s.scheduler is not None:
                     s.scheduler.load_state_dict(state["schedulers"][s.player.name])
+            if state.get("objective") is not None and hasattr(self.objective, "load_state_dict"):
+                self.objective.load_state_dict(state["objective"])
             restore_rng_state(state["rng"])
             self.history = History.from_state_dict(state["history"])
         except (KeyError, TypeError) as err:
             raise CheckpointError(f"resume: {str(path)!r} is missing {err} or is malformed") from err
+
+
+def _objective_state(objective: Any) -> Any:
+    # Objectives that carry state between steps (persistent chains of PCD) expose state_dict().
+    state_dict = getattr(objective, "state_dict", None)
+    return state_dict() if callable(state_dict) else None
 
 
 def _call_args(batch: Any) -> tuple[tuple, dict]:

@@ -28,6 +28,7 @@ __all__ = [
     "estimate_elbo",
     "estimate_log_likelihood",
     "log_importance_weights",
+    "log_likelihood_per_point",
 ]
 
 
@@ -139,6 +140,32 @@ def estimate_log_likelihood(
         >>> est.elbo.mean <= est.log_px.mean
         True
     """
+    log_px, elbo = log_likelihood_per_point(model, guide, x, num_samples=num_samples,
+                                            batch_size=batch_size, max_draws=max_draws, seed=seed)
+    return LogLikelihood(Estimate.of(log_px), Estimate.of(elbo), num_samples)
+
+
+@torch.no_grad()
+def log_likelihood_per_point(
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    x: torch.Tensor,
+    *,
+    num_samples: int = 5000,
+    batch_size: int = 100,
+    max_draws: int = 100_000,
+    seed: int | None = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`estimate_log_likelihood` averages: log p(x_i) and the ELBO of each data point,
+    two float64 tensors of shape ``(len(x),)``.
+
+    Example:
+        >>> from ppdgm.models.linear_gaussian import LinearGaussian
+        >>> m = LinearGaussian()
+        >>> log_px, elbo = log_likelihood_per_point(m.model, m.guide, m.sample(3), num_samples=100)
+        >>> log_px.shape, bool((elbo <= log_px).all())
+        (torch.Size([3]), True)
+    """
     check_positive_int("num_samples", num_samples)
     check_positive_int("batch_size", batch_size)
     check_positive_int("max_draws", max_draws)
@@ -162,7 +189,7 @@ def estimate_log_likelihood(
             assert running is not None
             log_px.append(running - math.log(num_samples))
             elbo.append(total / num_samples)
-    return LogLikelihood(Estimate.of(torch.cat(log_px)), Estimate.of(torch.cat(elbo)), num_samples)
+    return torch.cat(log_px), torch.cat(elbo)
 
 
 def _check_data(x: object) -> None:

@@ -14,6 +14,7 @@ import torch
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
 from .mixture import BernoulliMixture, GaussianMixture, MixtureConfig
 from .nets import MLP, ConvDecoder, ConvEncoder
+from .rbm import RBM, RBMConfig
 from .sbn import SBNConfig, SigmoidBeliefNet
 from .vae import VAE, VAEConfig
 
@@ -27,6 +28,8 @@ __all__ = [
     "ConvEncoder",
     "LinearGaussian",
     "LinearGaussianConfig",
+    "RBM",
+    "RBMConfig",
     "SBNConfig",
     "SigmoidBeliefNet",
     "VAE",
@@ -41,6 +44,7 @@ MODELS: dict[str, tuple[type, type]] = {
     "sbn": (SigmoidBeliefNet, SBNConfig),
     "bernoulli-mixture": (BernoulliMixture, MixtureConfig),
     "gaussian-mixture": (GaussianMixture, MixtureConfig),
+    "rbm": (RBM, RBMConfig),
 }
 
 

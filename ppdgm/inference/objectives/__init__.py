@@ -1,5 +1,6 @@
 """Objectives beyond Pyro's own ELBOs, and the names the engine and the CLI know them by."""
 
+from .contrastive_divergence import ContrastiveDivergence
 from .em import EMResult, expectation_maximization, posterior_by_enumeration
 from .iwae import IWAE
 from .registry import OBJECTIVES, build_objective
@@ -8,6 +9,7 @@ from .vimco import VIMCO
 from .wake_sleep import WakeSleep
 
 __all__ = [
+    "ContrastiveDivergence",
     "EMResult",
     "IWAE",
     "OBJECTIVES",

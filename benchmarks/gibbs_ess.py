@@ -1,0 +1,136 @@
+"""Effective samples per second of ppdgm's generic Gibbs kernel against PyMC's
+BinaryGibbsMetropolis, on the same sigmoid-belief-net posterior p(z1, z2 | x), in one run.
+
+The SBN (64 pixels, layers 8-8) is first trained for a few epochs on the bundled binarized digits
+so the posterior is a real one. Both samplers run the same number of chains, warm-up sweeps and
+draws; ESS is ArviZ's bulk ESS per latent element (the same function on both sides), and the
+speed is the median ESS over elements divided by the sampling seconds (PyMC's own
+``sampling_time``, which leaves out its compilation). The posterior means must agree, or the two
+were not sampling the same model.
+
+ppdgm runs three times: heat-bath Gibbs and Metropolized Gibbs (PyMC's move) with PyMC's number
+of chains, then Metropolized Gibbs with many chains carried as one batch dimension, which is how
+the kernel is meant to be used: its cost per sweep barely grows with the chains, while PyMC's
+grows linearly (its ESS per second does not change with the number of chains on one core).
+
+PyMC lives only in the benchmark's environment:
+    python -m venv benchmarks/.venv-pymc && benchmarks/.venv-pymc/bin/pip install pymc
+    python benchmarks/gibbs_ess.py --pymc-python benchmarks/.venv-pymc/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import torch
+from pyro.infer import MCMC
+
+from ppdgm._pyro import local_params
+from ppdgm.data import load_dataset
+from ppdgm.inference import CHECKPOINT_NAME, TrainConfig
+from ppdgm.inference.mcmc import Gibbs
+from ppdgm.runs import load_trained_model
+from ppdgm.runs_sbn import fit_sbn
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _median_ess(draws: dict[str, np.ndarray]) -> float:
+    values = []
+    for array in draws.values():
+        chains, n = array.shape[:2]
+        ess = az.ess(az.convert_to_dataset(array.reshape(chains, n, -1).astype(float)))["x"].values
+        values.append(ess[np.isfinite(ess)])
+    return float(np.median(np.concatenate(values)))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pymc-python", default=str(Path(__file__).parent / ".venv-pymc/bin/python"))
+    p.add_argument("--points", type=int, default=16, help="test points whose posteriors are sampled")
+    p.add_argument("--chains", type=int, default=4, help="chains of PyMC and of the like-for-like ppdgm runs")
+    p.add_argument("--many-chains", type=int, default=64, help="vectorized chains of the third ppdgm run")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=200)
+    p.add_argument("--train-epochs", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    data = load_dataset("digits-binarized")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(epochs=args.train_epochs, batch_size=50, lr=3e-3, seed=0, device="cpu",
+                          progress=False, out_dir=tmp)
+        fit_sbn(data, cfg, layers=(8, 8), objective="rws", k=10, eval_k=10)
+        sbn = load_trained_model(Path(tmp) / CHECKPOINT_NAME, device="cpu")
+        x = data.test[: args.points]
+        layer1, layer2 = sbn.generative[0], sbn.generative[1]
+        weights = {"x": x.reshape(args.points, -1).numpy().astype("int64"),
+                   "top": sbn.top_logits.detach().numpy(),
+                   "w1": layer1.weight.detach().numpy(), "b1": layer1.bias.detach().numpy(),
+                   "w2": layer2.weight.detach().numpy(), "b2": layer2.bias.detach().numpy()}
+        np.savez(Path(tmp) / "weights.npz", **weights)
+
+        runs = []
+        for metropolized, chains in [(False, args.chains), (True, args.chains), (True, args.many_chains)]:
+            torch.manual_seed(0)
+            with local_params():
+                mcmc = MCMC(Gibbs(sbn.model, chains=chains, metropolized=metropolized),
+                            num_samples=args.draws, warmup_steps=args.tune, disable_progbar=True)
+                started = time.perf_counter()
+                mcmc.run(x)
+                seconds = time.perf_counter() - started
+            # (chains, draws, ...), as ArviZ and PyMC lay them out
+            draws = {k: v.transpose(0, 1).numpy() for k, v in mcmc.get_samples().items()}
+            runs.append((metropolized, chains, seconds, draws))
+        cmd = [args.pymc_python, str(Path(__file__).parent / "_pymc_sbn.py"), str(Path(tmp) / "weights.npz"),
+               str(Path(tmp) / "pymc.npz"), str(args.draws), str(args.tune), str(args.chains), "0"]
+        subprocess.run(cmd, check=True, capture_output=True, env={"OMP_NUM_THREADS": str(args.threads),
+                                                                    "PATH": "/usr/bin:/bin"})
+        theirs_file = np.load(Path(tmp) / "pymc.npz")
+        theirs = {"z1": theirs_file["z1"], "z2": theirs_file["z2"]}
+        theirs_seconds = float(theirs_file["sampling_time"])
+
+    theirs_ess = _median_ess(theirs)
+    theirs_speed = theirs_ess / theirs_seconds
+    rows = []
+    for metropolized, chains, seconds, draws in runs:
+        ess = _median_ess(draws)
+        rows.append({
+            "sampler": "ppdgm Gibbs" + (" (Metropolized)" if metropolized else " (heat bath)"),
+            "chains": chains, "seconds": round(seconds, 2), "median_ess": round(ess, 1),
+            "ess_per_s": round(ess / seconds, 1), "ratio_to_pymc": round(ess / seconds / theirs_speed, 1),
+            "max_posterior_mean_difference_to_pymc": round(max(
+                float(np.abs(draws[k].mean((0, 1)) - theirs[k].mean((0, 1))).max()) for k in theirs), 3),
+        })
+    result = {
+        "model": f"SBN 64-8-8 trained {args.train_epochs} epochs (RWS, k=10) on binarized digits; "
+                 f"posterior p(z1, z2 | x) of {args.points} test points",
+        "draws": args.draws, "tune": args.tune, "threads": args.threads,
+        "pymc": {"sampler": "PyMC BinaryGibbsMetropolis", "chains": args.chains,
+                 "sampling_seconds": round(theirs_seconds, 2),
+                 "total_seconds": round(float(theirs_file["total_time"]), 2),
+                 "median_ess": round(theirs_ess, 1), "ess_per_s": round(theirs_speed, 1),
+                 "version": str(theirs_file["version"])},
+        "ppdgm": rows,
+        "torch_version": torch.__version__,
+        "command": "python benchmarks/gibbs_ess.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gibbs_ess.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

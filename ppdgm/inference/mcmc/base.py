@@ -1,0 +1,139 @@
+"""What every ppdgm MCMC kernel shares: the state it carries, the flip statistics it reports.
+
+A ppdgm kernel is a :class:`pyro.infer.mcmc.MCMCKernel`, so ``pyro.infer.MCMC`` runs it and
+``arviz.from_pyro`` converts the run. Two ppdgm conventions sit on top:
+
+* **Vectorized chains.** A kernel built with ``chains=C`` runs C independent chains as one batch
+  dimension (the leftmost dimension of every site's value), which is how chains run fast on a
+  GPU. ``MCMC`` then sees one chain whose draws have a leading ``C`` axis;
+  :func:`ppdgm.diagnostics.to_inference_data` folds that axis into ArviZ's ``chain`` dimension.
+  ``chains=None`` (the default) keeps site shapes as the model makes them, and
+  ``MCMC(..., num_chains=N)`` runs N chains the usual Pyro way.
+* **Flip statistics.** Gibbs moves always accept, so instead of an acceptance rate a discrete kernel
+  reports, per site, the fraction of elements whose value changed in a sweep (its *flip rate*);
+  a flip rate near zero says the chain is stuck.
+* **Floating-point draws.** Draws reach ``MCMC`` as floating-point tensors (whole numbers for
+  categorical sites), because Pyro's ESS/R-hat diagnostics, which ``arviz.from_pyro`` calls, only
+  take floats; the kernel hands the model each site in its own dtype.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import NamedTuple
+
+import torch
+from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
+
+from ..._validation import check_positive_int
+
+__all__ = ["DiscreteKernel", "SweepInfo", "flip_rates"]
+
+
+class SweepInfo(NamedTuple):
+    """What one sweep did.
+
+    Attributes:
+        flip_rate: per site, the fraction of its elements (over chains and data) that changed.
+    """
+
+    flip_rate: dict[str, float]
+
+
+def flip_rates(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> SweepInfo:
+    """The :class:`SweepInfo` of a move from ``old`` to ``new`` site values."""
+    return SweepInfo({name: (new[name] != old[name]).float().mean().item() for name in new})
+
+
+class DiscreteKernel(MCMCKernel):
+    """Base of ppdgm's kernels over discrete sites: initial values, vectorized chains, flip rates.
+
+    Subclasses implement :meth:`setup` (calling ``super().setup``), :meth:`_init_values` and
+    :meth:`_sweep`; :meth:`sample` records the flip rates and counts the steps.
+
+    Args:
+        chains: run this many chains as a leading batch dimension (``None``: no chain dimension).
+    """
+
+    #: Discrete sites live in their own space: nothing to transform.
+    transforms: dict = {}
+
+    def __init__(self, chains: int | None = None) -> None:
+        super().__init__()
+        self.chains = None if chains is None else check_positive_int("chains", chains)
+        self._initial_params: dict[str, torch.Tensor] | None = None
+        self._warmup_steps = 0
+        self._t = 0
+        self._flip_sums: dict[str, torch.Tensor] = {}
+        self._flip_count = 0
+        self._logged: OrderedDict = OrderedDict()
+        self._dtypes: dict[str, torch.dtype] = {}
+
+    @property
+    def vectorized_chains(self) -> int | None:
+        """The number of chains carried as a batch dimension (``None`` when there is none)."""
+        return self.chains
+
+    def setup(self, warmup_steps: int, *args, **kwargs) -> None:
+        self._warmup_steps = warmup_steps
+        self._t = 0
+        self._flip_sums, self._flip_count, self._logged = {}, 0, OrderedDict()
+        given = self._initial_params
+        init = self._init_values(args, kwargs) if given is None else given
+        self._dtypes = {name: value.dtype for name, value in init.items()}
+        self._initial_params = _floats(init)
+
+    @property
+    def initial_params(self) -> dict[str, torch.Tensor]:
+        if self._initial_params is None:
+            raise RuntimeError("initial_params: call setup() (or run under pyro.infer.MCMC) first")
+        return self._initial_params
+
+    @initial_params.setter
+    def initial_params(self, params: dict[str, torch.Tensor]) -> None:
+        self._initial_params = dict(params)
+
+    def sample(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        params = {k: v.to(self._dtypes[k]) if k in self._dtypes else v for k, v in params.items()}
+        new = self._sweep(params)
+        self._t += 1
+        if self._t > self._warmup_steps:
+            # Counted on the device and read back only when reported: no sync per sweep.
+            self._flip_count += 1
+            for name, value in new.items():
+                changed = torch.count_nonzero(value != params[name]) / value.numel()
+                total = self._flip_sums.get(name)
+                self._flip_sums[name] = changed if total is None else total + changed
+        return _floats(new)
+
+    @property
+    def flip_rates(self) -> dict[str, float]:
+        """Per site, the mean fraction of elements changed per sweep since warm-up ended."""
+        return {name: total.item() / self._flip_count for name, total in self._flip_sums.items()}
+
+    def cleanup(self) -> None:
+        # A second chain run sequentially by MCMC must start from its own draw, not this one's.
+        self._initial_params = None
+
+    def logging(self) -> OrderedDict:
+        # MCMC asks after every sweep; refreshing now and then keeps the progress bar cheap.
+        if self._flip_count and (not self._logged or self._t % 50 == 0):
+            rates = self.flip_rates
+            self._logged = OrderedDict((f"flip {name}", f"{rate:.3f}") for name, rate in rates.items())
+        return self._logged
+
+    def diagnostics(self) -> dict:
+        # arviz.from_pyro reads "divergences"; a Gibbs move never diverges.
+        return {"flip rate": self.flip_rates, "divergences": []}
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _init_values(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+def _floats(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v if v.is_floating_point() else v.to(torch.get_default_dtype()) for k, v in values.items()}

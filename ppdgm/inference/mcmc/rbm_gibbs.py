@@ -1,0 +1,186 @@
+"""Block Gibbs sampling of a restricted Boltzmann machine: all hidden units given the visible
+ones, then all visible units given the hidden ones.
+
+Both conditionals of an RBM factorize (:mod:`ppdgm.models.rbm`), so one sweep draws every unit
+of a layer at once: h ~ Bernoulli(sigmoid(c + vW)), then v ~ Bernoulli(sigmoid(b + W h)). The
+maths is three pure functions (:func:`sample_hidden`, :func:`sample_visible`,
+:func:`gibbs_step`) that :meth:`RBM.sample <ppdgm.models.rbm.RBM.sample>`, contrastive divergence
+and AIS share; :class:`RBMGibbs` wraps them as a kernel that ``pyro.infer.MCMC`` runs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ...models._batch import batch_size
+from ...models.rbm import HIDDEN, RBM, VISIBLE, hidden_logits, visible_logits
+from .base import DiscreteKernel
+
+__all__ = ["GibbsState", "RBMGibbs", "gibbs_step", "sample_hidden", "sample_visible"]
+
+
+class GibbsState(NamedTuple):
+    """The state after one sweep.
+
+    Attributes:
+        v: the new visible units, drawn from p(v | h).
+        h: the hidden units the new v was drawn from (drawn from p(h | v_old)); if v_old was a
+            draw from p(v), the pair (v, h) is a draw from the joint p(v, h).
+    """
+
+    v: torch.Tensor
+    h: torch.Tensor
+
+
+def sample_hidden(v: torch.Tensor, W: torch.Tensor, c: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """h ~ p(h | v) = Bernoulli(sigmoid(c + vW)), shape ``(..., H)``.
+
+    Example:
+        >>> W = torch.full((2, 3), 50.0)
+        >>> sample_hidden(torch.ones(2), W, torch.zeros(3))  # saturated: always on
+        tensor([1., 1., 1.])
+    """
+    return torch.bernoulli(torch.sigmoid(hidden_logits(v, W, c)), generator=generator)
+
+
+def sample_visible(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """v ~ p(v | h) = Bernoulli(sigmoid(b + W h)), shape ``(..., V)``.
+
+    Example:
+        >>> W = torch.full((2, 3), -50.0)
+        >>> sample_visible(torch.ones(3), W, torch.zeros(2))  # saturated: always off
+        tensor([0., 0.])
+    """
+    return torch.bernoulli(torch.sigmoid(visible_logits(h, W, b)), generator=generator)
+
+
+def gibbs_step(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+               generator: torch.Generator | None = None) -> GibbsState:
+    """One block Gibbs sweep from ``v``: h ~ p(h | v), then v_new ~ p(v | h); returns
+    ``(v_new, h)``. Leading dimensions of ``v`` (chains, data) are carried through.
+
+    Example:
+        >>> W, b, c = torch.zeros(4, 2), torch.zeros(4), torch.zeros(2)
+        >>> v, h = gibbs_step(torch.zeros(3, 4), W, b, c, generator=torch.Generator().manual_seed(0))
+        >>> v.shape, h.shape
+        (torch.Size([3, 4]), torch.Size([3, 2]))
+    """
+    h = sample_hidden(v, W, c, generator)
+    return GibbsState(sample_visible(h, W, b, generator), h)
+
+
+class RBMGibbs(DiscreteKernel):
+    """Block Gibbs on an :class:`~ppdgm.models.rbm.RBM` as a ``pyro.infer.MCMCKernel``.
+
+    The kernel takes the arguments of ``rbm.model``, ``(x=None, num_samples=None)``, through
+    ``MCMC.run``:
+
+    * ``observed_visible=False`` (default): ``mcmc.run(None, n)`` samples the joint
+      p(v, h) of ``n`` independent points per chain (sites ``"v"`` and ``"h"``); chains start
+      at uniformly random v. Pass ``n`` positionally: ``MCMC.run(num_samples=n)`` collides with
+      the ``num_samples`` of ``MCMC`` itself (Pyro raises a ``TypeError``).
+    * ``observed_visible=True``: ``mcmc.run(x)`` samples h | v = x (site ``"h"``). The
+      conditional factorizes, so every sweep is an exact, independent draw.
+
+    With ``chains=C`` every site has a leading dimension ``C`` (``(C, n, V)`` for ``"v"``). The
+    kernel reads the RBM's current parameters at every sweep and never changes them.
+
+    ``arviz.from_pyro(mcmc)`` converts a run without vectorized chains. Its ``log_likelihood``
+    group then holds the model's observed sites: the ``energy`` factor -E(v, h) (and, with
+    observed v, the constant base measure), not a normalized likelihood, since Z is unknown.
+    With ``chains=C`` ArviZ cannot re-run the model over the extra chain axis: pass
+    ``log_likelihood=False``.
+
+    Example:
+        >>> from pyro.infer import MCMC
+        >>> from ppdgm.models.rbm import RBM
+        >>> rbm = RBM(visible=4, hidden=2)
+        >>> mcmc = MCMC(RBMGibbs(rbm, chains=3), num_samples=5, warmup_steps=2, disable_progbar=True)
+        >>> mcmc.run(None, 2)
+        >>> {k: tuple(v.shape) for k, v in mcmc.get_samples().items()}
+        {'h': (5, 3, 2, 2), 'v': (5, 3, 2, 4)}
+    """
+
+    def __init__(self, rbm: RBM, chains: int | None = None, observed_visible: bool = False) -> None:
+        super().__init__(chains)
+        if not isinstance(rbm, RBM):
+            raise TypeError(f"rbm: expected a ppdgm.models.rbm.RBM, got {type(rbm).__name__}")
+        if not isinstance(observed_visible, bool):
+            raise TypeError(f"observed_visible: expected a bool, got {type(observed_visible).__name__}")
+        self.rbm = rbm
+        # arviz.from_pyro traces kernel.model with the run's arguments.
+        self.model = rbm.model
+        self.observed_visible = observed_visible
+        self._x: torch.Tensor | None = None
+        self._n = 1
+
+    def setup(self, warmup_steps: int, *args, **kwargs) -> None:
+        self._x = self._data(args, kwargs)
+        super().setup(warmup_steps, *args, **kwargs)
+
+    def _data(self, args: tuple, kwargs: dict) -> torch.Tensor | None:
+        """The observed x (with a chain dimension when chains are vectorized), or None."""
+        x, num_samples = _model_args(args, kwargs)
+        if x is None and num_samples is None:
+            raise ValueError(
+                "num_samples: RBMGibbs needs the number of points per chain when x is None; pass "
+                "it positionally, mcmc.run(None, n) (MCMC.run keeps the keyword num_samples)"
+            )
+        n = batch_size(x, num_samples, self.rbm._check_x)
+        self._n = n
+        if self.observed_visible and x is None:
+            raise ValueError("x: RBMGibbs(observed_visible=True) samples h | v = x; pass mcmc.run(x)")
+        if not self.observed_visible:
+            if x is not None:
+                raise ValueError(
+                    "x: RBMGibbs(observed_visible=False) samples v itself; pass "
+                    "mcmc.run(None, n), or build RBMGibbs(..., observed_visible=True)"
+                )
+            return None
+        weight = self.rbm.weight
+        if x.device != weight.device:
+            raise ValueError(f"x: on {x.device} but the RBM's parameters are on {weight.device}")
+        return x if self.chains is None else x.expand(self.chains, *x.shape)
+
+    def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rbm = self.rbm
+        return rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
+
+    @torch.no_grad()
+    def _init_values(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
+        W, b, c = self._params()
+        if self._x is not None:
+            return {HIDDEN: sample_hidden(self._x, W, c)}
+        prefix = () if self.chains is None else (self.chains,)
+        v = torch.bernoulli(W.new_full((*prefix, self._n, self.rbm.visible), 0.5))
+        return {VISIBLE: v, HIDDEN: sample_hidden(v, W, c)}
+
+    @torch.no_grad()
+    def _sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        W, b, c = self._params()
+        if self._x is not None:
+            return {HIDDEN: sample_hidden(self._x, W, c)}
+        v, h = gibbs_step(params[VISIBLE], W, b, c)
+        return {VISIBLE: v, HIDDEN: h}
+
+
+def _model_args(args: tuple, kwargs: dict) -> tuple[torch.Tensor | None, int | None]:
+    # The kernel takes what rbm.model takes, (x=None, num_samples=None), so that arviz.from_pyro
+    # can trace the model with the run's own arguments.
+    unknown = sorted(set(kwargs) - {"x", "num_samples"})
+    if unknown or len(args) > 2:
+        raise TypeError(
+            "args: RBMGibbs takes rbm.model's arguments (x=None, num_samples=None), got "
+            f"{len(args)} positional and keywords {sorted(kwargs)}"
+        )
+    names = ("x", "num_samples")
+    values = dict(zip(names, args))
+    for name in kwargs:
+        if name in values:
+            raise TypeError(f"{name}: given both positionally and by keyword")
+    values.update(kwargs)
+    return values.get("x"), values.get("num_samples")

@@ -1,0 +1,169 @@
+"""Contrastive divergence (Hinton 2002) and persistent CD (Tieleman 2008) for the RBM.
+
+The negative log-likelihood of a data point is F(v) + log Z, and its gradient is
+dF(v)/dtheta - E_{v' ~ p}[dF(v')/dtheta]: a positive phase on the data and a negative phase
+under the model. CD-k replaces the model expectation by the free energy of samples v' drawn by
+k block Gibbs sweeps started at the data (PCD-k: continued from persistent chains, which carry
+over from one batch to the next). The objective returns a *surrogate* whose gradient is that
+estimate:
+
+    loss = sum_i F(x_i) - n * mean_j F(v'_j),   v' sampled without gradient,
+
+a sum over the batch of n points, like Pyro's ELBO losses, so that the engine's per-point
+figures (loss / batch size) are per-point. Its value is **not** the negative log-likelihood
+(log Z is missing and the negative phase shifts it); measure that with
+:meth:`RBM.log_prob <ppdgm.models.rbm.RBM.log_prob>` or :func:`ppdgm.inference.ais.rbm_log_likelihood`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..._validation import check_positive_int, check_tensor
+from ...models.rbm import RBM, free_energy
+from ..mcmc.rbm_gibbs import gibbs_step
+
+__all__ = ["ContrastiveDivergence"]
+
+
+class ContrastiveDivergence:
+    """CD-k or PCD-k as a callable objective ``loss(model, guide, x)`` for the engine or
+    ``pyro.infer.SVI`` (the parameters are read as Pyro param sites, which is what SVI trains).
+
+    ``model`` must be an RBM's bound ``model`` method (the RBM is ``model.__self__``); the guide
+    is not used. Negative samples are drawn with the global torch RNG (which the engine seeds
+    and checkpoints) on the data's device, under ``torch.no_grad``.
+
+    Args:
+        k: Gibbs sweeps per update.
+        persistent: keep the chains between calls (PCD) instead of restarting them at the data.
+        num_chains: PCD only: how many persistent chains (default: the first batch's size). The
+            chains start at the first batch's data points, repeated to fill ``num_chains``.
+
+    The persistent chains are the objective's state: :meth:`state_dict` and
+    :meth:`load_state_dict` save and restore them, so a resumed PCD run continues its chains.
+
+    Example:
+        >>> from ppdgm.models.rbm import RBM
+        >>> rbm = RBM(visible=6, hidden=3)
+        >>> x = torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]]).repeat(4, 1)
+        >>> loss = ContrastiveDivergence(k=1)(rbm.model, rbm.guide, x)
+        >>> loss.shape, loss.requires_grad
+        (torch.Size([]), True)
+    """
+
+    def __init__(self, k: int = 1, persistent: bool = False, num_chains: int | None = None) -> None:
+        self.k = check_positive_int("k", k)
+        if not isinstance(persistent, bool):
+            raise TypeError(f"persistent: expected a bool, got {type(persistent).__name__}")
+        self.persistent = persistent
+        if num_chains is not None:
+            check_positive_int("num_chains", num_chains)
+            if not persistent:
+                raise ValueError(
+                    "num_chains: only persistent CD keeps chains (CD starts one chain per data "
+                    f"point); got num_chains={num_chains} with persistent=False"
+                )
+        self.num_chains = num_chains
+        self.chains: torch.Tensor | None = None
+
+    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], x: torch.Tensor,
+                 *args: Any, **kwargs: Any) -> torch.Tensor:
+        rbm = getattr(model, "__self__", None)
+        if not isinstance(rbm, RBM):
+            raise TypeError(
+                "model: contrastive divergence needs an RBM's bound model method (rbm.model), "
+                f"got {type(model).__name__}"
+            )
+        if args or kwargs:
+            raise TypeError(
+                "args: contrastive divergence takes one data batch, loss(model, guide, x); got "
+                f"{len(args)} more positional argument(s) and keywords {sorted(kwargs)}"
+            )
+        # The model's own check: values (NaN, {0, 1}) only while Pyro's validation is on, which
+        # the engine keeps to the first epoch.
+        rbm._check_x(x)
+        W, b, c = rbm.energy_parameters()  # as param sites: pyro.infer.SVI optimizes those
+        negative = self.negative_samples(rbm, x)
+        return x.shape[0] * (free_energy(x, W, b, c).mean() - free_energy(negative, W, b, c).mean())
+
+    @torch.no_grad()
+    def negative_samples(self, rbm: RBM, x: torch.Tensor) -> torch.Tensor:
+        """The negative phase's visible samples for batch ``x``: k sweeps from ``x`` (CD) or
+        from the persistent chains (PCD, which are advanced in place).
+
+        Example:
+            >>> from ppdgm.models.rbm import RBM
+            >>> rbm = RBM(visible=3, hidden=2)
+            >>> pcd = ContrastiveDivergence(k=2, persistent=True, num_chains=5)
+            >>> pcd.negative_samples(rbm, torch.ones(2, 3)).shape
+            torch.Size([5, 3])
+        """
+        W, b, c = rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
+        if self.persistent:
+            v = self._persistent_start(rbm, x)
+        else:
+            v = x.detach()
+        for _ in range(self.k):
+            v, _ = gibbs_step(v, W, b, c)
+        if self.persistent:
+            self.chains = v
+        return v
+
+    def _persistent_start(self, rbm: RBM, x: torch.Tensor) -> torch.Tensor:
+        if self.chains is None:
+            n = self.num_chains if self.num_chains is not None else x.shape[0]
+            repeats = -(-n // x.shape[0])
+            return x.detach().repeat(repeats, 1)[:n].clone()
+        if self.chains.shape[-1] != rbm.visible:
+            raise ValueError(
+                f"chains: the persistent chains have {self.chains.shape[-1]} visible units but the "
+                f"RBM has {rbm.visible}"
+            )
+        # Chains restored from a checkpoint follow the data to the run's device.
+        return self.chains.to(device=x.device, dtype=x.dtype)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The objective's state: its settings and the persistent chains (``None`` before the
+        first PCD call, and always for plain CD).
+
+        Example:
+            >>> sorted(ContrastiveDivergence(k=3).state_dict())
+            ['chains', 'k', 'num_chains', 'persistent']
+        """
+        chains = None if self.chains is None else self.chains.detach().clone()
+        return {"k": self.k, "persistent": self.persistent, "num_chains": self.num_chains,
+                "chains": chains}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the persistent chains from :meth:`state_dict` (settings must match).
+
+        Example:
+            >>> pcd = ContrastiveDivergence(persistent=True)
+            >>> pcd.load_state_dict({"k": 1, "persistent": True, "num_chains": None,
+            ...                      "chains": torch.zeros(4, 3)})
+            >>> pcd.chains.shape
+            torch.Size([4, 3])
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict from state_dict(), got {type(state).__name__}")
+        missing = sorted({"k", "persistent", "num_chains", "chains"} - set(state))
+        if missing:
+            raise ValueError(f"state: missing keys {missing}")
+        ours = {"k": self.k, "persistent": self.persistent, "num_chains": self.num_chains}
+        theirs = {name: state[name] for name in ours}
+        if ours != theirs:
+            raise ValueError(f"state: saved for {theirs}, but this objective is {ours}")
+        chains = state["chains"]
+        if chains is not None:
+            check_tensor("state['chains']", chains, ndim=2, floating=True, support="binary")
+            if self.num_chains is not None and chains.shape[0] != self.num_chains:
+                raise ValueError(
+                    f"state['chains']: expected {self.num_chains} chains (num_chains), "
+                    f"got shape {tuple(chains.shape)}"
+                )
+            chains = chains.detach().clone()
+        self.chains = chains

@@ -1,0 +1,163 @@
+"""``ppdgm diagnose``: ArviZ diagnostics of a trained checkpoint's guide on a few data points.
+
+The guide q(z | x) of a trained model is drawn for the first ``num_data`` points of a split
+(``chains`` x ``num_samples`` independent draws each, see
+:func:`ppdgm.diagnostics.from_guide`); the run reports ``arviz.summary`` of a few latent
+coordinates and the PSIS k-hat of the guide's importance weights per data point, and writes
+``inference_data.nc``, ``summary.csv``, ``diagnose.json`` and trace/rank/pair plots.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validation import check_choice, check_positive_int
+from .device import resolve_device
+from .diagnostics import KHAT_THRESHOLD, from_guide, save_mcmc_plots
+from .diagnostics.inference_data import _arviz
+from .diagnostics.mcmc_plots import _select
+from .runs import RunResult, checkpoint_data, load_trained_model
+
+__all__ = ["diagnose_checkpoint", "format_diagnosis"]
+
+#: The columns of ``arviz.summary`` that the report shows.
+SUMMARY_COLUMNS = ["mean", "sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
+                        data_path: str | None = None, data_root: str | None = None,
+                        split: str = "test", num_data: int = 8, num_samples: int = 200,
+                        chains: int = 4, elements: int = 4, seed: int = 0, device: str = "auto",
+                        out: str | Path | None = None) -> RunResult:
+    """Draw a checkpoint's guide on ``num_data`` points of ``split`` and write its diagnostics.
+
+    ``data`` defaults to the dataset the checkpoint was trained on; ``out`` to a ``diagnose``
+    folder beside the checkpoint. ``elements`` latent coordinates are summarized and plotted.
+    The metrics hold the summary (``summary``), each point's k-hat (``pareto_k``), how many
+    exceed :data:`~ppdgm.diagnostics.KHAT_THRESHOLD` (``pareto_k_bad``) and the
+    importance-sampled log p(x) of each point from the same draws (``importance_log_px``).
+    Prints nothing (see :func:`format_diagnosis`).
+
+    Example:
+        >>> import tempfile
+        >>> from ppdgm.data import load_dataset
+        >>> from ppdgm.inference import TrainConfig
+        >>> from ppdgm.runs import fit_vae
+        >>> run = tempfile.mkdtemp()
+        >>> cfg = TrainConfig(epochs=1, batch_size=10, device="cpu", progress=False, out_dir=run)
+        >>> _ = fit_vae(load_dataset("bars-and-stripes"), cfg, model_overrides={"z_dim": 2, "hidden": (8,)})
+        >>> result = diagnose_checkpoint(Path(run) / "checkpoint.pt", num_data=2, num_samples=30,
+        ...                              chains=2, device="cpu")
+        >>> sorted(result.files)
+        ['inference_data', 'json', 'pair', 'rank', 'summary', 'trace']
+    """
+    from .data import load_dataset
+
+    for name, value in (("num_data", num_data), ("num_samples", num_samples),
+                        ("chains", chains), ("elements", elements)):
+        check_positive_int(name, value)
+    check_choice("split", split, ("train", "valid", "test"))
+    started = time.perf_counter()
+    model = load_trained_model(checkpoint, device)
+    name = data or checkpoint_data(checkpoint)
+    if name is None:
+        raise ValueError("data: the checkpoint does not record its dataset; pass --data")
+    dataset = load_dataset(name, path=data_path, root=data_root)
+    x = dataset.split(split)
+    if num_data > x.shape[0]:
+        raise ValueError(f"num_data: the {split} split of {dataset.name!r} has {x.shape[0]} points, "
+                         f"got num_data={num_data}")
+    expected = tuple(getattr(model.config, "x_shape", None) or (model.config.x_dim,))
+    if math.prod(x.shape[1:]) != math.prod(expected):
+        raise ValueError(f"dataset: {dataset.name!r} has points of shape {tuple(x.shape[1:])}, "
+                         f"the checkpoint's model expects {expected}")
+    x = x[:num_data].reshape(num_data, *expected).to(resolve_device(device))
+
+    idata = from_guide(model.model, model.guide, x, num_samples, chains=chains, seed=seed)
+    out_dir = Path(out) if out is not None else Path(checkpoint).parent / "diagnose"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    summary = _summary(idata, elements)
+    files["summary"] = out_dir / "summary.csv"
+    summary.to_csv(files["summary"])
+    netcdf_note = _write_netcdf(idata, out_dir / "inference_data.nc")
+    if netcdf_note is None:
+        files["inference_data"] = out_dir / "inference_data.nc"
+    files.update(save_mcmc_plots(idata, out_dir, max_elements=elements))
+
+    khat = idata.sample_stats["pareto_k"].values
+    # log p(x_i) by importance sampling with the same draws: log-mean-exp of the weights.
+    log_weight = torch.from_numpy(idata.sample_stats["log_weight"].values).double().flatten(0, 1)
+    log_px = torch.logsumexp(log_weight, 0) - math.log(log_weight.shape[0])
+    metrics: dict[str, Any] = {
+        "checkpoint": str(checkpoint), "data": dataset.name, "split": split, "num_data": num_data,
+        "chains": chains, "num_samples": num_samples, "seed": seed, "device": str(x.device),
+        "latents": list(idata.posterior.data_vars),
+        "summary": summary.to_dict(orient="index"),
+        "summary_text": summary.to_string(),
+        "pareto_k": [float(k) for k in khat],
+        "pareto_k_max": float(np.max(khat)),
+        "pareto_k_good": int(np.sum(khat < 0.5)),
+        "pareto_k_ok": int(np.sum((khat >= 0.5) & (khat <= KHAT_THRESHOLD))),
+        "pareto_k_bad": int(np.sum(khat > KHAT_THRESHOLD)),
+        "importance_log_px": log_px.tolist(),
+        "netcdf": netcdf_note or "written",
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    files["json"] = out_dir / "diagnose.json"
+    files["json"].write_text(json.dumps({k: v for k, v in metrics.items() if k != "summary_text"},
+                                        indent=2) + "\n")
+    return RunResult(out_dir, files, metrics)
+
+
+def format_diagnosis(result: RunResult) -> str:
+    """The text ``ppdgm diagnose`` prints: the summary table and the k-hat verdict.
+
+    Example:
+        >>> m = {"checkpoint": "c.pt", "data": "d", "split": "test", "num_data": 2, "chains": 1,
+        ...      "num_samples": 9, "summary_text": "(table)", "pareto_k": [0.1, 0.9],
+        ...      "pareto_k_max": 0.9, "pareto_k_good": 1, "pareto_k_ok": 0, "pareto_k_bad": 1,
+        ...      "netcdf": "written"}
+        >>> print(format_diagnosis(RunResult(Path("."), {}, m)).splitlines()[-1])
+          1 point(s) above 0.7: the guide's importance weights there are unreliable (point(s) [1])
+    """
+    m = result.metrics
+    lines = [
+        f"Diagnosed the guide of {m['checkpoint']} on {m['num_data']} points of "
+        f"{m['data']}/{m['split']} ({m['chains']} chains x {m['num_samples']} draws each):",
+        m["summary_text"],
+        f"PSIS k-hat of the importance weights per data point: max {m['pareto_k_max']:.2f}; "
+        f"{m['pareto_k_good']} good (< 0.5), {m['pareto_k_ok']} ok (0.5-{KHAT_THRESHOLD}), "
+        f"{m['pareto_k_bad']} bad (> {KHAT_THRESHOLD})",
+    ]
+    if m["netcdf"] != "written":
+        lines.append(f"  inference_data.nc not written: {m['netcdf']}")
+    if m["pareto_k_bad"]:
+        bad = [i for i, k in enumerate(m["pareto_k"]) if k > KHAT_THRESHOLD]
+        lines.append(f"  {len(bad)} point(s) above {KHAT_THRESHOLD}: the guide's importance weights "
+                     f"there are unreliable (point(s) {bad})")
+    return "\n".join(lines)
+
+
+def _summary(idata: Any, elements: int) -> Any:  # -> pandas.DataFrame
+    selected = _select(idata, "posterior", None, elements)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = _arviz().summary(selected, kind="all", round_to=3)
+    return table[SUMMARY_COLUMNS]
+
+
+def _write_netcdf(idata: Any, path: Path) -> str | None:
+    """Write ``idata`` as netCDF; returns why not when no netCDF backend is installed."""
+    for engine, module in (("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4")):
+        if importlib.util.find_spec(module) is not None:
+            idata.to_netcdf(str(path), engine=engine)
+            return None
+    return "no netCDF backend installed (pip install h5netcdf)"

@@ -1,0 +1,69 @@
+"""`ppdgm diagnose` on a tiny VAE checkpoint trained in the test."""
+
+import json
+
+import arviz as az
+import pytest
+
+from ppdgm.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vae")
+    assert main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "1", "--batch-size", "10",
+                 "--z-dim", "2", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
+    return out / "checkpoint.pt"
+
+
+def test_diagnose_prints_the_summary_and_khat_and_writes_its_files(checkpoint, tmp_path, capsys):
+    capsys.readouterr()
+    out = tmp_path / "diag"
+    assert main(["diagnose", str(checkpoint), "--num-data", "3", "--num-samples", "40",
+                 "--chains", "2", "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "on 3 points of bars-and-stripes/test (2 chains x 40 draws each)" in printed
+    for column in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat", "z[0, 0]"):
+        assert column in printed, column
+    assert "PSIS k-hat of the importance weights per data point: max" in printed
+    for name in ("trace.png", "rank.png", "pair.png"):
+        assert (out / name).read_bytes()[:8] == PNG, name
+        assert str(out / name) in printed
+    idata = az.from_netcdf(str(out / "inference_data.nc"))
+    assert idata.posterior["z"].shape == (2, 40, 3, 2)
+    assert idata.sample_stats["pareto_k"].shape == (3,)
+    report = json.loads((out / "diagnose.json").read_text())
+    assert report["data"] == "bars-and-stripes" and report["num_data"] == 3
+    assert report["pareto_k"] == pytest.approx(idata.sample_stats["pareto_k"].values.tolist())
+    assert report["pareto_k_good"] + report["pareto_k_ok"] + report["pareto_k_bad"] == 3
+    assert len(report["importance_log_px"]) == 3
+    assert all(-40 < v < 0 for v in report["importance_log_px"])  # 16 binary pixels
+    assert sorted(report["summary"]) == ["z[0, 0]", "z[0, 1]", "z[1, 0]", "z[1, 1]"]
+    assert (out / "summary.csv").read_text().splitlines()[0].split(",")[1:] == [
+        "mean", "sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def test_diagnose_writes_beside_the_checkpoint_by_default(checkpoint, capsys):
+    assert main(["diagnose", str(checkpoint), "--num-data", "1", "--num-samples", "30",
+                 "--chains", "1", "--elements", "1", "--device", "cpu"]) == 0
+    folder = checkpoint.parent / "diagnose"
+    assert (folder / "inference_data.nc").exists() and (folder / "trace.png").exists()
+    assert not (folder / "pair.png").exists()  # one element: no pairs
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num-data", "0"], "num_data:"),
+    (["--num-data", "1000"], "num_data: the test split of 'bars-and-stripes' has"),
+    (["--chains", "0"], "chains:"),
+    (["--data", "digits"], "the checkpoint's model expects (1, 4, 4)"),
+])
+def test_bad_input_is_a_clear_error(checkpoint, tmp_path, capsys, argv, message):
+    assert main(["diagnose", str(checkpoint), "--device", "cpu", "--out", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_is_a_clear_error(capsys):
+    assert main(["diagnose", "/nope/checkpoint.pt"]) == 2
+    assert "no checkpoint file" in capsys.readouterr().err
