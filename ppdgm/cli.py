@@ -89,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     sbn.add_argument("--eval-k", type=int, default=1000,
                      help="importance samples for the log p(x) in metrics.json")
 
+    rbm = models.add_parser("rbm", help="restricted Boltzmann machine (CD-k, PCD-k; log p(x) by AIS)")
+    _add_data_flags(rbm, DATASETS)
+    _add_run_flags(rbm, epochs=50, out="runs/rbm")
+    rbm.set_defaults(batch_size=100, lr=0.05)
+    rbm.add_argument("--hidden", type=int, default=100, help="hidden units")
+    rbm.add_argument("--cd-k", type=int, default=1, help="Gibbs sweeps per update")
+    rbm.add_argument("--persistent", action="store_true", help="persistent CD (PCD-k)")
+    rbm.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                     help="sgd: momentum 0.9, --lr a step on the batch-mean gradient (e.g. 0.05); "
+                          "adam: --lr e.g. 1e-3")
+    rbm.add_argument("--ais-runs", type=int, default=100, help="AIS runs for log Z (large RBMs)")
+    rbm.add_argument("--ais-steps", type=int, default=None,
+                     help="uniform AIS temperatures (default: the 14,500 of Salakhutdinov & Murray)")
+
     mixture = models.add_parser("mixture", help="Bernoulli or Gaussian mixture fitted by EM")
     _add_data_flags(mixture, DATASETS)
     mixture.add_argument("--components", type=int, default=10)
@@ -127,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--seed", type=int, default=0)
     diagnose.add_argument("--device", default="auto")
     diagnose.add_argument("--out", default=None, help="default: CHECKPOINT's folder/diagnose")
+    diagnose.add_argument("--amortization", type=int, default=0, metavar="N",
+                          help="VAE: run NUTS on p(z|x) of the first N points and measure the "
+                               "encoder's amortization and approximation gaps")
 
     sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid")
     sample.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
@@ -182,7 +199,9 @@ def _report(result, title: str) -> None:
               f"({metrics['seconds']:.1f} s)")
     if "test_log_px" in metrics:
         tr, te = metrics["train_log_px"], metrics["test_log_px"]
-        print(f"  log p(x) per example (nats, K={metrics['eval_k']}): train {tr['mean']:.3f} ± "
+        how = (f"K={metrics['eval_k']}" if "eval_k" in metrics
+               else f"log Z {metrics['log_z_method']}: {metrics['log_z']:.3f}")
+        print(f"  log p(x) per example (nats, {how}): train {tr['mean']:.3f} ± "
               f"{tr['stderr']:.3f}, test {te['mean']:.3f} ± {te['stderr']:.3f}")
         if "test_log_px_exact" in metrics:
             print(f"  exact log p(x) by enumeration: train {metrics['train_log_px_exact']:.3f}, "
@@ -216,6 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      iterations=args.iterations, seed=args.seed,
                                      m_step=args.m_step, figures=args.plots)
                 _report(result, f"Fitted a mixture to {dataset.name} by EM; wrote:")
+            elif getattr(args, "model", "vae") == "rbm":
+                from .runs_rbm import fit_rbm
+
+                result = fit_rbm(dataset, _train_config(args), hidden=args.hidden, cd_k=args.cd_k,
+                                 persistent=args.persistent, optimizer=args.optimizer,
+                                 ais_runs=args.ais_runs, ais_betas=args.ais_steps, figures=args.plots)
+                _report(result, f"Trained an RBM on {dataset.name}; wrote:")
             elif getattr(args, "model", "vae") == "sbn":
                 from .runs_sbn import fit_sbn
 
@@ -244,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
                 split=args.split, num_data=args.num_data, num_samples=args.num_samples,
                 chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
-                out=args.out)
+                out=args.out, amortization=args.amortization)
             print(format_diagnosis(result))
             _report(result, "Wrote:")
         else:

@@ -36,7 +36,7 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
                         data_path: str | None = None, data_root: str | None = None,
                         split: str = "test", num_data: int = 8, num_samples: int = 200,
                         chains: int = 4, elements: int = 4, seed: int = 0, device: str = "auto",
-                        out: str | Path | None = None) -> RunResult:
+                        out: str | Path | None = None, amortization: int = 0) -> RunResult:
     """Draw a checkpoint's guide on ``num_data`` points of ``split`` and write its diagnostics.
 
     ``data`` defaults to the dataset the checkpoint was trained on; ``out`` to a ``diagnose``
@@ -44,6 +44,9 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
     The metrics hold the summary (``summary``), each point's k-hat (``pareto_k``), how many
     exceed :data:`~ppdgm.diagnostics.KHAT_THRESHOLD` (``pareto_k_bad``) and the
     importance-sampled log p(x) of each point from the same draws (``importance_log_px``).
+    ``amortization=N`` (VAEs only) also runs NUTS on the true posterior of the first N points
+    and measures the encoder against it (:func:`ppdgm.diagnostics.amortization.amortization_gap`),
+    writing ``amortization_gap.png`` and the gaps under ``amortization`` in the metrics.
     Prints nothing (see :func:`format_diagnosis`).
 
     Example:
@@ -112,10 +115,25 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
         "netcdf": netcdf_note or "written",
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if amortization:
+        metrics["amortization"] = _amortization(model, x[:amortization], out_dir, files, seed)
     files["json"] = out_dir / "diagnose.json"
     files["json"].write_text(json.dumps({k: v for k, v in metrics.items() if k != "summary_text"},
                                         indent=2) + "\n")
     return RunResult(out_dir, files, metrics)
+
+
+def _amortization(model: Any, x: torch.Tensor, out_dir: Path, files: dict[str, Path],
+                  seed: int) -> dict[str, list[float]]:
+    from .diagnostics.amortization import amortization_gap, plot_amortization_gap
+    from .models import VAE
+
+    if not isinstance(model, VAE):
+        raise ValueError(f"amortization: the gap is measured for VAEs, the checkpoint holds a "
+                         f"{type(model).__name__}")
+    gap = amortization_gap(model, x, seed=seed)
+    files["amortization"] = plot_amortization_gap(gap, out_dir / "amortization_gap.png")
+    return gap.summary()
 
 
 def format_diagnosis(result: RunResult) -> str:
@@ -144,6 +162,14 @@ def format_diagnosis(result: RunResult) -> str:
         bad = [i for i, k in enumerate(m["pareto_k"]) if k > KHAT_THRESHOLD]
         lines.append(f"  {len(bad)} point(s) above {KHAT_THRESHOLD}: the guide's importance weights "
                      f"there are unreliable (point(s) {bad})")
+    gap = m.get("amortization")
+    if gap:
+        lines.append("Encoder against NUTS on the true posterior (nats per point: inference gap = "
+                     "approximation + amortization; forward KL(p || q); worst R-hat):")
+        for i in range(len(gap["log_px"])):
+            lines.append(f"  point {i}: log p(x) {gap['log_px'][i]:.2f}, gap {gap['inference_gap'][i]:.3f} = "
+                         f"{gap['approximation_gap'][i]:.3f} + {gap['amortization_gap'][i]:.3f}, "
+                         f"KL(p||q) {gap['forward_kl'][i]:.3f}, R-hat {gap['rhat'][i]:.3f}")
     return "\n".join(lines)
 
 

@@ -159,3 +159,15 @@ def test_fit_mixture_by_em_then_evaluate_matches_the_exact_likelihood(tmp_path, 
     evaluated = json.loads(report.read_text())
     assert evaluated["log_px"] == pytest.approx(metrics["test_log_px_exact"], abs=1e-3)
     assert evaluated["elbo"] == pytest.approx(metrics["test_log_px_exact"], abs=1e-3)
+
+
+def test_fit_rbm_reports_the_exact_log_likelihood(tmp_path, capsys):
+    out = tmp_path / "rbm"
+    assert main(["fit", "rbm", "--data", "bars-and-stripes", "--hidden", "4", "--epochs", "3",
+                 "--batch-size", "10", "--cd-k", "2", "--persistent", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "log Z exact" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective"] == "pcd-2" and metrics["log_z_method"] == "exact"
+    assert metrics["test_log_px"]["mean"] < 0

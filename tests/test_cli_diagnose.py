@@ -67,3 +67,16 @@ def test_bad_input_is_a_clear_error(checkpoint, tmp_path, capsys, argv, message)
 def test_a_missing_checkpoint_is_a_clear_error(capsys):
     assert main(["diagnose", "/nope/checkpoint.pt"]) == 2
     assert "no checkpoint file" in capsys.readouterr().err
+
+
+def test_diagnose_measures_the_amortization_gap(checkpoint, tmp_path, capsys):
+    out = tmp_path / "gap"
+    assert main(["diagnose", str(checkpoint), "--num-data", "2", "--num-samples", "30", "--chains", "2",
+                 "--device", "cpu", "--out", str(out), "--amortization", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "Encoder against NUTS on the true posterior" in printed and "point 0: log p(x)" in printed
+    gap = json.loads((out / "diagnose.json").read_text())["amortization"]
+    assert len(gap["log_px"]) == 1
+    assert gap["inference_gap"][0] == pytest.approx(gap["approximation_gap"][0] + gap["amortization_gap"][0],
+                                                    abs=1e-3)
+    assert (out / "amortization_gap.png").read_bytes()[:8] == PNG

@@ -58,3 +58,27 @@ def test_overhead_script_interleaves_three_loops(tmp_path, tiny_mnist):
     assert all(len(v) == 2 for v in record["epoch_seconds"].values())
     check = record["same_objective_check"]
     assert check["abs_diff"] < 1e-5 * abs(check["hand_loss"])
+
+
+def test_rbm_script_times_sweeps_and_evaluates_a_trained_rbm(tmp_path, tiny_mnist):
+    rbm = _load("rbm")
+    results = tmp_path / "results"
+    assert rbm.main(["sweeps", "--hidden", "8", "--chains", "4", "--sweeps", "5", "--repeats", "2",
+                     "--results", str(results)]) == 0
+    record = json.loads((results / "rbm-sweeps.json").read_text())
+    assert [row["way"] for row in record["rows"]][0] == "pytorch loop" and len(record["rows"]) == 4
+    assert rbm.main(["nll", "--hidden", "6", "--cd-k", "2", "--epochs", "1", "--batch-size", "40",
+                     "--data-path", str(tiny_mnist), "--device", "cpu", "--ais-runs", "4",
+                     "--out", str(tmp_path / "run"), "--results", str(results)]) == 0
+    record = json.loads((results / "rbm-nll-cd2.json").read_text())
+    assert record["log_z_method"] == "exact" and record["test_log_px"]["mean"] < 0
+
+
+@pytest.mark.skipif(not (BENCHMARKS / ".venv-pymc" / "bin" / "python").exists(),
+                    reason="PyMC's environment (benchmarks/.venv-pymc) is not installed")
+def test_gibbs_ess_script_compares_with_pymc(tmp_path):
+    gibbs_ess = _load("gibbs_ess")
+    result = gibbs_ess.main(["--draws", "30", "--tune", "5", "--train-epochs", "1", "--points", "2",
+                             "--many-chains", "8", "--out", str(tmp_path)])
+    assert len(result["ppdgm"]) == 3 and result["pymc"]["median_ess"] > 0
+    assert json.loads((tmp_path / "gibbs_ess.json").read_text())["draws"] == 30
