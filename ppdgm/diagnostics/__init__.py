@@ -1,6 +1,6 @@
 """Figures a person looks at after a run, and ArviZ InferenceData from every engine."""
 
-from .figures import plot_history, plot_latents, save_image_grid
+from .figures import plot_history, plot_latents, plot_samples_over_density, save_image_grid
 from .inference_data import (
     KHAT_THRESHOLD,
     from_guide,
@@ -18,6 +18,7 @@ __all__ = [
     "from_mcmc",
     "plot_history",
     "plot_latents",
+    "plot_samples_over_density",
     "psis_khat",
     "save_image_grid",
     "save_mcmc_plots",

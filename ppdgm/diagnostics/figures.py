@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -16,9 +17,10 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
 from .._validation import check_tensor  # noqa: E402
+from ..inference.coverage import ModeCoverage  # noqa: E402
 from ..inference.history import History  # noqa: E402
 
-__all__ = ["plot_history", "plot_latents", "save_image_grid"]
+__all__ = ["plot_history", "plot_latents", "plot_samples_over_density", "save_image_grid"]
 
 
 def plot_history(history: History, path: str | Path, *, title: str = "Training loss",
@@ -138,4 +140,113 @@ def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, path)
+    return path
+
+
+def plot_samples_over_density(
+    samples_by_model: Mapping[str, torch.Tensor],
+    centres: torch.Tensor,
+    std: float,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    coverage: Mapping[str, ModeCoverage] | None = None,
+) -> Path:
+    """One panel per model: its samples (N, 2) scattered over the true mixture density.
+
+    The density is the equal-weight isotropic Gaussian mixture at ``centres`` (K, 2) with
+    standard deviation ``std``, drawn as filled contours at 3, 2.5, 2, 1.5, 1 and 0.5 standard
+    deviations from a centre, so the outermost band is the high-quality region of
+    :func:`ppdgm.inference.coverage.mode_coverage`; centres are ringed in black.
+    Every panel shows the same window, the centres' bounding box with a margin; a panel says
+    how many samples fall outside it. With ``coverage`` (model name -> ModeCoverage, one per
+    model) each panel's title gives the modes captured and the percentage of high-quality samples.
+
+    Example:
+        >>> import tempfile
+        >>> from ppdgm.data.synthetic import mixture_centres
+        >>> c = mixture_centres("ring8")
+        >>> plot_samples_over_density({"data": c.repeat(10, 1) + 0.01}, c, 0.02,
+        ...                           Path(tempfile.mkdtemp()) / "ring8.png").suffix
+        '.png'
+    """
+    if not isinstance(samples_by_model, Mapping):
+        raise TypeError("samples_by_model: expected a mapping of model name -> samples (N, 2), "
+                        f"got {type(samples_by_model).__name__}")
+    if not samples_by_model:
+        raise ValueError("samples_by_model: expected at least one model, got an empty mapping")
+    check_tensor("centres", centres, ndim=2, floating=True, finite=True)
+    if centres.shape[0] < 1 or centres.shape[1] != 2:
+        raise ValueError(f"centres: expected shape (K, 2) with K >= 1, got {tuple(centres.shape)}")
+    if isinstance(std, bool) or not isinstance(std, (int, float)):
+        raise TypeError(f"std: expected a float, got {type(std).__name__}")
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"std: expected a finite float > 0, got {std}")
+    points = {}
+    for name, x in samples_by_model.items():
+        check_tensor(f"samples_by_model[{name!r}]", x, ndim=2, floating=True, finite=True)
+        if x.shape[0] < 1 or x.shape[1] != 2:
+            raise ValueError(f"samples_by_model[{name!r}]: expected shape (N, 2) with N >= 1, "
+                             f"got {tuple(x.shape)}")
+        points[name] = x.detach().cpu().double().numpy()
+    if coverage is not None:
+        if not isinstance(coverage, Mapping):
+            raise TypeError(f"coverage: expected a mapping of model name -> ModeCoverage, "
+                            f"got {type(coverage).__name__}")
+        if set(coverage) != set(points):
+            raise ValueError(f"coverage: expected one entry per model {sorted(points)}, "
+                             f"got {sorted(coverage)}")
+        for name, c in coverage.items():
+            if not isinstance(c, ModeCoverage):
+                raise TypeError(f"coverage[{name!r}]: expected a ModeCoverage, "
+                                f"got {type(c).__name__}")
+
+    mu = centres.detach().cpu().double().numpy()
+    lo, hi = mu.min(0), mu.max(0)
+    margin = max(0.25 * float((hi - lo).max()), 8.0 * std)
+    lo, hi = lo - margin, hi + margin
+    # About two grid cells per std (capped), so the narrow components are resolved but the
+    # (cells x K) density stays cheap; it is computed once and shared by the panels.
+    cells = int(min(600, max(100, np.ceil((hi - lo).max() / (std / 2)))))
+    gx, gy = np.linspace(lo[0], hi[0], cells), np.linspace(lo[1], hi[1], cells)
+    xx, yy = np.meshgrid(gx, gy)
+    sq = (xx[..., None] - mu[:, 0]) ** 2 + (yy[..., None] - mu[:, 1]) ** 2  # (cells, cells, K)
+    density = np.exp(-0.5 * sq / std**2).sum(-1) / (len(mu) * 2 * np.pi * std**2)
+    peak = 1.0 / (len(mu) * 2 * np.pi * std**2)
+    levels = [peak * np.exp(-0.5 * r**2) for r in (3.0, 2.5, 2.0, 1.5, 1.0, 0.5)]
+    levels.append(max(levels[-1], float(density.max())) * 1.01)
+
+    sns.set_theme(style="white", context="notebook")
+    n = len(points)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 4 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    colours = sns.color_palette(n_colors=n)
+    for ax, (name, x), colour in zip(axes.flat, points.items(), colours):
+        ax.contourf(xx, yy, density, levels=levels, cmap="Blues", zorder=1)
+        ax.scatter(x[:, 0], x[:, 1], s=4, alpha=0.5, color=colour, linewidths=0, rasterized=True,
+                   zorder=2)
+        # Hollow rings: a centre stays marked without hiding the (often tiny) density under it.
+        ax.scatter(mu[:, 0], mu[:, 1], marker="o", s=90, facecolors="none", edgecolors="black",
+                   linewidths=0.8, zorder=3)
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal")
+        label = name
+        if coverage is not None:
+            c = coverage[name]
+            label += f"\n{c.modes_captured}/{c.num_modes} modes, {100 * c.high_quality:.1f}% HQ"
+        ax.set_title(label, fontsize=10)
+        outside = int(((x < lo) | (x > hi)).any(1).sum())
+        if outside:
+            ax.text(0.02, 0.02, f"{outside} of {len(x)} outside view", transform=ax.transAxes,
+                    fontsize=8, color="0.3")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
     return path

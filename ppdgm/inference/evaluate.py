@@ -20,15 +20,20 @@ from typing import Any
 import torch
 
 from .._validation import check_positive_int
+from .coverage import ModeCoverage, coverage_for_dataset, mode_coverage, summarize_coverage
 from .importance import log_weights, plate_nesting
 
 __all__ = [
     "Estimate",
     "LogLikelihood",
+    "ModeCoverage",
+    "coverage_for_dataset",
     "estimate_elbo",
     "estimate_log_likelihood",
     "log_importance_weights",
     "log_likelihood_per_point",
+    "mode_coverage",
+    "summarize_coverage",
 ]
 
 
