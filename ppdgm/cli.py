@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from .inference.objectives.registry import OBJECTIVES, PLAYER_OBJECTIVES
 from .models.nets import ACTIVATIONS
 
@@ -102,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     rbm.add_argument("--ais-runs", type=int, default=100, help="AIS runs for log Z (large RBMs)")
     rbm.add_argument("--ais-steps", type=int, default=None,
                      help="uniform AIS temperatures (default: the 14,500 of Salakhutdinov & Murray)")
+
+    gan = models.add_parser("gan", help="GAN: generator = Pyro model, discriminator = guide q(y | x)")
+    _add_data_flags(gan, DATASETS)
+    _add_run_flags(gan, epochs=20, out="runs/gan")
+    gan.set_defaults(lr=2e-4)
+    gan.add_argument("--loss", choices=list(ADVERSARIAL_LOSSES), default="non-saturating")
+    gan.add_argument("--critic-steps", type=int, default=1,
+                     help="discriminator steps per generator step (WGAN-GP uses 5)")
+    gan.add_argument("--pack", type=int, default=1,
+                     help="PacGAN: points the discriminator judges at once (divides --batch-size)")
+    gan.add_argument("--gp-weight", type=float, default=10.0, help="wasserstein-gp's penalty weight")
+    gan.add_argument("--z-dim", type=int, default=None, help="default: 2 for 2-D data, 64 for images")
+    gan.add_argument("--hidden", type=_hidden, default=(128, 128), help="MLP widths, e.g. 128,128")
+    gan.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
+    gan.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
+    gan.add_argument("--lr-discriminator", type=float, default=None, help="default: --lr")
+    gan.add_argument("--num-samples", type=int, default=1000,
+                     help="generated points for mode coverage and the sample figure")
 
     mixture = models.add_parser("mixture", help="Bernoulli or Gaussian mixture fitted by EM")
     _add_data_flags(mixture, DATASETS)
@@ -249,6 +268,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  objective=args.objective, k=args.k, eval_k=args.eval_k,
                                  figures=args.plots, autoregressive=args.autoregressive)
                 _report(result, f"Trained a sigmoid belief net on {dataset.name}; wrote:")
+            elif getattr(args, "model", "vae") == "gan":
+                from .runs_gan import fit_gan
+
+                result = fit_gan(dataset, _train_config(args), loss=args.loss, z_dim=args.z_dim,
+                                 hidden=tuple(args.hidden), arch=args.arch, activation=args.activation,
+                                 critic_steps=args.critic_steps, pack=args.pack,
+                                 gp_weight=args.gp_weight, lr_discriminator=args.lr_discriminator,
+                                 figures=args.plots, num_samples=args.num_samples)
+                m = result.metrics
+                title = (f"Trained a GAN on {dataset.name} ({m['discriminator_steps']} discriminator, "
+                         f"{m['generator_steps']} generator steps in {m['train_seconds']:.1f} s)")
+                if "mode_coverage" in m:
+                    c = m["mode_coverage"]
+                    title += (f"; {c['modes_captured']}/{c['num_modes']} modes, "
+                              f"{c['high_quality_percent']:.1f}% high-quality samples")
+                _report(result, f"{title}; wrote:")
             else:
                 result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
                                       objective=args.objective, k=_particles(args),

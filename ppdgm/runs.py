@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_checkpoint",
     "fit_vae",
     "load_trained_model",
+    "require_likelihood",
     "sample_checkpoint",
 ]
 
@@ -155,6 +156,29 @@ def _vae_figures(vae: VAE, dataset: Dataset, history: Any, out: Path, device: to
     return files
 
 
+def require_likelihood(model: torch.nn.Module, command: str) -> None:
+    """Refuse models whose Pyro program has no normalized likelihood to estimate log p(x) from.
+
+    Example:
+        >>> from ppdgm.models import GAN
+        >>> try:
+        ...     require_likelihood(GAN(), "evaluate")
+        ... except ValueError as err:
+        ...     print(str(err)[:36])
+        checkpoint: a GAN has no likelihood,
+    """
+    from .models import GAN
+    from .models.rbm import RBM
+
+    if isinstance(model, GAN):
+        raise ValueError(f"checkpoint: a GAN has no likelihood, so `ppdgm {command}` has nothing to "
+                         "estimate; measure it by mode coverage (ppdgm fit gan writes it for ring8 "
+                         "and grid25)")
+    if isinstance(model, RBM) and command == "evaluate":
+        raise ValueError("checkpoint: an RBM's log p(x) needs its log Z, which importance sampling "
+                         "from the guide does not give; `ppdgm fit rbm` reports it (exact or AIS)")
+
+
 def load_trained_model(checkpoint: str | Path, device: str = "auto") -> torch.nn.Module:
     """Rebuild the model a ``ppdgm fit`` checkpoint was written for, with its trained weights.
 
@@ -201,6 +225,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: Dataset, *, split: str 
         True
     """
     model = load_trained_model(checkpoint, device)
+    require_likelihood(model, "evaluate")
     x = dataset.split(split).to(resolve_device(device))
     expected = tuple(getattr(model.config, "x_shape", None) or (model.config.x_dim,))
     if math.prod(x.shape[1:]) != math.prod(expected):

@@ -24,7 +24,7 @@ from .device import resolve_device
 from .diagnostics import KHAT_THRESHOLD, from_guide, save_mcmc_plots
 from .diagnostics.inference_data import _arviz
 from .diagnostics.mcmc_plots import _select
-from .runs import RunResult, checkpoint_data, load_trained_model
+from .runs import RunResult, checkpoint_data, load_trained_model, require_likelihood
 
 __all__ = ["diagnose_checkpoint", "format_diagnosis"]
 
@@ -70,6 +70,7 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
     check_choice("split", split, ("train", "valid", "test"))
     started = time.perf_counter()
     model = load_trained_model(checkpoint, device)
+    require_likelihood(model, "diagnose")
     name = data or checkpoint_data(checkpoint)
     if name is None:
         raise ValueError("data: the checkpoint does not record its dataset; pass --data")

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 
 import torch
 
+from .gan import GAN, GANConfig
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
 from .mixture import BernoulliMixture, GaussianMixture, MixtureConfig
-from .nets import MLP, ConvDecoder, ConvEncoder
+from .nets import MLP, ConvDecoder, ConvEncoder, DCGANDiscriminator, DCGANGenerator
 from .rbm import RBM, RBMConfig
 from .sbn import SBNConfig, SigmoidBeliefNet
 from .vae import VAE, VAEConfig
@@ -26,6 +27,10 @@ __all__ = [
     "MixtureConfig",
     "ConvDecoder",
     "ConvEncoder",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "GAN",
+    "GANConfig",
     "LinearGaussian",
     "LinearGaussianConfig",
     "RBM",
@@ -45,6 +50,7 @@ MODELS: dict[str, tuple[type, type]] = {
     "bernoulli-mixture": (BernoulliMixture, MixtureConfig),
     "gaussian-mixture": (GaussianMixture, MixtureConfig),
     "rbm": (RBM, RBMConfig),
+    "gan": (GAN, GANConfig),
 }
 
 

@@ -18,7 +18,15 @@ from torch import nn
 
 from .._validation import check_positive_int
 
-__all__ = ["MLP", "ConvEncoder", "ConvDecoder", "ACTIVATIONS"]
+__all__ = [
+    "MLP",
+    "ConvEncoder",
+    "ConvDecoder",
+    "DCGANGenerator",
+    "DCGANDiscriminator",
+    "ACTIVATIONS",
+    "GENERATOR_OUTPUTS",
+]
 
 #: Activation names accepted by every network in this module.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -189,3 +197,136 @@ class ConvDecoder(nn.Module):
         lead = z.shape[:-1]
         out = self.net(z.reshape(-1, self.in_features))
         return out.reshape(*lead, *self.out_shape)
+
+
+#: Output nonlinearities of :class:`DCGANGenerator`.
+GENERATOR_OUTPUTS: dict[str, type[nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "identity": nn.Identity,
+}
+
+
+class DCGANGenerator(nn.Module):
+    """The DCGAN generator (Radford et al. 2016) for small images such as MNIST.
+
+    ``Linear -> reshape to (c1, H/4, W/4) -> BatchNorm -> ReLU -> ConvTranspose (stride 2) ->
+    BatchNorm -> ReLU -> ConvTranspose (stride 2) -> output``. The default ``"sigmoid"`` output
+    puts pixels in (0, 1), the range of ppdgm's image datasets; ``"tanh"`` gives (-1, 1) and
+    ``"identity"`` raw values. ``out_shape`` is ``(C, H, W)`` with H and W divisible by 4.
+
+    The batch norms are ``BatchNorm2d`` after the reshape, never ``BatchNorm1d`` on the linear
+    layer's output, so even a batch of one image has H/4 x W/4 values per channel to normalize
+    in training mode. Under ``pyro.nn.module.to_pyro_module_`` their affine weights become
+    ``param`` sites like any other weight, and their running statistics stay buffers.
+
+    Example:
+        >>> gen = DCGANGenerator(8, (1, 28, 28), channels=(16, 8))
+        >>> x = gen(torch.randn(3, 8))
+        >>> x.shape, bool(((x > 0) & (x < 1)).all())
+        (torch.Size([3, 1, 28, 28]), True)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_shape: Sequence[int],
+        channels: Sequence[int] = (128, 64),
+        output: str = "sigmoid",
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_shape = _conv_shape("out_shape", out_shape)
+        c1, c2 = _int_tuple("channels", channels, length=2)
+        if not isinstance(output, str) or output not in GENERATOR_OUTPUTS:
+            raise ValueError(
+                f"output: expected one of {', '.join(map(repr, GENERATOR_OUTPUTS))}, got {output!r}"
+            )
+        if not isinstance(batch_norm, bool):
+            raise TypeError(f"batch_norm: expected a bool, got {type(batch_norm).__name__}")
+
+        def norm(width: int) -> nn.Module:
+            return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
+
+        c, h, w = self.out_shape
+        self.net = nn.Sequential(
+            nn.Linear(in_features, c1 * (h // 4) * (w // 4)),
+            nn.Unflatten(-1, (c1, h // 4, w // 4)),
+            norm(c1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c1, c2, kernel_size=4, stride=2, padding=1),
+            norm(c2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c2, c, kernel_size=4, stride=2, padding=1),
+            GENERATOR_OUTPUTS[output](),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., in_features)`` to ``(..., C, H, W)``."""
+        if z.shape[-1:] != (self.in_features,):
+            raise ValueError(
+                f"z: expected shape (..., {self.in_features}), got {tuple(z.shape)}"
+            )
+        lead = z.shape[:-1]
+        out = self.net(z.reshape(-1, self.in_features))
+        return out.reshape(*lead, *self.out_shape)
+
+
+class DCGANDiscriminator(nn.Module):
+    """The DCGAN discriminator: two stride-2 convolutions with LeakyReLU, then a linear layer.
+
+    ``Conv (stride 2) -> LeakyReLU(0.2) -> Conv (stride 2) -> LeakyReLU(0.2) -> flatten ->
+    Linear``. It has no batch norm, so each example's output depends on that example alone:
+    the gradient penalty of WGAN-GP is defined per example, and the real and generated halves
+    of a batch can go through in one call. :meth:`features` is the flattened output of the
+    convolutions (the layer before the last), the feature space of a VAE-GAN's similarity metric.
+    ``in_shape`` is ``(C, H, W)`` with H and W divisible by 4; a PacGAN discriminator that sees
+    ``m`` images at once takes ``(m * C, H, W)``.
+
+    Example:
+        >>> disc = DCGANDiscriminator((1, 28, 28), channels=(8, 16))
+        >>> disc(torch.zeros(5, 1, 28, 28)).shape, disc.features(torch.zeros(5, 1, 28, 28)).shape
+        (torch.Size([5, 1]), torch.Size([5, 784]))
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_features: int = 1,
+        channels: Sequence[int] = (64, 128),
+        negative_slope: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.in_shape = _conv_shape("in_shape", in_shape)
+        self.out_features = check_positive_int("out_features", out_features)
+        c1, c2 = _int_tuple("channels", channels, length=2)
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) or not (
+            0 <= negative_slope < 1
+        ):
+            raise ValueError(f"negative_slope: expected a float in [0, 1), got {negative_slope!r}")
+        c, h, w = self.in_shape
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c1, kernel_size=4, stride=2, padding=1),
+            nn.LeakyReLU(negative_slope),
+            nn.Conv2d(c1, c2, kernel_size=4, stride=2, padding=1),
+            nn.LeakyReLU(negative_slope),
+            nn.Flatten(),
+        )
+        self.feature_dim = c2 * (h // 4) * (w // 4)
+        self.head = nn.Linear(self.feature_dim, out_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., C, H, W)`` to the penultimate features ``(..., feature_dim)``."""
+        if x.dim() < 4 or tuple(x.shape[-3:]) != self.in_shape:
+            raise ValueError(
+                f"x: expected shape (..., {', '.join(map(str, self.in_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        lead = x.shape[:-3]
+        out = self.body(x.reshape(-1, *self.in_shape))
+        return out.reshape(*lead, self.feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., C, H, W)`` to ``(..., out_features)``."""
+        return self.head(self.features(x))

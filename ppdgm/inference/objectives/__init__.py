@@ -1,5 +1,6 @@
 """Objectives beyond Pyro's own ELBOs, and the names the engine and the CLI know them by."""
 
+from .adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, gradient_penalty, guide_logits
 from .contrastive_divergence import ContrastiveDivergence
 from .em import EMResult, expectation_maximization, posterior_by_enumeration
 from .iwae import IWAE
@@ -9,6 +10,8 @@ from .vimco import VIMCO
 from .wake_sleep import WakeSleep
 
 __all__ = [
+    "ADVERSARIAL_LOSSES",
+    "AdversarialLoss",
     "ContrastiveDivergence",
     "EMResult",
     "IWAE",
@@ -18,5 +21,7 @@ __all__ = [
     "WakeSleep",
     "build_objective",
     "expectation_maximization",
+    "gradient_penalty",
+    "guide_logits",
     "posterior_by_enumeration",
 ]
