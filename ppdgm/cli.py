@@ -29,6 +29,13 @@ def _hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names like vae,gan, got {text!r}")
+    return names
+
+
 def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None:
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=128)
@@ -122,6 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--num-samples", type=int, default=1000,
                      help="generated points for mode coverage and the sample figure")
 
+    vaegan = models.add_parser(
+        "vae-gan", help="VAE-GAN (Larsen et al. 2016): a VAE whose likelihood lives in a GAN "
+                        "discriminator's features")
+    _add_data_flags(vaegan, DATASETS)
+    _add_run_flags(vaegan, epochs=20, out="runs/vae-gan")
+    vaegan.set_defaults(lr=2e-4)
+    vaegan.add_argument("--loss", choices=list(ADVERSARIAL_LOSSES), default="non-saturating",
+                        help="the GAN terms of the decoder's and discriminator's losses")
+    vaegan.add_argument("--gamma", type=float, default=1.0,
+                        help="decoder's weight of feature-space reconstruction vs fooling D")
+    vaegan.add_argument("--gp-weight", type=float, default=10.0,
+                        help="wasserstein-gp's penalty weight")
+    vaegan.add_argument("--z-dim", type=int, default=None,
+                        help="default: 2 for 2-D data, 64 for images")
+    vaegan.add_argument("--hidden", type=_hidden, default=(128, 128),
+                        help="encoder MLP widths (decoder reversed), e.g. 128,128")
+    vaegan.add_argument("--discriminator-hidden", type=_hidden, default=None,
+                        help="discriminator MLP widths (default: --hidden)")
+    vaegan.add_argument("--feature-layer", type=int, default=-1,
+                        help="discriminator hidden layer used as the similarity metric (-1: last)")
+    vaegan.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
+    vaegan.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
+    vaegan.add_argument("--lr-discriminator", type=float, default=None, help="default: --lr")
+    vaegan.add_argument("--num-samples", type=int, default=1000,
+                        help="generated points for mode coverage and the sample figure")
+
     mixture = models.add_parser("mixture", help="Bernoulli or Gaussian mixture fitted by EM")
     _add_data_flags(mixture, DATASETS)
     mixture.add_argument("--components", type=int, default=10)
@@ -172,6 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.add_argument("--draw", action="store_true",
                         help="show random draws instead of the likelihood's mean")
+
+    compare = sub.add_parser(
+        "compare", help="train several models on ring8 or grid25 and compare their mode coverage")
+    compare.add_argument("--data", default="ring8", choices=["ring8", "grid25"])
+    compare.add_argument("--models", type=_names, default=None,
+                         help="comma-separated contenders (default: vae,gan,gan-pack2)")
+    compare.add_argument("--epochs", type=int, default=None,
+                         help="epochs for every model (default: each model's own, 20)")
+    compare.add_argument("--max-steps", type=int, default=None, help="stop each model after this")
+    compare.add_argument("--num-train", type=int, default=None, help="training points (default 50000)")
+    compare.add_argument("--num-samples", type=int, default=2500, help="samples scored per model")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    compare.add_argument("--out", default="runs/compare",
+                         help="directory for compare.json, compare.png and one run per model")
+    compare.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     demo = sub.add_parser("demo", help=f"train a VAE on the bundled {DEMO_DATA} and write figures")
     _add_run_flags(demo, epochs=200, out="ppdgm-demo")
@@ -284,6 +333,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     title += (f"; {c['modes_captured']}/{c['num_modes']} modes, "
                               f"{c['high_quality_percent']:.1f}% high-quality samples")
                 _report(result, f"{title}; wrote:")
+            elif getattr(args, "model", "vae") == "vae-gan":
+                from .runs_vaegan import fit_vaegan
+
+                result = fit_vaegan(
+                    dataset, _train_config(args), loss=args.loss, gamma=args.gamma,
+                    gp_weight=args.gp_weight, z_dim=args.z_dim, hidden=tuple(args.hidden),
+                    discriminator_hidden=args.discriminator_hidden,
+                    feature_layer=args.feature_layer, arch=args.arch, activation=args.activation,
+                    lr_discriminator=args.lr_discriminator, figures=args.plots,
+                    num_samples=args.num_samples)
+                m = result.metrics
+                title = (f"Trained a VAE-GAN on {dataset.name} ({m['steps']} steps of each player "
+                         f"in {m['train_seconds']:.1f} s)")
+                if "mode_coverage" in m:
+                    c = m["mode_coverage"]
+                    title += (f"; samples: {c['modes_captured']}/{c['num_modes']} modes, "
+                              f"{c['high_quality_percent']:.1f}% high-quality")
+                _report(result, f"{title}; wrote:")
             else:
                 result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
                                       objective=args.objective, k=_particles(args),
@@ -307,6 +374,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
                 out=args.out, amortization=args.amortization)
             print(format_diagnosis(result))
+            _report(result, "Wrote:")
+        elif args.command == "compare":
+            from .runs_compare import DEFAULT_MODELS, compare_models, format_compare_table
+
+            result = compare_models(args.data, args.out, models=args.models or DEFAULT_MODELS,
+                                    epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
+                                    num_samples=args.num_samples, num_train=args.num_train,
+                                    device=args.device,
+                                    progress=False if args.no_progress else None)
+            print(format_compare_table(result.metrics))
             _report(result, "Wrote:")
         else:
             result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,

@@ -167,13 +167,17 @@ def require_likelihood(model: torch.nn.Module, command: str) -> None:
         ...     print(str(err)[:36])
         checkpoint: a GAN has no likelihood,
     """
-    from .models import GAN
+    from .models import GAN, VAEGAN
     from .models.rbm import RBM
 
     if isinstance(model, GAN):
         raise ValueError(f"checkpoint: a GAN has no likelihood, so `ppdgm {command}` has nothing to "
                          "estimate; measure it by mode coverage (ppdgm fit gan writes it for ring8 "
                          "and grid25)")
+    if isinstance(model, VAEGAN):
+        raise ValueError(f"checkpoint: a VAE-GAN's likelihood lives in its discriminator's feature "
+                         f"space, not over x, so `ppdgm {command}` would report no log p(x); measure "
+                         "it by mode coverage (ppdgm fit vae-gan writes it for ring8 and grid25)")
     if isinstance(model, RBM) and command == "evaluate":
         raise ValueError("checkpoint: an RBM's log p(x) needs its log Z, which importance sampling "
                          "from the guide does not give; `ppdgm fit rbm` reports it (exact or AIS)")

@@ -18,6 +18,7 @@ from .nets import MLP, ConvDecoder, ConvEncoder, DCGANDiscriminator, DCGANGenera
 from .rbm import RBM, RBMConfig
 from .sbn import SBNConfig, SigmoidBeliefNet
 from .vae import VAE, VAEConfig
+from .vaegan import VAEGAN, VAEGANConfig
 
 __all__ = [
     "MODELS",
@@ -39,6 +40,8 @@ __all__ = [
     "SigmoidBeliefNet",
     "VAE",
     "VAEConfig",
+    "VAEGAN",
+    "VAEGANConfig",
     "build_model",
 ]
 
@@ -51,6 +54,7 @@ MODELS: dict[str, tuple[type, type]] = {
     "gaussian-mixture": (GaussianMixture, MixtureConfig),
     "rbm": (RBM, RBMConfig),
     "gan": (GAN, GANConfig),
+    "vae-gan": (VAEGAN, VAEGANConfig),
 }
 
 

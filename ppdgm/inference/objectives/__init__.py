@@ -6,6 +6,7 @@ from .em import EMResult, expectation_maximization, posterior_by_enumeration
 from .iwae import IWAE
 from .registry import OBJECTIVES, build_objective
 from .rws import ReweightedWakeSleep
+from .vaegan import VAEGAN_PLAYERS, VAEGANLoss
 from .vimco import VIMCO
 from .wake_sleep import WakeSleep
 
@@ -17,6 +18,8 @@ __all__ = [
     "IWAE",
     "OBJECTIVES",
     "ReweightedWakeSleep",
+    "VAEGANLoss",
+    "VAEGAN_PLAYERS",
     "VIMCO",
     "WakeSleep",
     "build_objective",
