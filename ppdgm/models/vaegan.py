@@ -43,6 +43,7 @@ from .._validation import check_choice, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
+from .gan import _int_tuple  # the same field checks as GANConfig
 from .nets import ACTIVATIONS, MLP, ConvEncoder, DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["VAEGAN", "VAEGANConfig", "LATENT", "OBS", "FEATURES", "LABEL", "ARCHS", "PLAYERS"]
@@ -61,19 +62,6 @@ PLAYERS = {"encoder": "encoder", "decoder": "decoder", "discriminator": "discrim
 # As in the VAE: softplus underflows to 0 for very negative inputs, and a zero scale makes
 # log q(z|x) infinite; the floor is far below any posterior width a VAE learns.
 _MIN_SCALE = 1e-4
-
-
-def _int_tuple(name: str, value: object, *, allow_empty: bool, length: int | None = None
-               ) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name}: expected a tuple of ints, got {type(value).__name__}")
-    if not value and not allow_empty:
-        raise ValueError(f"{name}: expected at least one entry, got {tuple(value)}")
-    if length is not None and len(value) != length:
-        raise ValueError(f"{name}: expected {length} entries, got {tuple(value)}")
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-        raise ValueError(f"{name}: expected positive ints, got {tuple(value)}")
-    return tuple(value)
 
 
 @dataclass
