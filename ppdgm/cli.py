@@ -155,6 +155,32 @@ def build_parser() -> argparse.ArgumentParser:
     vaegan.add_argument("--num-samples", type=int, default=1000,
                         help="generated points for mode coverage and the sample figure")
 
+    diffusion = models.add_parser(
+        "diffusion", help="denoising diffusion model: reverse chain = model, forward chain = guide")
+    _add_data_flags(diffusion, DATASETS)
+    _add_run_flags(diffusion, epochs=20, out="runs/diffusion")
+    diffusion.set_defaults(lr=2e-4)
+    diffusion.add_argument("--timesteps", type=int, default=1000, help="T, the noising steps")
+    diffusion.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
+    diffusion.add_argument("--prediction", choices=["eps", "x0", "v"], default="eps",
+                           help="what the denoiser predicts")
+    diffusion.add_argument("--variance", choices=["small", "large"], default="small",
+                           help="reverse step variance: beta-tilde_t (small) or beta_t (large)")
+    diffusion.add_argument("--hidden", type=_hidden, default=None,
+                           help="MLP denoiser widths for vector data (default 256,256,256)")
+    diffusion.add_argument("--channels", type=int, default=None,
+                           help="U-Net base width for images (default 32)")
+    diffusion.add_argument("--multipliers", type=_hidden, default=None,
+                           help="U-Net width multiplier per level (default 1,2,2)")
+    diffusion.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm",
+                           help="sampler for the metrics' samples and figures")
+    diffusion.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50, at most T)")
+    diffusion.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0: deterministic)")
+    diffusion.add_argument("--num-samples", type=int, default=1000,
+                           help="generated points for mode coverage and the sample figure")
+    diffusion.add_argument("--bound-points", type=int, default=None,
+                           help="test points for the exact bound (default 1000; images 100)")
+
     mixture = models.add_parser("mixture", help="Bernoulli or Gaussian mixture fitted by EM")
     _add_data_flags(mixture, DATASETS)
     mixture.add_argument("--components", type=int, default=10)
@@ -164,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     mixture.add_argument("--out", default="runs/mixture")
 
     evaluate = sub.add_parser(
-        "evaluate", help="importance-sampled log p(x) and the ELBO of a checkpoint on a split")
+        "evaluate", help="importance-sampled log p(x) and the ELBO of a checkpoint on a split "
+                         "(diffusion models: the exact variational bound)")
     evaluate.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
     evaluate.add_argument("--data", default=None, choices=list(DATASETS),
                           help="default: the dataset the checkpoint was trained on")
@@ -205,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.add_argument("--draw", action="store_true",
                         help="show random draws instead of the likelihood's mean")
+    sample.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm",
+                        help="diffusion models: ancestral DDPM (all T steps) or DDIM")
+    sample.add_argument("--steps", type=int, default=None,
+                        help="diffusion: DDIM steps (default 50, at most T)")
+    sample.add_argument("--eta", type=float, default=0.0, help="diffusion: DDIM noise, 0..1")
 
     compare = sub.add_parser(
         "compare", help="train several models on ring8 or grid25 and compare their mode coverage")
@@ -254,7 +286,13 @@ def _particles(args: argparse.Namespace) -> int:
 def _report(result, title: str) -> None:
     print(title)
     metrics = result.metrics
-    if "log_px" in metrics:
+    if metrics.get("estimator") == "variational bound":
+        b = metrics["bound"]
+        print(f"  variational bound on -log p(x) per example: {b['nats']:.3f} ± {b['nats_stderr']:.3f} "
+              f"nats = {b['bits_per_dim']:.4f} bits/dim (prior {b['prior_nats']:.3f}, steps "
+              f"{b['steps_nats']:.3f}, decoder {b['decoder_nats']:.3f}); {metrics['num_data']} points "
+              f"of {metrics['data']}/{metrics['split']} in {metrics['seconds']:.1f} s")
+    elif "log_px" in metrics:
         print(f"  log p(x) per example (nats, K={metrics['num_samples']}): "
               f"{metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f}  "
               f"(NLL {metrics['nll']:.3f})")
@@ -281,6 +319,28 @@ def _report(result, title: str) -> None:
         print(f"  {metrics['steps']} steps in {metrics['train_seconds']:.1f} s on {metrics['device']}")
     for name, path in result.files.items():
         print(f"  {name:>15}: {path}")
+
+
+def _fit_diffusion(args: argparse.Namespace, dataset):
+    from .runs_diffusion import fit_diffusion
+
+    overrides = {"timesteps": args.timesteps, "schedule": args.schedule,
+                 "prediction": args.prediction, "variance": args.variance, "hidden": args.hidden,
+                 "channels": args.channels, "multipliers": args.multipliers}
+    result = fit_diffusion(dataset, _train_config(args), model_overrides=overrides,
+                           sampler=args.sampler, steps=args.steps, eta=args.eta,
+                           num_samples=args.num_samples, bound_points=args.bound_points,
+                           figures=args.plots)
+    m, b = result.metrics, result.metrics["bound"]
+    title = (f"Trained a diffusion model on {dataset.name} ({m['steps']} steps in "
+             f"{m['train_seconds']:.1f} s); bound on -log p(x) over {b['num_points']} test points: "
+             f"{b['nats']:.2f} nats, {b['bits_per_dim']:.3f} bits/dim")
+    if "mode_coverage" in m:
+        c = m["mode_coverage"]
+        title += (f"; {m['sampler']} samples: {c['modes_captured']}/{c['num_modes']} modes, "
+                  f"{c['high_quality_percent']:.1f}% high-quality")
+    _report(result, f"{title}; wrote:")
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -351,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     title += (f"; samples: {c['modes_captured']}/{c['num_modes']} modes, "
                               f"{c['high_quality_percent']:.1f}% high-quality")
                 _report(result, f"{title}; wrote:")
+            elif getattr(args, "model", "vae") == "diffusion":
+                result = _fit_diffusion(args, dataset)
             else:
                 result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
                                       objective=args.objective, k=_particles(args),
@@ -387,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(result, "Wrote:")
         else:
             result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,
-                                            device=args.device, mean=not args.draw)
+                                            device=args.device, mean=not args.draw,
+                                            sampler=args.sampler, steps=args.steps, eta=args.eta)
             _report(result, f"Wrote {args.n} samples:")
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"ppdgm {args.command}: error: {err}", file=sys.stderr)

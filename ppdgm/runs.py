@@ -25,7 +25,7 @@ from .inference import CHECKPOINT_NAME, Engine, TrainConfig, load_checkpoint
 from .inference.checkpoint import CheckpointError
 from .inference.evaluate import estimate_elbo, estimate_log_likelihood
 from .inference.objectives import build_objective
-from .models import VAE, VAEConfig, build_model
+from .models import VAE, Diffusion, VAEConfig, build_model
 
 __all__ = [
     "RunResult",
@@ -178,6 +178,10 @@ def require_likelihood(model: torch.nn.Module, command: str) -> None:
         raise ValueError(f"checkpoint: a VAE-GAN's likelihood lives in its discriminator's feature "
                          f"space, not over x, so `ppdgm {command}` would report no log p(x); measure "
                          "it by mode coverage (ppdgm fit vae-gan writes it for ring8 and grid25)")
+    if isinstance(model, Diffusion) and command != "evaluate":
+        raise ValueError(f"checkpoint: a diffusion model's posterior is its fixed forward chain, "
+                         f"so `ppdgm {command}` has nothing to diagnose; `ppdgm evaluate` reports "
+                         "its exact variational bound")
     if isinstance(model, RBM) and command == "evaluate":
         raise ValueError("checkpoint: an RBM's log p(x) needs its log Z, which importance sampling "
                          "from the guide does not give; `ppdgm fit rbm` reports it (exact or AIS)")
@@ -214,6 +218,10 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: Dataset, *, split: str 
                         device: str = "auto", out: str | Path | None = None) -> RunResult:
     """Importance-sampled log p(x) (``k`` proposals from the guide) and the ELBO on a split.
 
+    A diffusion model gets its exact variational bound instead
+    (:func:`~ppdgm.inference.objectives.variational_bound`, ``batch_size`` points at a time;
+    ``k`` is not used): ``log_px`` is then minus the bound, a lower bound on log p(x).
+
     Writes the metrics as JSON to ``out`` when given. See
     :func:`ppdgm.inference.evaluate.estimate_log_likelihood`.
 
@@ -239,10 +247,13 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: Dataset, *, split: str 
         )
     x = x.reshape(x.shape[0], *expected)  # a mixture reads flattened images
     started = time.perf_counter()
-    result = estimate_log_likelihood(model.model, model.guide, x, num_samples=k,
-                                     batch_size=batch_size, seed=seed)
+    if isinstance(model, Diffusion):
+        estimate = _diffusion_bound_metrics(model, x, batch_size, seed)
+    else:
+        estimate = estimate_log_likelihood(model.model, model.guide, x, num_samples=k,
+                                           batch_size=batch_size, seed=seed).as_dict()
     metrics = {"checkpoint": str(checkpoint), "data": dataset.name, "split": split,
-               **result.as_dict(), "seed": seed, "device": str(x.device),
+               **estimate, "seed": seed, "device": str(x.device),
                "seconds": round(time.perf_counter() - started, 3)}
     files = {}
     if out is not None:
@@ -253,6 +264,19 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: Dataset, *, split: str 
     return RunResult(Path(checkpoint).parent, files, metrics)
 
 
+def _diffusion_bound_metrics(model: Diffusion, x: torch.Tensor, batch_size: int,
+                             seed: int) -> dict[str, Any]:
+    from .inference.objectives.denoising import DiffusionBound, variational_bound
+
+    parts = [variational_bound(model, chunk, seed=seed + i)
+             for i, chunk in enumerate(x.split(batch_size))]
+    bound = DiffusionBound(*(torch.cat([getattr(p, f) for p in parts])
+                             for f in ("prior", "steps", "decoder")), dims=parts[0].dims)
+    summary = bound.summary()
+    return {"bound": summary, "log_px": -summary["nats"], "log_px_stderr": summary["nats_stderr"],
+            "nll": summary["nats"], "num_data": x.shape[0], "estimator": "variational bound"}
+
+
 def checkpoint_data(checkpoint: str | Path) -> str | None:
     """The dataset name a ``ppdgm fit`` checkpoint was trained on, when it records one."""
     spec = load_checkpoint(checkpoint, map_location="cpu").get("model_spec") or {}
@@ -260,12 +284,27 @@ def checkpoint_data(checkpoint: str | Path) -> str | None:
 
 
 def sample_checkpoint(checkpoint: str | Path, out: str | Path, *, n: int = 64, seed: int = 0,
-                      device: str = "auto", mean: bool = True) -> RunResult:
-    """Draw ``n`` samples from a trained model and save them as a PNG grid at ``out``."""
+                      device: str = "auto", mean: bool = True, sampler: str = "ddpm",
+                      steps: int | None = None, eta: float = 0.0) -> RunResult:
+    """Draw ``n`` samples from a trained model and save them at ``out``.
+
+    Images become a PNG grid, 2-D points a scatter plot. A diffusion model is sampled by
+    ``sampler`` (``"ddpm"``, or ``"ddim"`` with ``steps`` and ``eta``); other models ignore those.
+    """
     model = load_trained_model(checkpoint, device)
     pyro.set_rng_seed(seed)
-    images = model.sample(n, mean=mean)
-    if images.dim() != 4:
-        raise ValueError(f"checkpoint: the model draws shape {tuple(images.shape[1:])}, not images")
-    path = save_image_grid(images.clamp(0, 1), out)
-    return RunResult(Path(out).parent, {"samples": path}, {"n": n, "seed": seed})
+    if isinstance(model, Diffusion):
+        from .inference.sampling.diffusion import sample_diffusion
+
+        images = sample_diffusion(model, n, sampler=sampler, steps=steps, eta=eta, seed=seed)
+    else:
+        images = model.sample(n, mean=mean)
+    if images.dim() == 2 and images.shape[1] == 2:
+        path = plot_latents(images, out, title=f"{n} samples")
+    elif images.dim() != 4:
+        raise ValueError(f"checkpoint: the model draws shape {tuple(images.shape[1:])}, "
+                         "neither images nor 2-D points")
+    else:
+        path = save_image_grid(images.clamp(0, 1), out)
+    metrics = {"n": n, "seed": seed, **({"sampler": sampler} if isinstance(model, Diffusion) else {})}
+    return RunResult(Path(out).parent, {"samples": path}, metrics)

@@ -15,14 +15,13 @@ checkpoint that :func:`ppdgm.runs.load_trained_model` reads back, on a model wit
 ``sample(n, mean=...)``) becomes a contender through :func:`run_fit`, so a new model is one line,
 e.g.::
 
-    CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.runs_diffusion:fit_diffusion"),
-                                        "diffusion", lr=1e-3, batch_size=100, epochs=20)
+    CONTENDERS["flow"] = Contender(run_fit("mypackage.runs_flow:fit_flow"), "flow",
+                                   lr=1e-3, batch_size=100, epochs=20)
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import math
 import platform
@@ -197,15 +196,15 @@ CONTENDERS: dict[str, Contender] = {
                            description="the same GAN, discriminator judging groups of 4 (PacGAN, "
                                        "m=4); 100 groups per step"),
 }
-# The VAE-GAN joins once its run module exists (it is written separately): one line, no more.
-if importlib.util.find_spec("ppdgm.runs_vaegan") is not None:
-    CONTENDERS["vae-gan"] = Contender(run_fit("ppdgm.runs_vaegan:fit_vaegan", z_dim=2,
-                                              num_samples_kw="num_samples"),
-                                      "VAE-GAN", lr=1e-4, batch_size=100, epochs=20,
-                                      description="VAE-GAN (Larsen et al. 2016), z_dim 2")
-# Later contenders, e.g.:
-# CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.runs_diffusion:fit_diffusion"), "diffusion",
-#                                     lr=1e-3, batch_size=100, epochs=20)
+CONTENDERS["vae-gan"] = Contender(run_fit("ppdgm.runs_vaegan:fit_vaegan", z_dim=2,
+                                          num_samples_kw="num_samples"),
+                                  "VAE-GAN", lr=1e-4, batch_size=100, epochs=20,
+                                  description="VAE-GAN (Larsen et al. 2016), z_dim 2")
+CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.runs_diffusion:fit_diffusion", sample_mean=True,
+                                            num_samples_kw="num_samples"),
+                                    "Diffusion", lr=1e-3, batch_size=100, epochs=20,
+                                    description="DDPM, T=1000 linear schedule, eps-prediction MLP "
+                                                "3x256 SiLU; DDPM samples")
 
 
 def get_contender(name: str) -> Contender:

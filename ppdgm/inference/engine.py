@@ -144,7 +144,11 @@ class Engine:
             objective with a method ``player_loss(name, model, guide, *batch)`` is asked for
             the loss of the player whose turn it is alone. An objective that keeps state between
             steps (the persistent chains of PCD) and offers ``state_dict()``/``load_state_dict()``
-            has that state checkpointed and restored with the run.
+            has that state checkpointed and restored with the run. An objective that always
+            calls the model and guide with extra keyword arguments names them in a
+            ``call_kwargs`` mapping (the denoising loss: ``{"step": True}``), so that the one
+            traced run that finds the parameters calls them the same way (a diffusion model's
+            full chain would cost T network calls).
         players: who updates what; default one player ``"svi"`` owning every parameter. Players
             take turns in list order, and each turn evaluates the objective afresh, so a
             discriminator's update is seen by the generator's loss on the same batch.
@@ -286,6 +290,9 @@ class Engine:
 
     def _setup(self, batch: tuple[Any, ...]) -> None:
         args, kwargs = _call_args(batch)
+        extra = getattr(self.objective, "call_kwargs", None)
+        if isinstance(extra, Mapping):
+            kwargs = {**kwargs, **extra}
         found = discover_params(self.model, self.guide, args, kwargs)
         for name, leaf in found.params.items():
             if leaf.device != self.device:

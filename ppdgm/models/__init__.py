@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 import torch
 
+from .denoisers import DenoisingMLP, DenoisingUNet
+from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
 from .mixture import BernoulliMixture, GaussianMixture, MixtureConfig
@@ -30,6 +32,10 @@ __all__ = [
     "ConvEncoder",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "DenoisingMLP",
+    "DenoisingUNet",
+    "Diffusion",
+    "DiffusionConfig",
     "GAN",
     "GANConfig",
     "LinearGaussian",
@@ -55,6 +61,7 @@ MODELS: dict[str, tuple[type, type]] = {
     "rbm": (RBM, RBMConfig),
     "gan": (GAN, GANConfig),
     "vae-gan": (VAEGAN, VAEGANConfig),
+    "diffusion": (Diffusion, DiffusionConfig),
 }
 
 

@@ -2,6 +2,7 @@
 
 from .adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, gradient_penalty, guide_logits
 from .contrastive_divergence import ContrastiveDivergence
+from .denoising import DenoisingLoss, DiffusionBound, variational_bound
 from .em import EMResult, expectation_maximization, posterior_by_enumeration
 from .iwae import IWAE
 from .registry import OBJECTIVES, build_objective
@@ -14,6 +15,8 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
     "ContrastiveDivergence",
+    "DenoisingLoss",
+    "DiffusionBound",
     "EMResult",
     "IWAE",
     "OBJECTIVES",
@@ -27,4 +30,5 @@ __all__ = [
     "gradient_penalty",
     "guide_logits",
     "posterior_by_enumeration",
+    "variational_bound",
 ]

@@ -1,0 +1,223 @@
+"""Diffusion benchmarks: DDIM against DDPM on one model, the engine against a hand loop, the bound.
+
+``speed``: trains one model (``ppdgm fit diffusion`` on grid25 by default), then samples it with
+DDPM (all T steps) and DDIM (``--ddim-steps``, eta 0), alternating, ``--repeats`` times each;
+reports the median seconds, the speed-up and each sampler's mode coverage of the same number of
+points. Target: DDIM(50) >= 15x faster than DDPM(1000).
+
+``overhead``: the same denoiser and loss trained by ppdgm's engine (``DenoisingLoss`` on the Pyro
+model/guide pair) and by a hand-written PyTorch loop (t ~ U{1..T}, x_t by the closed form, MSE on
+eps, ``zero_grad``/``backward``/``step``), from the same initial weights on the same batches,
+their epochs interleaved in one process; median epoch seconds after a warm-up epoch. Target:
+<= 1.10x on CPU (<= 1.05x on a GPU). ``--workload`` picks the 2-D MLP or the image U-Net.
+
+``bound``: trains on an image dataset and reports the exact bound on the test set in bits/dim.
+
+    python benchmarks/diffusion.py speed --epochs 20            # grid25, MLP 3x256, T=1000
+    python benchmarks/diffusion.py overhead --workload unet --num-train 1024
+    python benchmarks/diffusion.py bound --data digits --epochs 100
+
+Results go to ``benchmarks/results/diffusion_<part>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+
+from ppdgm.data import load_dataset
+from ppdgm.inference import Engine, TrainConfig
+from ppdgm.inference.coverage import mode_coverage
+from ppdgm.inference.objectives.denoising import DenoisingLoss
+from ppdgm.inference.sampling.diffusion import ddim_sample, ddpm_sample
+from ppdgm.models import DenoisingMLP, DenoisingUNet, Diffusion
+from ppdgm.models.diffusion import _FlatDenoiser
+from ppdgm.runs_diffusion import diffusion_config_for, fit_diffusion
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = Path(__file__).resolve().parent / "runs"
+
+
+def _record(part: str, args: argparse.Namespace, argv: list[str], body: dict[str, Any]) -> dict:
+    return {"benchmark": f"diffusion-{part}", **body,
+            "threads": torch.get_num_threads(), "device": args.device,
+            "command": "python benchmarks/diffusion.py " + shlex.join(argv),
+            "machine": platform.processor() or platform.machine(),
+            "versions": {"torch": torch.__version__, "pyro": pyro.__version__,
+                         "python": platform.python_version()}}
+
+
+def _train(args: argparse.Namespace, data: str, out: Path, **overrides: Any):
+    ds = load_dataset(data, **({"num_train": args.num_train} if args.num_train else {}))
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0,
+                      device=args.device, out_dir=str(out), progress=False)
+    return ds, fit_diffusion(ds, cfg, model_overrides=overrides, num_samples=args.num_samples)
+
+
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    from ppdgm.runs import load_trained_model
+
+    ds, run = _train(args, args.data, RUNS / f"diffusion-speed-{args.data}",
+                     timesteps=args.timesteps)
+    model = load_trained_model(run.files["checkpoint"], device=args.device)
+    samplers = {"ddpm": lambda seed: ddpm_sample(model, args.num_samples, seed=seed, progress=False),
+                f"ddim{args.ddim_steps}": lambda seed: ddim_sample(
+                    model, args.num_samples, steps=args.ddim_steps, seed=seed, progress=False)}
+    seconds: dict[str, list[float]] = {k: [] for k in samplers}
+    coverage: dict[str, Any] = {}
+    for r in range(args.repeats):
+        for name, draw in samplers.items():
+            started = time.perf_counter()
+            x = draw(r)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            seconds[name].append(time.perf_counter() - started)
+            if r == 0 and ds.centres is not None:
+                coverage[name] = mode_coverage(x.cpu(), ds.centres, ds.scale).as_dict()
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    names = list(samplers)
+    return {"data": args.data, "timesteps": args.timesteps, "num_samples": args.num_samples,
+            "train": {k: run.metrics[k] for k in ("epochs", "steps", "train_seconds", "bound")},
+            "seconds": seconds, "median_seconds": med,
+            "speedup": med[names[0]] / med[names[1]], "mode_coverage": coverage}
+
+
+def _hand_loss(net: torch.nn.Module, sched: Any, y0: torch.Tensor, T: int) -> torch.Tensor:
+    t = torch.randint(1, T + 1, (y0.shape[0],), device=y0.device)
+    eps = torch.randn_like(y0)
+    shape = (-1, *([1] * (y0.dim() - 1)))
+    y_t = sched.sqrt_alpha_bar[t].reshape(shape) * y0 + sched.sqrt_one_minus_alpha_bar[t].reshape(shape) * eps
+    return (net(y_t, t.to(y0.dtype)) - eps).pow(2).flatten(1).mean(1).sum()
+
+
+def overhead(args: argparse.Namespace) -> dict[str, Any]:
+    data = "grid25" if args.workload == "mlp" else args.data
+    ds = load_dataset(data, **({"num_train": args.num_train} if args.num_train else {}))
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    x = ds.train.to(device)
+    pyro.set_rng_seed(0)
+    cfg = diffusion_config_for(ds, timesteps=args.timesteps)
+    diffusion = Diffusion(cfg).to(device)
+    if cfg.denoiser == "unet":
+        plain = DenoisingUNet(cfg.x_shape, channels=cfg.channels, multipliers=cfg.multipliers,
+                              time_dim=cfg.time_dim)
+    else:
+        plain = _FlatDenoiser(DenoisingMLP(x[0].numel(), cfg.hidden, time_dim=cfg.time_dim), cfg.x_shape)
+    plain.load_state_dict(diffusion.denoiser.state_dict())
+    plain = plain.to(device)
+    sched = copy.deepcopy(diffusion.schedule).to(device)
+    opt = torch.optim.Adam(plain.parameters(), lr=args.lr)
+    hand_seconds: list[float] = []
+    hand_losses: list[float] = []
+
+    def hand_epoch(engine: Engine, epoch: int) -> None:
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).to(device)
+        started = time.perf_counter()
+        total = 0.0
+        for i in range(0, len(x), args.batch_size):
+            loss = _hand_loss(plain, sched, diffusion.normalize(x[order[i:i + args.batch_size]]),
+                              cfg.timesteps)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        hand_seconds.append(time.perf_counter() - started)
+        hand_losses.append(total / len(x))
+
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0,
+                        device=str(device), progress=False)
+    engine = Engine(diffusion.model, diffusion.guide, DenoisingLoss(), config=train,
+                    callbacks=[hand_epoch])
+    history = engine.fit(x)
+    ours = [row["seconds"] for row in history.epochs]
+    med = {"ppdgm": statistics.median(ours[1:]), "pytorch": statistics.median(hand_seconds[1:])}
+    return {"workload": args.workload, "data": data, "num_train": len(x),
+            "batch_size": args.batch_size, "timesteps": args.timesteps,
+            "parameters": sum(p.numel() for p in plain.parameters()),
+            "epoch_seconds": {"ppdgm": ours, "pytorch": hand_seconds},
+            "median_seconds_after_warmup": med, "ratio_ppdgm_over_pytorch": med["ppdgm"] / med["pytorch"],
+            "final_loss_per_example": {"ppdgm": history.epochs[-1]["loss_mean"]
+                                       if "loss_mean" in history.epochs[-1] else history.last(),
+                                       "pytorch": hand_losses[-1]}}
+
+
+def bound(args: argparse.Namespace) -> dict[str, Any]:
+    ds, run = _train(args, args.data, RUNS / f"diffusion-bound-{args.data}", timesteps=args.timesteps)
+    m = run.metrics
+    return {"data": args.data, "num_train": len(ds.train), "levels": m["levels"],
+            **{k: m[k] for k in ("epochs", "steps", "train_seconds", "parameters", "bound",
+                                 "final_epoch_loss_per_example")},
+            "run_dir": str(run.out_dir)}
+
+
+def markdown(part: str, r: dict[str, Any]) -> str:
+    cmd = f"\n\nCommand: `{r['command']}` ({r['threads']} CPU threads, {r['device']}).\n"
+    if part == "speed":
+        med, cov = r["median_seconds"], r["mode_coverage"]
+        rows = [f"| {k} | {v:.3f} | " + (f"{cov[k]['modes_captured']}/{cov[k]['num_modes']}, "
+                                         f"{cov[k]['high_quality_percent']:.1f} %" if k in cov else "-")
+                + " |" for k, v in med.items()]
+        return (f"| sampler ({r['num_samples']} points, {r['data']}) | median s | modes, high quality |\n"
+                "|---|---|---|\n" + "\n".join(rows) + f"\n\nSpeed-up: **{r['speedup']:.1f}x**." + cmd)
+    if part == "overhead":
+        s = r["median_seconds_after_warmup"]
+        return (f"| workload | PyTorch loop s/epoch | ppdgm engine s/epoch | ratio |\n|---|---|---|---|\n"
+                f"| {r['workload']} on {r['data']} ({r['num_train']} points, batch {r['batch_size']}) "
+                f"| {s['pytorch']:.3f} | {s['ppdgm']:.3f} | **{r['ratio_ppdgm_over_pytorch']:.3f}x** |" + cmd)
+    b = r["bound"]
+    return (f"| data | epochs | train s | bound (nats) | bits/dim |\n|---|---|---|---|---|\n"
+            f"| {r['data']} ({b['num_points']} test points) | {r['epochs']} | {r['train_seconds']:.0f} "
+            f"| {b['nats']:.2f} ± {b['nats_stderr']:.2f} | **{b['bits_per_dim']:.4f}** |" + cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("part", choices=["speed", "overhead", "bound"])
+    p.add_argument("--data", default=None, help="speed: grid25; overhead (unet) and bound: digits")
+    p.add_argument("--workload", choices=["mlp", "unet"], default="mlp")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--timesteps", type=int, default=1000)
+    p.add_argument("--num-train", type=int, default=None)
+    p.add_argument("--num-samples", type=int, default=2500)
+    p.add_argument("--ddim-steps", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--results", default=str(RESULTS))
+    args = p.parse_args(argv)
+    images = args.part == "bound" or (args.part == "overhead" and args.workload == "unet")
+    args.data = args.data or ("digits" if images else "grid25")
+    args.epochs = args.epochs or {"speed": 20, "overhead": 6, "bound": 50}[args.part]
+    args.batch_size = args.batch_size or (128 if images else 100)
+    args.lr = args.lr or (2e-4 if images else 1e-3)
+    torch.set_num_threads(args.threads)
+    body = {"speed": speed, "overhead": overhead, "bound": bound}[args.part](args)
+    record = _record(args.part, args, argv, body)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"diffusion_{args.part}" + (f"_{args.workload}" if args.part == "overhead" else "")
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    table = markdown(args.part, record)
+    (out / f"{name}.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""Reverse samplers of a trained diffusion model: DDPM (ancestral) and DDIM (any number of steps).
+
+Both read the model only through :meth:`~ppdgm.models.Diffusion.predict` (the denoiser's x_0 and
+eps estimates) and its schedule, so one trained model serves both, with the number of steps and
+the noise level chosen at sampling time.
+
+* :func:`ddpm_sample` runs the model's reverse chain x_T -> x_0 step by step (T denoiser calls):
+  the same draws as tracing ``model()``, without Pyro's bookkeeping per site.
+* :func:`ddim_sample` (Song et al. 2021) visits a subsequence of ``steps`` timesteps;
+  x_s = sqrt(alpha_bar_s) x0_hat + sqrt(1 - alpha_bar_s - sigma^2) eps_hat + sigma z with
+  sigma = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s).
+  ``eta=0`` is deterministic; ``eta=1`` with all T steps is DDPM with ``variance="small"``.
+
+The last step returns the noise-free x0_hat in the data's units (for quantized data, the nearest
+grid value), as Ho et al. do. ``clip`` clamps x0_hat into the data's range [0, 1] at every step
+(default: for quantized data, whose range is known).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..._validation import check_positive_int
+from ...models.diffusion import Diffusion
+from ..evaluate import _seeded
+
+__all__ = ["SAMPLERS", "ddim_sample", "ddim_timesteps", "ddpm_sample", "sample_diffusion"]
+
+SAMPLERS = ("ddpm", "ddim")
+StepCallback = Callable[[int, torch.Tensor], None]
+
+
+def ddim_timesteps(timesteps: int, steps: int) -> torch.Tensor:
+    """``steps`` timesteps from T down to 1, evenly spread (both ends included when steps > 1).
+
+    Example:
+        >>> ddim_timesteps(1000, 5).tolist()
+        [1000, 750, 500, 251, 1]
+    """
+    check_positive_int("timesteps", timesteps)
+    check_positive_int("steps", steps)
+    if steps > timesteps:
+        raise ValueError(f"steps: expected at most T = {timesteps}, got {steps}")
+    if steps == 1:
+        return torch.tensor([timesteps])
+    return torch.linspace(timesteps, 1, steps, dtype=torch.float64).round().long()
+
+
+@torch.no_grad()
+def ddpm_sample(diffusion: Diffusion, n: int, *, clip: bool | None = None, seed: int | None = None,
+                progress: bool | None = None, on_step: StepCallback | None = None) -> torch.Tensor:
+    """``n`` draws by ancestral sampling of the reverse chain, T steps; ``(n, *x_shape)``.
+
+    ``on_step(t, x_t)`` is called after each step with x_t in the data's units (x_T first), for
+    figures of the reverse process. ``seed`` fixes the draws without moving the global RNG.
+
+    Example:
+        >>> from ppdgm.models import Diffusion
+        >>> ddpm_sample(Diffusion(x_shape=(2,), timesteps=10, hidden=(8,)), 3, seed=0).shape
+        torch.Size([3, 2])
+    """
+    _check(diffusion, n)
+    return _run(diffusion, n, torch.arange(diffusion.config.timesteps, 0, -1), eta=None,
+                clip=clip, seed=seed, progress=progress, on_step=on_step, label="DDPM")
+
+
+@torch.no_grad()
+def ddim_sample(diffusion: Diffusion, n: int, *, steps: int = 50, eta: float = 0.0,
+                clip: bool | None = None, seed: int | None = None, progress: bool | None = None,
+                on_step: StepCallback | None = None) -> torch.Tensor:
+    """``n`` draws by DDIM over ``steps`` timesteps (:func:`ddim_timesteps`); ``(n, *x_shape)``.
+
+    Example:
+        >>> from ppdgm.models import Diffusion
+        >>> d = Diffusion(x_shape=(2,), timesteps=100, hidden=(8,))
+        >>> ddim_sample(d, 3, steps=10, seed=0).shape
+        torch.Size([3, 2])
+    """
+    _check(diffusion, n)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta >= 0:
+        raise ValueError(f"eta: expected a number >= 0, got {eta!r}")
+    ts = ddim_timesteps(diffusion.config.timesteps, steps)
+    return _run(diffusion, n, ts, eta=float(eta), clip=clip, seed=seed, progress=progress,
+                on_step=on_step, label=f"DDIM({steps})")
+
+
+def sample_diffusion(diffusion: Diffusion, n: int, *, sampler: str = "ddpm", steps: int | None = None,
+                     eta: float = 0.0, **kwargs: object) -> torch.Tensor:
+    """Either sampler by name (``"ddpm"`` or ``"ddim"``), as ``ppdgm sample`` chooses it.
+
+    ``steps`` is DDIM's number of steps (default 50, or T when T is smaller); DDPM always takes
+    all T, so for it ``steps`` must be ``None`` or T.
+
+    Example:
+        >>> from ppdgm.models import Diffusion
+        >>> d = Diffusion(x_shape=(2,), timesteps=20, hidden=(8,))
+        >>> sample_diffusion(d, 2, sampler="ddim", steps=5, seed=0).shape
+        torch.Size([2, 2])
+    """
+    if sampler == "ddpm":
+        if steps is not None and steps != diffusion.config.timesteps:
+            raise ValueError(
+                f"steps: DDPM takes all T = {diffusion.config.timesteps} steps; got {steps} "
+                "(use sampler='ddim' for fewer)")
+        return ddpm_sample(diffusion, n, **kwargs)
+    if sampler == "ddim":
+        steps = min(50, diffusion.config.timesteps) if steps is None else steps
+        return ddim_sample(diffusion, n, steps=steps, eta=eta, **kwargs)
+    raise ValueError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
+
+
+def _check(diffusion: Diffusion, n: int) -> None:
+    if not isinstance(diffusion, Diffusion):
+        raise TypeError(f"diffusion: expected a ppdgm.models.Diffusion, got {type(diffusion).__name__}")
+    check_positive_int("n", n)
+
+
+def _run(diffusion: Diffusion, n: int, ts: torch.Tensor, *, eta: float | None, clip: bool | None,
+         seed: int | None, progress: bool | None, on_step: StepCallback | None,
+         label: str) -> torch.Tensor:
+    cfg, sched = diffusion.config, diffusion.schedule
+    ref = sched.betas
+    clip = cfg.levels is not None if clip is None else clip
+    lo, hi = diffusion.normalize(ref.new_zeros(())), diffusion.normalize(ref.new_ones(()))
+    if progress is None:
+        progress = _stderr_is_terminal()
+    with _seeded(seed, ref.device):
+        y = torch.randn(n, *cfg.x_shape, device=ref.device, dtype=diffusion.reverse_variance.dtype)
+        if on_step is not None:
+            on_step(int(ts[0]), diffusion.denormalize(y))
+        schedule = ts.tolist()
+        for i, t in enumerate(tqdm(schedule, desc=label, disable=not progress, leave=False)):
+            s = schedule[i + 1] if i + 1 < len(schedule) else 0
+            tt = torch.full((n,), t, dtype=torch.long, device=y.device)
+            x0, eps = diffusion.predict(y, tt)
+            if clip:
+                x0 = x0.clamp(lo, hi)
+                eps = (y - sched.at("sqrt_alpha_bar", tt, y) * x0) / sched.at(
+                    "sqrt_one_minus_alpha_bar", tt, y)
+            if s == 0:
+                y = x0
+            elif eta is None:  # DDPM: the model's own reverse step
+                mean = diffusion.posterior_mean(x0, y, tt)
+                y = mean + diffusion.reverse_variance[t].to(y.dtype).sqrt() * torch.randn_like(y)
+            else:
+                ab_t, ab_s = sched.alpha_bar[t].to(y.dtype), sched.alpha_bar[s].to(y.dtype)
+                sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
+                y = ab_s.sqrt() * x0 + (1 - ab_s - sigma**2).clamp(min=0).sqrt() * eps
+                if eta > 0:
+                    y = y + sigma * torch.randn_like(y)
+            if on_step is not None:
+                on_step(s, diffusion.denormalize(y))
+    x = diffusion.denormalize(y)
+    if cfg.levels is not None:
+        step = 1 / (cfg.levels - 1)
+        x = (x / step).round().clamp(0, cfg.levels - 1) * step
+    return x
+
+
+def _stderr_is_terminal() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
