@@ -1,4 +1,4 @@
-"""Mode coverage on ring8 and grid25: a VAE, a GAN and PacGAN(m=2), several seeds each, beside
+"""Mode coverage on ring8 and grid25 over seeds: VAE, GAN, PacGAN(m=2), VAE-GAN and diffusion, beside
 the numbers of the PacGAN paper (Lin et al. 2018, Table 1; the VEEGAN mixtures and metrics).
 
 Each seed is one :func:`ppdgm.runs_compare.compare_models` run: a fresh training set drawn with
@@ -15,15 +15,18 @@ generator and discriminator MLPs of 4 hidden layers of 400 ReLU units, Adam lr 1
 groups of m points for PacGAN) per step. Every model takes ``--steps`` steps, so PacGAN(m) sees m
 times the points of the GAN, as in PacGAN's code. The VAE (Gaussian likelihood, learned std, z_dim
 2, MLP 128-128, Adam 1e-3, batch 100) takes as many steps; its samples are draws x ~ p(x | z),
-observation noise included. Where this differs from PacGAN's code, ``deviations`` in the JSON says.
+observation noise included. The VAE-GAN (z_dim 2, Adam 1e-4) and the diffusion model (T = 1000,
+linear schedule, eps-prediction MLP 3 x 256 SiLU, Adam 1e-3, batch 100; DDPM samples, noise-free
+last step) take as many steps too. Where this differs from PacGAN's code, ``deviations`` in the JSON says.
 
     python benchmarks/mode_coverage.py                     # 5 seeds, both mixtures, 20,000 steps
     python benchmarks/mode_coverage.py --data grid25 --models gan,gan-pack2,gan-pack4 \\
         --steps 400000 --device cuda                     # PacGAN's full budget (400 epochs)
 
-A seed whose ``compare.json`` already holds the same settings is read back, not retrained, so a
-long benchmark may span several sittings. Writes ``benchmarks/results/mode_coverage.json`` and
-``mode_coverage.md``.
+A model that a seed's ``compare.json`` already holds with the same settings is read back, not
+retrained, so a long benchmark may span several sittings and gain models later; the first seed's
+figure (``compare.png``) is redrawn with every model, from the checkpoints, with the scored draws.
+Writes ``benchmarks/results/mode_coverage.json`` and ``mode_coverage.md``.
 """
 
 from __future__ import annotations
@@ -41,13 +44,18 @@ from typing import Any
 import pyro
 import torch
 
+from ppdgm.data import load_dataset
+from ppdgm.diagnostics import plot_samples_over_density
 from ppdgm.inference.coverage import ModeCoverage, summarize_coverage
-from ppdgm.runs_compare import CONTENDERS, compare_models, get_contender
+from ppdgm.runs import load_trained_model
+from ppdgm.runs_compare import CONTENDERS, _draw, compare_models, get_contender
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path(__file__).resolve().parent / "runs" / "mode-coverage"
 DATASETS = ("ring8", "grid25")
-MODELS = ("vae", "gan", "gan-pack2")
+MODELS = ("vae", "gan", "gan-pack2", "vae-gan", "diffusion")
+#: Contenders whose scored samples are their decoder's noise-free output (see runs_compare).
+SAMPLE_MEANS = {"diffusion"}
 
 #: PacGAN (Lin et al. 2018), Table 1: mean over 10 runs of 400 epochs of 100,000 points.
 ANCHORS: dict[str, dict[str, dict[str, float]]] = {
@@ -78,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=names, default=list(DATASETS), help="ring8,grid25 (default both)")
     p.add_argument("--models", type=names, default=list(MODELS),
-                   help=f"comma-separated, of {', '.join(CONTENDERS)} (default vae,gan,gan-pack2)")
+                   help=f"comma-separated, of {', '.join(CONTENDERS)} (default {','.join(MODELS)})")
     p.add_argument("--seeds", type=int, default=5, help="seeds per model and mixture")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=20_000, help="optimizer steps per model")
@@ -116,24 +124,52 @@ def _settings(args: argparse.Namespace, data: str, seed: int) -> dict[str, Any]:
             "num_samples": args.num_samples, "models": list(args.models)}
 
 
+def _done_rows(args: argparse.Namespace, path: Path, data: str, seed: int) -> dict[str, Any]:
+    # The models of an earlier compare.json run with the same data, seed and budget.
+    if not path.exists() or args.fresh:
+        return {}
+    old = json.loads(path.read_text())
+    if {k: old.get(k) for k in ("data", "seed", "num_train", "num_samples")} != {
+            k: v for k, v in _settings(args, data, seed).items() if k != "models"}:
+        return {}
+    return {m: r for m, r in old["models"].items() if r.get("max_steps") == args.steps}
+
+
 def _run_seed(args: argparse.Namespace, data: str, seed: int) -> dict[str, Any]:
     run = Path(args.out) / data / f"seed{seed}"
     path = run / "compare.json"
-    if path.exists() and not args.fresh:
-        old = json.loads(path.read_text())
-        same = {k: old.get(k) for k in ("data", "seed", "num_train", "num_samples")}
-        same["models"] = list(old.get("models", {}))
-        if same == _settings(args, data, seed) and all(
-                r.get("max_steps") == args.steps for r in old["models"].values()):
-            print(f"{data} seed {seed}: read back {path}", flush=True)
-            return old
+    done = _done_rows(args, path, data, seed)
+    missing = [m for m in args.models if m not in done]
+    if not missing:
+        print(f"{data} seed {seed}: read back {path}", flush=True)
+        return {**json.loads(path.read_text()), "models": {m: done[m] for m in args.models}}
     started = time.perf_counter()
-    result = compare_models(data, run, models=args.models, epochs=_budget(args),
-                            max_steps=args.steps, seed=seed, num_samples=args.num_samples,
-                            num_train=args.num_train, device=args.device,
-                            figure=seed == args.first_seed, progress=False)
-    print(f"{data} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
-    return result.metrics
+    epochs = {m: e for m, e in _budget(args).items() if m in missing}
+    result = compare_models(data, run, models=missing, epochs=epochs, max_steps=args.steps,
+                            seed=seed, num_samples=args.num_samples, num_train=args.num_train,
+                            device=args.device, figure=False, progress=False)
+    print(f"{data} seed {seed}: trained {', '.join(missing)} in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    # Earlier models stay in compare.json beside the new ones (a later sitting may add models).
+    merged = {**result.metrics, "models": {**done, **result.metrics["models"]}}
+    path.write_text(json.dumps(merged, indent=2, allow_nan=False) + "\n")
+    if seed == args.first_seed:
+        _figure(args, data, seed, run, merged)
+    return {**merged, "models": {m: merged["models"][m] for m in args.models}}
+
+
+def _figure(args: argparse.Namespace, data: str, seed: int, run: Path, record: dict[str, Any]) -> Path:
+    """Every model's samples over the density, redrawn from the checkpoints exactly as scored."""
+    dataset = load_dataset(data, seed=seed, num_train=args.num_train)
+    samples, coverage = {}, {}
+    for name in args.models:
+        model = load_trained_model(run / name / "checkpoint.pt", device=args.device)
+        label = record["models"][name]["label"]
+        samples[label] = _draw(model, args.num_samples, seed, mean=name in SAMPLE_MEANS)
+        coverage[label] = _coverage(record["models"][name])
+    return plot_samples_over_density(samples, dataset.centres, dataset.scale, run / "compare.png",
+                                     title=f"{data}, seed {seed}: {args.num_samples} samples per model",
+                                     coverage=coverage)
 
 
 def _coverage(row: dict[str, Any]) -> ModeCoverage:

@@ -201,7 +201,7 @@ CONTENDERS["vae-gan"] = Contender(run_fit("ppdgm.runs_vaegan:fit_vaegan", z_dim=
                                   "VAE-GAN", lr=1e-4, batch_size=100, epochs=20,
                                   description="VAE-GAN (Larsen et al. 2016), z_dim 2")
 CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.runs_diffusion:fit_diffusion", sample_mean=True,
-                                            num_samples_kw="num_samples"),
+                                            num_samples_kw="num_samples", bound_points=200),
                                     "Diffusion", lr=1e-3, batch_size=100, epochs=20,
                                     description="DDPM, T=1000 linear schedule, eps-prediction MLP "
                                                 "3x256 SiLU; DDPM samples")

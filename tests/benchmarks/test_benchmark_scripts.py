@@ -111,3 +111,11 @@ def test_mode_coverage_script_runs_seeds_and_writes_its_tables(tmp_path):
     assert mode_coverage.main([argv[0], "ring8", *argv[2:]]) == 0
     assert (runs / "ring8" / "seed1" / "gan" / "checkpoint.pt").stat().st_mtime_ns == before
     assert list(json.loads((results / "mode_coverage.json").read_text())["results"]) == ["ring8"]
+    # A model added later is trained alone; the others are read back and stay in compare.json.
+    before = (runs / "ring8" / "seed0" / "vae" / "checkpoint.pt").stat().st_mtime_ns
+    assert mode_coverage.main([argv[0], "ring8", "--models", "vae,diffusion", *argv[4:]]) == 0
+    assert (runs / "ring8" / "seed0" / "vae" / "checkpoint.pt").stat().st_mtime_ns == before
+    seed0 = json.loads((runs / "ring8" / "seed0" / "compare.json").read_text())
+    assert list(seed0["models"]) == ["vae", "gan", "gan-pack2", "diffusion"]
+    record = json.loads((results / "mode_coverage.json").read_text())
+    assert list(record["results"]["ring8"]) == ["vae", "diffusion"]
