@@ -37,6 +37,7 @@ import pyro
 import torch
 
 from ppdgm.data import load_dataset
+from ppdgm.diagnostics import plot_samples_over_density
 from ppdgm.inference import Engine, TrainConfig
 from ppdgm.inference.coverage import mode_coverage
 from ppdgm.inference.objectives.denoising import DenoisingLoss
@@ -62,13 +63,14 @@ def _train(args: argparse.Namespace, data: str, out: Path, **overrides: Any):
     ds = load_dataset(data, **({"num_train": args.num_train} if args.num_train else {}))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0,
                       device=args.device, out_dir=str(out), progress=False)
-    return ds, fit_diffusion(ds, cfg, model_overrides=overrides, num_samples=args.num_samples)
+    return ds, fit_diffusion(ds, cfg, model_overrides=overrides, num_samples=args.num_samples,
+                             bound_points=args.bound_points, figures=args.plots)
 
 
 def speed(args: argparse.Namespace) -> dict[str, Any]:
     from ppdgm.runs import load_trained_model
 
-    ds, run = _train(args, args.data, RUNS / f"diffusion-speed-{args.data}",
+    ds, run = _train(args, args.data, Path(args.runs) / f"diffusion-speed-{args.data}",
                      timesteps=args.timesteps)
     model = load_trained_model(run.files["checkpoint"], device=args.device)
     samplers = {"ddpm": lambda seed: ddpm_sample(model, args.num_samples, seed=seed, progress=False),
@@ -76,6 +78,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                     model, args.num_samples, steps=args.ddim_steps, seed=seed, progress=False)}
     seconds: dict[str, list[float]] = {k: [] for k in samplers}
     coverage: dict[str, Any] = {}
+    first: dict[str, torch.Tensor] = {}
     for r in range(args.repeats):
         for name, draw in samplers.items():
             started = time.perf_counter()
@@ -84,13 +87,23 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                 torch.cuda.synchronize()
             seconds[name].append(time.perf_counter() - started)
             if r == 0 and ds.centres is not None:
+                first[name] = x.cpu()
                 coverage[name] = mode_coverage(x.cpu(), ds.centres, ds.scale).as_dict()
     med = {k: statistics.median(v) for k, v in seconds.items()}
     names = list(samplers)
+    figure = None
+    if first:
+        labels = {names[0]: f"DDPM, {args.timesteps} steps", names[1]: f"DDIM, {args.ddim_steps} steps"}
+        covers = {labels[k]: mode_coverage(v, ds.centres, ds.scale) for k, v in first.items()}
+        figure = plot_samples_over_density(
+            {labels[k]: v for k, v in first.items()}, ds.centres, ds.scale,
+            Path(args.results) / f"diffusion_speed_{args.data}.png", coverage=covers,
+            title=f"One diffusion model, two samplers ({med[names[0]]:.1f} s vs {med[names[1]]:.2f} s)")
     return {"data": args.data, "timesteps": args.timesteps, "num_samples": args.num_samples,
             "train": {k: run.metrics[k] for k in ("epochs", "steps", "train_seconds", "bound")},
             "seconds": seconds, "median_seconds": med,
-            "speedup": med[names[0]] / med[names[1]], "mode_coverage": coverage}
+            "speedup": med[names[0]] / med[names[1]], "mode_coverage": coverage,
+            "figure": None if figure is None else figure.name}
 
 
 def _hand_loss(net: torch.nn.Module, sched: Any, y0: torch.Tensor, T: int) -> torch.Tensor:
@@ -107,7 +120,7 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
     x = ds.train.to(device)
     pyro.set_rng_seed(0)
-    cfg = diffusion_config_for(ds, timesteps=args.timesteps)
+    cfg = diffusion_config_for(ds, timesteps=args.timesteps, **_unet_overrides(args))
     diffusion = Diffusion(cfg).to(device)
     if cfg.denoiser == "unet":
         plain = DenoisingUNet(cfg.x_shape, channels=cfg.channels, multipliers=cfg.multipliers,
@@ -154,8 +167,13 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
                                        "pytorch": hand_losses[-1]}}
 
 
+def _unet_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.channels is None else {"channels": args.channels}
+
+
 def bound(args: argparse.Namespace) -> dict[str, Any]:
-    ds, run = _train(args, args.data, RUNS / f"diffusion-bound-{args.data}", timesteps=args.timesteps)
+    ds, run = _train(args, args.data, Path(args.runs) / f"diffusion-bound-{args.data}",
+                     timesteps=args.timesteps, **_unet_overrides(args))
     m = run.metrics
     return {"data": args.data, "num_train": len(ds.train), "levels": m["levels"],
             **{k: m[k] for k in ("epochs", "steps", "train_seconds", "parameters", "bound",
@@ -199,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bound-points", type=int, default=None,
+                   help="test points for the bound (default: fit_diffusion's, 1000 or 100 for images)")
+    p.add_argument("--plots", action="store_true", help="also write the run's figures")
+    p.add_argument("--channels", type=int, default=None, help="U-Net base width (default 32)")
     p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--runs", default=str(RUNS), help="where trained runs go")
     args = p.parse_args(argv)
     images = args.part == "bound" or (args.part == "overhead" and args.workload == "unet")
     args.data = args.data or ("digits" if images else "grid25")

@@ -119,3 +119,24 @@ def test_mode_coverage_script_runs_seeds_and_writes_its_tables(tmp_path):
     assert list(seed0["models"]) == ["vae", "gan", "gan-pack2", "diffusion"]
     record = json.loads((results / "mode_coverage.json").read_text())
     assert list(record["results"]["ring8"]) == ["vae", "diffusion"]
+
+
+@pytest.mark.parametrize("part", ["speed", "overhead", "bound"])
+def test_diffusion_script_runs_each_part(tmp_path, part):
+    diffusion = _load("diffusion")
+    argv = [part, "--timesteps", "30", "--epochs", "2", "--num-train", "64", "--num-samples", "40",
+            "--repeats", "2", "--ddim-steps", "5", "--results", str(tmp_path), "--runs", str(tmp_path)]
+    if part != "speed":
+        argv += ["--channels", "8", "--workload", "unet", "--batch-size", "32"]
+    assert diffusion.main(argv) == 0
+    name = f"diffusion_{part}" + ("_unet" if part == "overhead" else "")
+    record = json.loads((tmp_path / f"{name}.json").read_text())
+    assert record["command"].startswith(f"python benchmarks/diffusion.py {part}")
+    if part == "speed":
+        assert len(record["seconds"]["ddpm"]) == 2 and record["speedup"] > 1
+        assert record["mode_coverage"]["ddim5"]["num_samples"] == 40
+    elif part == "overhead":
+        assert len(record["epoch_seconds"]["pytorch"]) == 2 and record["ratio_ppdgm_over_pytorch"] > 0
+    else:
+        assert record["levels"] == 17 and record["bound"]["bits_per_dim"] > 0
+    assert (tmp_path / f"{name}.md").read_text().startswith("|")
