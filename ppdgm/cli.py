@@ -47,6 +47,8 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes torchrun starts (--batch-size is global)")
 
 
 def _add_data_flags(p: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
@@ -268,7 +270,7 @@ def _train_config(args: argparse.Namespace):
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, out_dir=args.out, checkpoint_every=args.checkpoint_every,
         resume=args.resume, max_steps=args.max_steps,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, distributed=args.distributed,
     )
 
 
@@ -284,6 +286,10 @@ def _particles(args: argparse.Namespace) -> int:
 
 
 def _report(result, title: str) -> None:
+    from .inference.distributed import is_main_process
+
+    if not is_main_process():
+        return  # data-parallel runs: rank 0 speaks for all
     print(title)
     metrics = result.metrics
     if metrics.get("estimator") == "variational bound":

@@ -23,6 +23,7 @@ from .device import resolve_device
 from .diagnostics import plot_history, plot_latents, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, TrainConfig, load_checkpoint
 from .inference.checkpoint import CheckpointError
+from .inference.distributed import is_main_process
 from .inference.evaluate import estimate_elbo, estimate_log_likelihood
 from .inference.objectives import build_objective
 from .models import VAE, Diffusion, VAEConfig, build_model
@@ -126,8 +127,9 @@ def fit_vae(
     }
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
-    files["metrics"].write_text(json.dumps(metrics, indent=2))
-    if figures:
+    if is_main_process():  # data-parallel runs: rank 0 writes
+        files["metrics"].write_text(json.dumps(metrics, indent=2))
+    if figures and is_main_process():
         files.update(_vae_figures(vae, dataset, history, out, device, objective, num_samples))
     return RunResult(out, files, metrics)
 

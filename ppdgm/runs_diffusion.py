@@ -19,6 +19,7 @@ from .diagnostics import plot_history, plot_latents, plot_samples_over_density, 
 from .diagnostics.diffusion_figures import plot_reverse_process
 from .inference import CHECKPOINT_NAME, Engine, TrainConfig
 from .inference.coverage import ModeCoverage, mode_coverage
+from .inference.distributed import is_main_process
 from .inference.objectives.denoising import DenoisingLoss, variational_bound
 from .inference.sampling.diffusion import SAMPLERS, ddim_timesteps, sample_diffusion
 from .models.diffusion import Diffusion, DiffusionConfig
@@ -163,8 +164,9 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
                                     for k, v in coverage.as_dict().items()}
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
-    files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
-    if figures:
+    if is_main_process():  # data-parallel runs: rank 0 writes
+        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    if figures and is_main_process():
         title = f"Diffusion ({config.denoiser}, T={config.timesteps}) on {dataset.name}"
         files["loss_curve"] = plot_history(history, out / "loss_curve.png",
                                            title=f"{title}: denoising loss per example")

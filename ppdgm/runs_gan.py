@@ -18,6 +18,7 @@ from .data import Dataset
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, History, Player, TrainConfig, adam
 from .inference.coverage import ModeCoverage, mode_coverage
+from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss
 from .models.gan import ARCHS, GAN, GANConfig
 from .runs import RunResult
@@ -133,8 +134,9 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
                                     for k, v in coverage.as_dict().items()}
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
-    files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
-    if figures:
+    if is_main_process():  # data-parallel runs: rank 0 writes
+        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    if figures and is_main_process():
         title = f"GAN ({arch}, {loss}) on {dataset.name}"
         files["loss_curve"] = plot_history(_means_as_per_example(history), out / "loss_curve.png",
                                            title=f"{title}: loss per step (batch mean)")

@@ -13,6 +13,7 @@ import pyro
 from .data import Dataset
 from .diagnostics import plot_history, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, TrainConfig
+from .inference.distributed import is_main_process
 from .inference.evaluate import estimate_log_likelihood
 from .inference.objectives.registry import build_player_objective
 from .models.sbn import SBNConfig, SigmoidBeliefNet
@@ -84,8 +85,9 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
             metrics[f"{split}_log_px_exact"] = sbn.exact_log_marginal(x).mean().item()
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
-    files["metrics"].write_text(json.dumps(metrics, indent=2))
-    if figures:
+    if is_main_process():  # data-parallel runs: rank 0 writes
+        files["metrics"].write_text(json.dumps(metrics, indent=2))
+    if figures and is_main_process():
         files["loss_curve"] = plot_history(history, out / "loss_curve.png",
                                            title=f"SBN {config.layers} on {dataset.name}: {objective}")
         if len(config.x_shape) == 3:

@@ -19,6 +19,7 @@ from .data.synthetic import MIXTURES, mixture_centres
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, Player, TrainConfig, adam
 from .inference.coverage import ModeCoverage, coverage_for_dataset
+from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from .inference.objectives.vaegan import VAEGAN_PLAYERS, VAEGANLoss
 from .models.vaegan import ARCHS, VAEGAN, VAEGANConfig
@@ -139,8 +140,9 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
         metrics["reconstruction_mode_coverage"] = _plain(coverage["reconstructions"])
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
-    files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
-    if figures:
+    if is_main_process():  # data-parallel runs: rank 0 writes
+        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    if figures and is_main_process():
         title = f"VAE-GAN ({arch}, {loss}, gamma={objective.gamma:g}) on {dataset.name}"
         files["loss_curve"] = plot_history(_means_as_per_example(history), out / "loss_curve.png",
                                            title=f"{title}: loss per step (batch mean)")

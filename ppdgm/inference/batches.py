@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from .._validation import check_positive_int
 from ..device import loader_kwargs, move_to_device
@@ -32,6 +32,12 @@ class BatchFeed:
     A user's DataLoader is used as given, except that its shuffling generator (when it has one)
     is re-seeded at the start of every epoch.
 
+    ``shard=(rank, world_size)`` (data-parallel training) yields this process's part of each
+    global batch of ``batch_size``: tensors are cut into ``world_size`` contiguous, near-equal
+    pieces of the same global order on every process, and a last batch with fewer rows than
+    processes is dropped; a Dataset gets a :class:`~torch.utils.data.DistributedSampler` and
+    ``batch_size / world_size`` per process (which must divide evenly).
+
     Example:
         >>> feed = BatchFeed(torch.arange(10.).unsqueeze(1), batch_size=4, device=torch.device("cpu"))
         >>> [b[0].shape[0] for b in feed.epoch(0, seed=0)]
@@ -47,12 +53,17 @@ class BatchFeed:
         shuffle: bool = True,
         drop_last: bool = False,
         on_device: bool = True,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         check_positive_int("batch_size", batch_size)
         self.device = device
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.shard = shard
+        self._sampler: DistributedSampler | None = None
+        if shard is not None and not (0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard: expected (rank, world_size) with 0 <= rank < world_size, got {shard}")
         self._tensors: tuple[torch.Tensor, ...] | None = None
         self._loader: DataLoader | None = None
         if isinstance(data, torch.Tensor) or _is_tensor_tuple(data):
@@ -66,6 +77,10 @@ class BatchFeed:
             self._tensors = tuple(t.to(device) if on_device else t for t in tensors)
             self._n = n
         elif isinstance(data, DataLoader):
+            if shard is not None:
+                raise TypeError(
+                    "data: distributed training shards the data itself; pass the Dataset (or "
+                    "tensors) instead of a DataLoader")
             self._loader = data
             if isinstance(data.sampler, RandomSampler) and data.generator is None:
                 warnings.warn(
@@ -75,6 +90,15 @@ class BatchFeed:
                     UserWarning,
                     stacklevel=3,
                 )
+        elif isinstance(data, Dataset) and shard is not None:
+            rank, world = shard
+            if batch_size % world:
+                raise ValueError(f"batch_size: the global batch {batch_size} must be a multiple of "
+                                 f"the {world} processes when the data is a Dataset")
+            self._sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=shuffle,
+                                               drop_last=drop_last)
+            self._loader = DataLoader(data, batch_size=batch_size // world, sampler=self._sampler,
+                                      drop_last=drop_last, **loader_kwargs(device))
         elif isinstance(data, Dataset):
             self._loader = DataLoader(
                 data,
@@ -94,7 +118,8 @@ class BatchFeed:
         if self._loader is not None:
             return len(self._loader)
         full, rest = divmod(self._n, self.batch_size)
-        return full if (self.drop_last or rest == 0) else full + 1
+        world = 1 if self.shard is None else self.shard[1]
+        return full if (self.drop_last or rest == 0 or rest < world) else full + 1
 
     def epoch(self, epoch: int, *, seed: int, start: int = 0) -> Iterator[tuple[Any, ...]]:
         """Yield the batches of ``epoch`` from batch index ``start`` on, already on the device."""
@@ -110,11 +135,16 @@ class BatchFeed:
             order = torch.arange(self._n, device=first.device)
         for index in range(start, len(self)):
             idx = order[index * self.batch_size : (index + 1) * self.batch_size]
+            if self.shard is not None:
+                idx = idx.tensor_split(self.shard[1])[self.shard[0]]
             yield tuple(move_to_device(t[idx], self.device) for t in self._tensors)
 
     def _loader_epoch(self, epoch: int, *, seed: int, start: int) -> Iterator[tuple[Any, ...]]:
         assert self._loader is not None
-        if self._loader.generator is not None:
+        if self._sampler is not None:
+            self._sampler.seed = seed
+            self._sampler.set_epoch(epoch)
+        elif self._loader.generator is not None:
             self._loader.generator.manual_seed(epoch_seed(seed, epoch))
         for index, batch in enumerate(self._loader):
             if index < start:

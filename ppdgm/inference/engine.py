@@ -34,6 +34,15 @@ from .checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from .distributed import (
+    DistributedContext,
+    all_reduce_scalar,
+    distributed_device,
+    gather_objects,
+    init_distributed,
+    loss_reduction,
+    replicate,
+)
 from .history import History
 from .params import DiscoveredParams, discover_params, owning_modules
 from .players import Player, adam
@@ -73,6 +82,11 @@ class TrainConfig:
             without them, which is what makes a step as fast as a hand-written PyTorch one;
             ``"always"`` keeps them on; ``"never"`` turns them off. A process that disabled
             Pyro's validation (``pyro.enable_validation(False)``) is never switched back on.
+        distributed: data-parallel training in a process group launched by torchrun (see
+            :mod:`ppdgm.inference.distributed`): ``batch_size`` is then the global batch, split
+            among the processes; gradients are all-reduced by DDP; rank 0 alone writes
+            checkpoints and histories and shows progress; every rank's random state is
+            checkpointed, so a resumed run continues exactly.
     """
 
     epochs: int = 10
@@ -90,6 +104,7 @@ class TrainConfig:
     drop_last: bool = False
     data_on_device: bool = True
     validate: str = "first-epoch"
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -130,6 +145,7 @@ class _PlayerState:
     optimizer: torch.optim.Optimizer
     scheduler: Any = None
     running: list[float] = field(default_factory=list)
+    replica: Any = None  # DistributedDataParallel around the player's parameters
 
 
 class Engine:
@@ -216,6 +232,9 @@ class Engine:
         self.model, self.guide, self.objective = model, guide, objective
         self.players = players
         self.device = resolve_device(self.config.device)
+        if self.config.distributed:
+            self.device = distributed_device(self.device)
+        self._dist: DistributedContext | None = None
         self.modules = owning_modules(model, guide, *modules)
         # ppdgm's models are built for module-local parameters; PyroModules built in Pyro's
         # default mode cannot switch later, so the run then stays in the default (global) mode.
@@ -229,6 +248,10 @@ class Engine:
         self._discovered: DiscoveredParams | None = None
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def _is_main(self) -> bool:
+        return self._dist is None or self._dist.is_main
 
     @property
     def objective_name(self) -> str:
@@ -246,6 +269,8 @@ class Engine:
         cfg = self.config
         for module in self.modules:
             module.to(self.device)
+        if cfg.distributed:
+            self._dist = init_distributed(self.device)
         feed = BatchFeed(
             data,
             batch_size=cfg.batch_size,
@@ -253,6 +278,7 @@ class Engine:
             shuffle=cfg.shuffle,
             drop_last=cfg.drop_last,
             on_device=cfg.data_on_device,
+            shard=None if self._dist is None else (self._dist.rank, self._dist.world_size),
         )
         if len(feed) == 0:
             raise ValueError(
@@ -267,9 +293,14 @@ class Engine:
                 for module in self.modules:
                     forget_stale_params(module)
             self._setup(next(iter(feed.epoch(0, seed=seed))))
+            if self._dist is not None and cfg.seed is not None:
+                # Each process draws its own noise; rank 0's stream is a single process's.
+                pyro.set_rng_seed(cfg.seed + 1_000_003 * self._dist.rank)
             self._train(feed, seed, self._maybe_resume())
-        if cfg.out_dir is not None:
+        if cfg.out_dir is not None and self._is_main:
             self.history.save(cfg.out_dir)
+        if self._dist is not None:
+            torch.distributed.barrier()  # the files are written before any rank reads them
         return self.history
 
     def parameters(self, player: str | None = None) -> dict[str, torch.Tensor]:
@@ -315,6 +346,9 @@ class Engine:
             optimizer = factory(params)
             scheduler = player.scheduler(optimizer) if player.scheduler is not None else None
             states.append(_PlayerState(player, owned, params, optimizer, scheduler))
+        if self._dist is not None:
+            for state in states:
+                state.replica = replicate(state.params, self._loss_of(state), self.device)
         self._discovered, self._states = found, states
 
     def _maybe_resume(self) -> _Position:
@@ -336,7 +370,7 @@ class Engine:
         total = cfg.epochs * per_epoch
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
-        show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+        show = (cfg.progress if cfg.progress is not None else sys.stderr.isatty()) and self._is_main
         bar = tqdm(total=total, initial=min(pos.step, total), disable=not show,
                    desc="ppdgm", dynamic_ncols=True, leave=True)
         try:
@@ -391,8 +425,11 @@ class Engine:
             for _ in range(state.player.repeats):
                 for p in state.params:
                     p.grad = None
-                loss = self._player_loss(state, args, kwargs, pos)
-                value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+                if state.replica is not None:
+                    loss, value = self._replica_loss(state, args, kwargs, pos)
+                else:
+                    loss = self._player_loss(state, args, kwargs, pos)
+                    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
                 if not math.isfinite(value):
                     raise NonFiniteLossError(self._nan_message(state, value, pos))
                 if isinstance(loss, torch.Tensor) and loss.requires_grad:
@@ -404,7 +441,27 @@ class Engine:
                                          loss=value, batch_size=batch_size)
                 state.running = (state.running + [value / max(batch_size, 1)])[-50:]
 
-    def _player_loss(self, state: _PlayerState, args: tuple, kwargs: dict, pos: _Position) -> Any:
+    def _replica_loss(self, state: _PlayerState, args: tuple, kwargs: dict, pos: _Position
+                      ) -> tuple[torch.Tensor, float]:
+        # DDP averages gradients over processes; a loss summed over the batch is scaled by their
+        # number so that the step is the one a single process takes on the global batch.
+        assert self._dist is not None
+        loss = state.replica(args, kwargs)
+        mean = loss_reduction(self.objective) == "mean"
+        local = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        value = all_reduce_scalar(local, average=mean, device=self.device)
+        if not mean and isinstance(loss, torch.Tensor):
+            loss = loss * self._dist.world_size
+        return loss, value
+
+    def _loss_of(self, state: _PlayerState) -> Callable[[tuple, dict], Any]:
+        def loss(args: tuple, kwargs: dict) -> Any:
+            return self._player_loss(state, args, kwargs, None)
+
+        return loss
+
+    def _player_loss(self, state: _PlayerState, args: tuple, kwargs: dict,
+                     pos: _Position | None) -> Any:
         objective = self.objective
         if self._grads_inside:
             # Pyro differentiates inside loss_and_grads; the NaN check below still runs before the step.
@@ -456,7 +513,11 @@ class Engine:
         path = self.checkpoint_path
         if path is None:
             return
-        save_checkpoint(self._state_dict(pos), path)
+        state = self._state_dict(pos)
+        if self._dist is not None:
+            state["rng_by_rank"] = gather_objects(state["rng"])  # every rank takes part
+        if self._is_main:
+            save_checkpoint(state, path)
 
     def _state_dict(self, pos: _Position) -> dict[str, Any]:
         assert self._discovered is not None and self._states is not None
@@ -508,7 +569,11 @@ class Engine:
                     s.scheduler.load_state_dict(state["schedulers"][s.player.name])
             if state.get("objective") is not None and hasattr(self.objective, "load_state_dict"):
                 self.objective.load_state_dict(state["objective"])
-            restore_rng_state(state["rng"])
+            by_rank = state.get("rng_by_rank")
+            if self._dist is not None and by_rank is not None and len(by_rank) == self._dist.world_size:
+                restore_rng_state(by_rank[self._dist.rank])
+            else:
+                restore_rng_state(state["rng"])
             self.history = History.from_state_dict(state["history"])
         except (KeyError, TypeError) as err:
             raise CheckpointError(f"resume: {str(path)!r} is missing {err} or is malformed") from err

@@ -162,6 +162,8 @@ class AdversarialLoss:
     """
 
     player_names = ("discriminator", "generator")
+    #: Every loss is a batch mean (data-parallel training averages, not sums, its gradients).
+    loss_reduction = "mean"
 
     def __init__(self, kind: str = "non-saturating", gp_weight: float = 10.0, pack: int = 1) -> None:
         check_choice("kind", kind, tuple(ADVERSARIAL_LOSSES))

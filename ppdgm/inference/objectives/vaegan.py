@@ -113,6 +113,8 @@ class VAEGANLoss:
     """
 
     player_names = VAEGAN_PLAYERS
+    #: Every loss is a batch mean (data-parallel training averages, not sums, its gradients).
+    loss_reduction = "mean"
 
     def __init__(self, kind: str = "non-saturating", gamma: float = 1.0, *,
                  gp_weight: float = 10.0, analytic_kl: bool = True) -> None:

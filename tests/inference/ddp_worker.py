@@ -1,0 +1,75 @@
+"""A training run for the data-parallel tests, launched by them under torchrun (or alone).
+
+    python ddp_worker.py MODEL OUT [--distributed] [--epochs N] [--max-steps N] [--resume]
+
+MODEL is ``regression`` (no latent variable: the loss, hence every step, is deterministic) or
+``vae`` (a latent sampled per data point, so each process's random stream matters). Each process
+saves its final parameters to ``OUT/params-rank<r>.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import Trace_ELBO
+from pyro.nn import PyroModule, pyro_method
+
+from ppdgm._pyro import local_params
+from ppdgm.inference import Engine, TrainConfig
+from ppdgm.models import VAE
+
+
+class Regression(PyroModule):
+    """y ~ N(w x + b, 1): maximum likelihood through an ELBO with an empty guide."""
+
+    def __init__(self) -> None:
+        with local_params():
+            super().__init__()
+            self.net = PyroModule[torch.nn.Linear](3, 1)
+
+    @pyro_method
+    def model(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("y", dist.Normal(self.net(x).squeeze(-1), 1.0), obs=y)
+
+    @pyro_method
+    def guide(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        pass
+
+
+def data(model: str) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 3, generator=g)
+    if model == "regression":
+        return x, x @ torch.tensor([1.0, -2.0, 0.5]) + 0.3 + 0.1 * torch.randn(60, generator=g)
+    return ((torch.rand(60, 6, generator=g) < 0.3).float(),)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model", choices=["regression", "vae"])
+    p.add_argument("out")
+    p.add_argument("--distributed", action="store_true")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    pyro.set_rng_seed(0)
+    net = Regression() if args.model == "regression" else VAE(x_shape=(6,), z_dim=2, hidden=(8,))
+    cfg = TrainConfig(epochs=args.epochs, batch_size=16, lr=0.05, seed=0, device="cpu",
+                      out_dir=args.out, progress=False, max_steps=args.max_steps,
+                      resume=args.resume, distributed=args.distributed)
+    Engine(net.model, net.guide, Trace_ELBO(), config=cfg).fit(data(args.model))
+    rank = int(os.environ.get("RANK", 0))
+    torch.save({k: v.detach().clone() for k, v in net.state_dict().items()},
+               Path(args.out) / f"params-rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    main()
