@@ -158,6 +158,9 @@ class DenoisingMLP(nn.Module):
         x_dim: size of each data vector.
         hidden: widths of the hidden layers (at least one).
         time_dim: size of the timestep embedding, an even int.
+        fourier: if > 0, the input is ``x`` with sin and cos of ``2^k pi x`` for
+            k = 0..fourier-1 per coordinate (fixed frequencies, as in NeRF's positional
+            encoding), which lets a small MLP draw the sharp boundaries between nearby modes.
 
     Example:
         >>> net = DenoisingMLP(2, hidden=(32, 32), time_dim=16)
@@ -166,14 +169,18 @@ class DenoisingMLP(nn.Module):
     """
 
     def __init__(
-        self, x_dim: int, hidden: tuple[int, ...] = (256, 256, 256), time_dim: int = 64
+        self, x_dim: int, hidden: tuple[int, ...] = (256, 256, 256), time_dim: int = 64,
+        fourier: int = 0,
     ) -> None:
         super().__init__()
         self.x_dim = check_positive_int("x_dim", x_dim)
         self.hidden = _int_tuple("hidden", hidden, allow_empty=False)
         self.time_dim = _check_time_dim(time_dim)
+        self.fourier = check_positive_int("fourier", fourier, minimum=0)
         self.time_mlp = _TimeMLP(time_dim)
-        widths = (x_dim, *self.hidden)
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(fourier, dtype=torch.float32),
+                             persistent=False)
+        widths = (x_dim * (1 + 2 * fourier), *self.hidden)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         # The bias lives in W_i; U_i needs none of its own.
         self.time_proj = nn.ModuleList(nn.Linear(time_dim, b, bias=False) for b in self.hidden)
@@ -185,6 +192,9 @@ class DenoisingMLP(nn.Module):
         _check_inputs(x, t, (self.x_dim,))
         e = self.time_mlp(t, x.dtype)
         h = x
+        if self.fourier:
+            angles = (x.unsqueeze(-1) * self.freqs.to(x.dtype)).flatten(1)
+            h = torch.cat([x, angles.sin(), angles.cos()], dim=1)
         for layer, proj in zip(self.layers, self.time_proj):
             h = self.act(layer(h) + proj(e))
         return self.out(h)

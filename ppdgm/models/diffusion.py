@@ -87,6 +87,7 @@ class DiffusionConfig:
         denoiser: ``"mlp"`` (:class:`~ppdgm.models.denoisers.DenoisingMLP`, for vectors) or
             ``"unet"`` (:class:`~ppdgm.models.denoisers.DenoisingUNet`, for (C, H, W) images).
         hidden: ``"mlp"``: the hidden widths.
+        fourier: ``"mlp"``: sin/cos input features at this many octaves (0: the raw input).
         channels, multipliers: ``"unet"``: the base width and the width multiplier per level.
         time_dim: size of the timestep embedding.
         data_shift, data_scale: the chain diffuses (x - data_shift) / data_scale.
@@ -104,6 +105,7 @@ class DiffusionConfig:
     variance: str = "small"
     denoiser: str = "mlp"
     hidden: tuple[int, ...] = (256, 256, 256)
+    fourier: int = 0
     channels: int = 32
     multipliers: tuple[int, ...] = (1, 2, 2)
     time_dim: int = 64
@@ -124,6 +126,7 @@ class DiffusionConfig:
         if self.denoiser == "unet" and len(self.x_shape) != 3:
             raise ValueError(f"x_shape: denoiser='unet' needs (C, H, W), got {tuple(self.x_shape)}")
         check_positive_int("channels", self.channels)
+        check_positive_int("fourier", self.fourier, minimum=0)
         check_positive_int("time_dim", self.time_dim, minimum=2)
         if self.time_dim % 2:
             raise ValueError(f"time_dim: expected an even int, got {self.time_dim}")
@@ -171,7 +174,8 @@ class Diffusion(PyroModule):
                                              multipliers=tuple(cfg.multipliers), time_dim=cfg.time_dim)
                 else:
                     denoiser = _FlatDenoiser(DenoisingMLP(math.prod(cfg.x_shape), tuple(cfg.hidden),
-                                                          time_dim=cfg.time_dim), cfg.x_shape)
+                                                          time_dim=cfg.time_dim, fourier=cfg.fourier),
+                                             cfg.x_shape)
             if not isinstance(denoiser, torch.nn.Module):
                 raise TypeError(f"network: expected a torch.nn.Module, got {type(denoiser).__name__}")
             to_pyro_module_(denoiser)

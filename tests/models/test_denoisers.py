@@ -196,3 +196,14 @@ def test_unet_forward_checks_shapes():
         net(torch.zeros(2, 1, 8, 8), torch.zeros(2, 1))
     with pytest.raises(TypeError, match="t: expected a torch.Tensor"):
         net(torch.zeros(2, 1, 8, 8), 5)
+
+
+def test_mlp_fourier_features_widen_the_input_with_fixed_octaves():
+    net = DenoisingMLP(2, hidden=(16,), time_dim=8, fourier=4)
+    assert net.layers[0].in_features == 2 * (1 + 2 * 4)
+    x = torch.tensor([[0.25, -0.5]])
+    assert net(x, torch.tensor([3])).shape == (1, 2)
+    # The same input rebuilt in another instance gives the same features (no random frequencies).
+    assert torch.equal(net.freqs, DenoisingMLP(2, hidden=(16,), time_dim=8, fourier=4).freqs)
+    with pytest.raises(ValueError, match="fourier"):
+        DenoisingMLP(2, fourier=-1)
