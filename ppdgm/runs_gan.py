@@ -124,6 +124,7 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
     }
     if loss == "wasserstein-gp":
         metrics["gp_weight"] = objective.gp_weight
+    gan.eval()  # batch norm (DCGAN) samples with its running statistics
     samples = gan.sample(num_samples)
     coverage = None
     if dataset.centres is not None and dataset.scale is not None and len(x_shape) == 1:

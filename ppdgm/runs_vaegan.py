@@ -129,6 +129,7 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
     if test.shape[0]:
         error = (model.reconstruct(test) - test).square().reshape(test.shape[0], -1).sum(-1)
         metrics["test_reconstruction_mse"] = float(error.mean())  # squared norm per point
+    model.eval()  # batch norm (DCGAN) samples with its running statistics
     samples = model.sample(num_samples)
     recon = model.reconstruct(dataset.train[:num_samples].to(device))
     coverage: dict[str, ModeCoverage] = {}

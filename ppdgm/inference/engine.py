@@ -230,6 +230,7 @@ class Engine:
                 "cannot route gradients to several players; use one player"
             )
         self.model, self.guide, self.objective = model, guide, objective
+        self._mean_loss = loss_reduction(objective) == "mean"  # a batch mean is per example already
         self.players = players
         self.device = resolve_device(self.config.device)
         if self.config.distributed:
@@ -439,7 +440,8 @@ class Engine:
                 state.optimizer.step()
                 self.history.record_step(step=pos.step, epoch=pos.epoch, player=state.player.name,
                                          loss=value, batch_size=batch_size)
-                state.running = (state.running + [value / max(batch_size, 1)])[-50:]
+                per_example = value if self._mean_loss else value / max(batch_size, 1)
+                state.running = (state.running + [per_example])[-50:]
 
     def _replica_loss(self, state: _PlayerState, args: tuple, kwargs: dict, pos: _Position
                       ) -> tuple[torch.Tensor, float]:
