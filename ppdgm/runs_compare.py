@@ -204,7 +204,8 @@ CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.runs_diffusion:fit_diffusion"
                                             num_samples_kw="num_samples", bound_points=200),
                                     "Diffusion", lr=1e-3, batch_size=100, epochs=20,
                                     description="DDPM, T=1000 linear schedule, eps-prediction MLP "
-                                                "3x256 SiLU; DDPM samples")
+                                                "3x256 SiLU on 8 octaves of Fourier features; "
+                                                "DDPM samples")
 
 
 def get_contender(name: str) -> Contender:

@@ -52,7 +52,8 @@ def diffusion_config_for(dataset: Dataset, **overrides: Any) -> DiffusionConfig:
 
     Images get the U-Net and the [0, 1] -> [-1, 1] map; quantized data (binary, digits, 8-bit)
     get the discretized decoder. Other data are standardized by the training set's mean and
-    standard deviation (one number each, over all coordinates) and keep a Gaussian decoder.
+    standard deviation (one number each, over all coordinates), keep a Gaussian decoder, and get
+    the MLP with 8 octaves of Fourier input features.
 
     Example:
         >>> from ppdgm.data import load_dataset
@@ -64,7 +65,10 @@ def diffusion_config_for(dataset: Dataset, **overrides: Any) -> DiffusionConfig:
     images = x.dim() == 4
     defaults: dict[str, Any] = {"x_shape": tuple(dataset.event_shape),
                                 "denoiser": "unet" if images else "mlp",
-                                "time_dim": 128 if images else 64}
+                                "time_dim": 128 if images else 64,
+                                # Sharp, close modes need the input's high frequencies (grid25:
+                                # 12% of samples within 3 std at 15,000 steps without, 97% with).
+                                "fourier": 0 if images else 8}
     levels = quantization_levels(x) if dataset.support in ("binary", "unit") else None
     if dataset.support in ("binary", "unit"):
         defaults.update(data_shift=0.5, data_scale=0.5, levels=levels)
