@@ -17,8 +17,8 @@ times the points of the GAN, as in PacGAN's code. The VAE (Gaussian likelihood, 
 2, MLP 128-128, Adam 1e-3, batch 100) takes as many steps; its samples are draws x ~ p(x | z),
 observation noise included. The VAE-GAN (z_dim 2, Adam 1e-4) and the diffusion model (T = 1000,
 linear schedule, eps-prediction MLP 3 x 256 SiLU on 8 octaves of Fourier features, Adam 1e-3,
-batch 100; DDPM samples, noise-free
-last step) take as many steps too. Where this differs from PacGAN's code, ``deviations`` in the JSON says.
+batch 100; DDPM samples, noise-free last step) take as many steps too. Where this differs from
+PacGAN's code, ``deviations`` in the JSON says.
 
     python benchmarks/mode_coverage.py                     # 5 seeds, both mixtures, 20,000 steps
     python benchmarks/mode_coverage.py --data grid25 --models gan,gan-pack2,gan-pack4 \\
