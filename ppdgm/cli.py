@@ -47,6 +47,8 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the loss's forward pass under bfloat16 autocast (GPUs)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes torchrun starts (--batch-size is global)")
 
@@ -271,6 +273,7 @@ def _train_config(args: argparse.Namespace):
         device=args.device, out_dir=args.out, checkpoint_every=args.checkpoint_every,
         resume=args.resume, max_steps=args.max_steps,
         progress=False if args.no_progress else None, distributed=args.distributed,
+        precision=args.precision,
     )
 
 

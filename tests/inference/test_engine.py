@@ -233,3 +233,25 @@ def test_user_pyromodules_in_global_mode_train_their_own_weights():
         torch.full((32,), -1.0))
     assert abs(first.loc.item() - 1.0) < 0.1
     assert abs(second.loc.item() + 1.0) < 0.1
+
+
+def test_bf16_autocast_trains_close_to_fp32_and_keeps_fp32_parameters():
+    from pyro.infer import Trace_ELBO
+
+    from ppdgm.models import VAE
+
+    x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        pyro.set_rng_seed(0)
+        vae = VAE(x_shape=(6,), z_dim=2, hidden=(16,))
+        cfg = TrainConfig(epochs=3, batch_size=16, device="cpu", progress=False, precision=precision)
+        history = Engine(vae.model, vae.guide, Trace_ELBO(), config=cfg).fit(x)
+        losses[precision] = [row["loss"] for row in history.steps]
+        assert all(p.dtype == torch.float32 for p in vae.parameters())
+    first = (losses["fp32"][0], losses["bf16"][0])
+    assert first[1] == pytest.approx(first[0], rel=0.02)  # same draws, bf16 matrix products
+    last = {k: sum(v[-4:]) / 4 for k, v in losses.items()}  # the third epoch, same draws
+    assert last["bf16"] == pytest.approx(last["fp32"], rel=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
