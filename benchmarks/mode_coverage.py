@@ -143,7 +143,10 @@ def _run_seed(args: argparse.Namespace, data: str, seed: int) -> dict[str, Any]:
     missing = [m for m in args.models if m not in done]
     if not missing:
         print(f"{data} seed {seed}: read back {path}", flush=True)
-        return {**json.loads(path.read_text()), "models": {m: done[m] for m in args.models}}
+        record = json.loads(path.read_text())
+        if seed == args.first_seed:
+            _figure(args, data, seed, run, record)  # the figure shows exactly the listed models
+        return {**record, "models": {m: done[m] for m in args.models}}
     started = time.perf_counter()
     epochs = {m: e for m, e in _budget(args).items() if m in missing}
     result = compare_models(data, run, models=missing, epochs=epochs, max_steps=args.steps,
