@@ -330,6 +330,10 @@ def _report(result, title: str) -> None:
         print(f"  {name:>15}: {path}")
 
 
+def _coverage_text(c: dict) -> str:
+    return f"{c['modes_captured']}/{c['num_modes']} modes, {c['high_quality_percent']:.1f}% high-quality"
+
+
 def _fit_diffusion(args: argparse.Namespace, dataset):
     from .runs_diffusion import fit_diffusion
 
@@ -345,9 +349,7 @@ def _fit_diffusion(args: argparse.Namespace, dataset):
              f"{m['train_seconds']:.1f} s); bound on -log p(x) over {b['num_points']} test points: "
              f"{b['nats']:.2f} nats, {b['bits_per_dim']:.3f} bits/dim")
     if "mode_coverage" in m:
-        c = m["mode_coverage"]
-        title += (f"; {m['sampler']} samples: {c['modes_captured']}/{c['num_modes']} modes, "
-                  f"{c['high_quality_percent']:.1f}% high-quality")
+        title += f"; {m['sampler']} samples: {_coverage_text(m['mode_coverage'])}"
     _report(result, f"{title}; wrote:")
     return result
 
@@ -398,9 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 title = (f"Trained a GAN on {dataset.name} ({m['discriminator_steps']} discriminator, "
                          f"{m['generator_steps']} generator steps in {m['train_seconds']:.1f} s)")
                 if "mode_coverage" in m:
-                    c = m["mode_coverage"]
-                    title += (f"; {c['modes_captured']}/{c['num_modes']} modes, "
-                              f"{c['high_quality_percent']:.1f}% high-quality samples")
+                    title += f"; {_coverage_text(m['mode_coverage'])}"
                 _report(result, f"{title}; wrote:")
             elif getattr(args, "model", "vae") == "vae-gan":
                 from .runs_vaegan import fit_vaegan
@@ -416,9 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 title = (f"Trained a VAE-GAN on {dataset.name} ({m['steps']} steps of each player "
                          f"in {m['train_seconds']:.1f} s)")
                 if "mode_coverage" in m:
-                    c = m["mode_coverage"]
-                    title += (f"; samples: {c['modes_captured']}/{c['num_modes']} modes, "
-                              f"{c['high_quality_percent']:.1f}% high-quality")
+                    title += f"; samples: {_coverage_text(m['mode_coverage'])}"
                 _report(result, f"{title}; wrote:")
             elif getattr(args, "model", "vae") == "diffusion":
                 result = _fit_diffusion(args, dataset)

@@ -242,13 +242,6 @@ def _per_model(name: str, value: int | Mapping[str, int] | None, models: Sequenc
     return {m: value.get(m) for m in models}
 
 
-def _json_number(v: float) -> float | None:
-    return v if math.isfinite(v) else None  # JSON has no nan/inf: an undefined reverse KL is null
-
-
-def _coverage_record(c: ModeCoverage) -> dict[str, Any]:
-    return {k: _json_number(v) if isinstance(v, float) else v for k, v in c.as_dict().items()}
-
 
 def compare_models(
     dataset_name: str = "ring8",
@@ -326,14 +319,14 @@ def compare_models(
         samples[name] = run.samples
         rows[name] = {
             "label": contender.label, "description": contender.description,
-            **_coverage_record(coverage[name]),
+            **coverage[name].as_json(),
             "train_seconds": round(run.train_seconds, 3), "wall_seconds": round(wall, 3),
             "epochs": train.epochs, "max_steps": train.max_steps,
             "steps": run.steps,
             "batch_size": train.batch_size, "lr": train.lr,
             "options": {k: list(v) if isinstance(v, tuple) else v
                         for k, v in options.get(name, {}).items()},
-            "extra_samples": {k: _coverage_record(coverage_for_dataset(v, dataset_name))
+            "extra_samples": {k: coverage_for_dataset(v, dataset_name).as_json()
                               for k, v in run.extra_samples.items()},
             "details": run.details,
         }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from .data import Dataset
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
 from .diagnostics.diffusion_figures import plot_reverse_process
 from .inference import CHECKPOINT_NAME, Engine, TrainConfig
-from .inference.coverage import ModeCoverage, mode_coverage
+from .inference.coverage import ModeCoverage, dataset_coverage
 from .inference.distributed import is_main_process
 from .inference.objectives.denoising import DenoisingLoss, variational_bound
 from .inference.sampling.diffusion import SAMPLERS, ddim_timesteps, sample_diffusion
@@ -160,12 +159,9 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
         "versions": {"torch": torch.__version__, "pyro": pyro.__version__,
                      "python": platform.python_version()},
     }
-    coverage = None
-    if dataset.centres is not None and dataset.scale is not None and not images:
-        coverage = mode_coverage(samples.reshape(num_samples, -1), dataset.centres.to(samples.device),
-                                 dataset.scale)
-        metrics["mode_coverage"] = {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                                    for k, v in coverage.as_dict().items()}
+    coverage = dataset_coverage(samples, dataset)
+    if coverage is not None:
+        metrics["mode_coverage"] = coverage.as_json()
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
     if is_main_process():  # data-parallel runs: rank 0 writes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from ._validation import check_choice, check_positive_int
 from .data import Dataset
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
 from .inference import CHECKPOINT_NAME, Engine, History, Player, TrainConfig, adam
-from .inference.coverage import ModeCoverage, mode_coverage
+from .inference.coverage import ModeCoverage, dataset_coverage
 from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss
 from .models.gan import ARCHS, GAN, GANConfig
@@ -126,13 +125,9 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
         metrics["gp_weight"] = objective.gp_weight
     gan.eval()  # batch norm (DCGAN) samples with its running statistics
     samples = gan.sample(num_samples)
-    coverage = None
-    if dataset.centres is not None and dataset.scale is not None and len(x_shape) == 1:
-        coverage = mode_coverage(samples.reshape(num_samples, -1), dataset.centres.to(samples.device),
-                                 dataset.scale)
-        # No high-quality sample leaves the reverse KL undefined (nan): JSON gets null.
-        metrics["mode_coverage"] = {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                                    for k, v in coverage.as_dict().items()}
+    coverage = dataset_coverage(samples, dataset)
+    if coverage is not None:
+        metrics["mode_coverage"] = coverage.as_json()
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
     if is_main_process():  # data-parallel runs: rank 0 writes

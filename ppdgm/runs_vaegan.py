@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -137,8 +136,8 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
         coverage = {"samples": coverage_for_dataset(samples.reshape(num_samples, -1), dataset.name),
                     "reconstructions": coverage_for_dataset(recon.reshape(recon.shape[0], -1),
                                                             dataset.name)}
-        metrics["mode_coverage"] = _plain(coverage["samples"])
-        metrics["reconstruction_mode_coverage"] = _plain(coverage["reconstructions"])
+        metrics["mode_coverage"] = coverage["samples"].as_json()
+        metrics["reconstruction_mode_coverage"] = coverage["reconstructions"].as_json()
     files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
              "metrics": out / "metrics.json"}
     if is_main_process():  # data-parallel runs: rank 0 writes
@@ -149,12 +148,6 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
                                            title=f"{title}: loss per step (batch mean)")
         files.update(_figures(samples, recon, dataset, out, title, coverage))
     return RunResult(out, files, metrics)
-
-
-def _plain(coverage: ModeCoverage) -> dict[str, Any]:
-    # No high-quality sample leaves the reverse KL undefined (nan): JSON gets null.
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-            for k, v in coverage.as_dict().items()}
 
 
 def _figures(samples: torch.Tensor, recon: torch.Tensor, dataset: Dataset, out: Path, title: str,

@@ -32,7 +32,8 @@ from ..data.synthetic import MIXTURES, mixture_centres
 if TYPE_CHECKING:  # evaluate.py re-exports this module: import it lazily to avoid a cycle.
     from .evaluate import Estimate
 
-__all__ = ["ModeCoverage", "coverage_for_dataset", "mode_coverage", "summarize_coverage"]
+__all__ = ["ModeCoverage", "coverage_for_dataset", "dataset_coverage", "mode_coverage",
+           "summarize_coverage"]
 
 # Rows of samples compared with all centres at once: bounds the (rows, K, D) difference tensor.
 _CHUNK = 65_536
@@ -72,6 +73,15 @@ class ModeCoverage:
             "reverse_kl": self.reverse_kl,
             "num_samples": self.num_samples,
         }
+
+    def as_json(self) -> dict[str, Any]:
+        """:meth:`as_dict` with an undefined reverse KL (no high-quality sample) as ``None``.
+
+        Example:
+            >>> mode_coverage(torch.full((2, 2), 9.0), torch.zeros(1, 2), 1.0).as_json()["reverse_kl"]
+        """
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in self.as_dict().items()}
 
 
 def mode_coverage(
@@ -234,3 +244,21 @@ def _reverse_kl(counts: list[int], p: list[float]) -> float:
         terms.append(q * math.log(q / pk))
     # KL >= 0; fsum of rounded terms can land a few ulps below it when q is close to p.
     return max(math.fsum(terms), 0.0)
+
+
+def dataset_coverage(samples: torch.Tensor, dataset: Any) -> ModeCoverage | None:
+    """The mode coverage of ``samples`` on a dataset with known centres, else ``None``.
+
+    ``dataset`` is a :class:`ppdgm.data.Dataset`; one without ``centres`` and ``scale`` (anything
+    but the 2-D mixtures) or with images has no modes to count.
+
+    Example:
+        >>> from ppdgm.data import load_dataset
+        >>> ds = load_dataset("ring8", num_train=16, num_test=8)
+        >>> dataset_coverage(ds.centres, ds).modes_captured
+        8
+    """
+    centres, scale = getattr(dataset, "centres", None), getattr(dataset, "scale", None)
+    if centres is None or scale is None or samples.dim() != 2:
+        return None
+    return mode_coverage(samples, centres.to(samples.device), scale)
