@@ -126,7 +126,8 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
         plain = DenoisingUNet(cfg.x_shape, channels=cfg.channels, multipliers=cfg.multipliers,
                               time_dim=cfg.time_dim)
     else:
-        plain = _FlatDenoiser(DenoisingMLP(x[0].numel(), cfg.hidden, time_dim=cfg.time_dim), cfg.x_shape)
+        plain = _FlatDenoiser(DenoisingMLP(x[0].numel(), cfg.hidden, time_dim=cfg.time_dim,
+                                           fourier=cfg.fourier), cfg.x_shape)
     plain.load_state_dict(diffusion.denoiser.state_dict())
     plain = plain.to(device)
     sched = copy.deepcopy(diffusion.schedule).to(device)
