@@ -163,8 +163,7 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
             "parameters": sum(p.numel() for p in plain.parameters()),
             "epoch_seconds": {"ppdgm": ours, "pytorch": hand_seconds},
             "median_seconds_after_warmup": med, "ratio_ppdgm_over_pytorch": med["ppdgm"] / med["pytorch"],
-            "final_loss_per_example": {"ppdgm": history.epochs[-1]["loss_mean"]
-                                       if "loss_mean" in history.epochs[-1] else history.last(),
+            "final_loss_per_example": {"ppdgm": history.epochs[-1]["loss_per_example"],
                                        "pytorch": hand_losses[-1]}}
 
 
