@@ -61,7 +61,7 @@ class HandVAE(torch.nn.Module):
 
 
 def torch_epoch(model: HandVAE, opt: torch.optim.Optimizer, x: torch.Tensor, epoch: int) -> float:
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).to(x.device)
     started = time.perf_counter()
     total = 0.0
     for i in range(0, len(x), BATCH):
@@ -74,7 +74,7 @@ def torch_epoch(model: HandVAE, opt: torch.optim.Optimizer, x: torch.Tensor, epo
 
 
 def pyro_epoch(svi: SVI, x: torch.Tensor, epoch: int) -> float:
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).to(x.device)
     started = time.perf_counter()
     with local_params():
         for i in range(0, len(x), BATCH):
@@ -87,7 +87,7 @@ def same_objective(vae: VAE, hand: HandVAE, x: torch.Tensor) -> dict[str, float]
     pyro.set_rng_seed(0)
     ours = Trace_ELBO().loss(vae.model, vae.guide, x)
     pyro.set_rng_seed(0)
-    eps = torch.empty(x.shape[0], Z_DIM).normal_()
+    eps = torch.empty(x.shape[0], Z_DIM, device=x.device).normal_()
     with torch.no_grad():
         theirs = hand.loss(x, eps).item()
     return {"trace_elbo_loss": ours, "hand_loss": theirs, "abs_diff": abs(ours - theirs)}
@@ -99,17 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-path", default=None, help="binarized MNIST (.npz or .amat folder)")
     p.add_argument("--num-train", type=int, default=None, help="fewer examples, for a quick look")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--results", default=str(RESULTS))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset("binarized-mnist", path=args.data_path, num_train=args.num_train)
-    x = data.train.reshape(len(data.train), -1).contiguous()
+    device = torch.device(args.device)
+    x = data.train.reshape(len(data.train), -1).contiguous().to(device)
 
     pyro.set_rng_seed(0)
     engine_vae = VAE(x_shape=(784,), z_dim=Z_DIM, hidden=(HIDDEN,))
     pyro_vae = VAE(x_shape=(784,), z_dim=Z_DIM, hidden=(HIDDEN,))
     pyro_vae.load_state_dict(engine_vae.state_dict())
-    hand = HandVAE()
+    engine_vae.to(device)
+    pyro_vae.to(device)
+    hand = HandVAE().to(device)
     hand.encoder.load_state_dict(engine_vae.encoder.state_dict())
     hand.decoder.load_state_dict(engine_vae.decoder.state_dict())
     check = same_objective(engine_vae, hand, x[:BATCH])
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         times["pytorch"].append(torch_epoch(hand, hand_opt, x, epoch))
         times["pyro_svi"].append(pyro_epoch(svi, x, epoch))
 
-    config = TrainConfig(epochs=args.epochs, batch_size=BATCH, lr=LR, seed=0, device="cpu",
+    config = TrainConfig(epochs=args.epochs, batch_size=BATCH, lr=LR, seed=0, device=args.device,
                          progress=False)
     engine = Engine(engine_vae.model, engine_vae.guide, Trace_ELBO(), config=config,
                     callbacks=[interleave])
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "overhead",
         "what": "seconds per epoch, 784-400-20 MLP VAE, Trace_ELBO, batch 128, Adam(1e-3)",
         "data": f"binarized-mnist train ({len(x)} examples, {math.ceil(len(x) / BATCH)} steps/epoch)",
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "device": args.device,
         "epochs": args.epochs,
         "median_seconds_after_warmup": steady,
         "ratio_ppdgm_over_pytorch": steady["ppdgm"] / steady["pytorch"],

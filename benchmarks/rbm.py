@@ -75,9 +75,10 @@ def _kernel(rbm, chains, sweeps):
 
 def sweeps(args) -> dict:
     torch.manual_seed(0)
-    rbm = RBM(visible=784, hidden=args.hidden, init_scale=0.1)
+    device = torch.device(args.device)
+    rbm = RBM(visible=784, hidden=args.hidden, init_scale=0.1).to(device)
     W, b, c = (t.detach() for t in (rbm.weight, rbm.visible_bias, rbm.hidden_bias))
-    v0 = torch.bernoulli(torch.full((args.chains, 784), 0.5))
+    v0 = torch.bernoulli(torch.full((args.chains, 784), 0.5, device=device))
     ways = {"pytorch loop": lambda: _hand_written(v0, W, b, c, args.sweeps),
             "ppdgm gibbs_step": lambda: _pure_steps(v0, W, b, c, args.sweeps),
             "pytorch loop storing every draw": lambda: _hand_written_storing(v0, W, b, c, args.sweeps),
@@ -89,13 +90,16 @@ def sweeps(args) -> dict:
         for name, fn in ways.items():
             started = time.perf_counter()
             fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             times[name].append(time.perf_counter() - started)
     plain = statistics.median(times["pytorch loop"])
     storing = statistics.median(times["pytorch loop storing every draw"])
     rows = [{"way": name, "sweeps_per_s": round(args.sweeps / statistics.median(t), 1),
              "ratio_to_pytorch_loop": round(plain / statistics.median(t), 3),
              "ratio_to_storing_loop": round(storing / statistics.median(t), 3)} for name, t in times.items()]
-    return {"benchmark": "rbm-sweeps", "visible": 784, "hidden": args.hidden, "chains": args.chains,
+    return {"benchmark": "rbm-sweeps", "device": args.device, "visible": 784, "hidden": args.hidden,
+            "chains": args.chains,
             "sweeps": args.sweeps, "repeats": args.repeats, "rows": rows}
 
 
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--chains", type=int, default=100)
     s.add_argument("--sweeps", type=int, default=200)
     s.add_argument("--repeats", type=int, default=7)
+    s.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     n = sub.add_parser("nll", help="train by CD-k on binarized MNIST, AIS test log-likelihood")
     n.add_argument("--hidden", type=int, default=500)
     n.add_argument("--cd-k", type=int, default=25)

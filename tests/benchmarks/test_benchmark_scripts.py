@@ -140,3 +140,15 @@ def test_diffusion_script_runs_each_part(tmp_path, part):
     else:
         assert record["levels"] == 17 and record["bound"]["bits_per_dim"] > 0
     assert (tmp_path / f"{name}.md").read_text().startswith("|")
+
+
+def test_gpu_script_gathers_its_parts_on_any_device(tmp_path, tiny_mnist, device):
+    gpu = _load("gpu")
+    argv = ["--device", str(device), "--quick", "--data-path", str(tiny_mnist), "--chains", "10",
+            "--results", str(tmp_path)]
+    assert gpu.main(argv) == 0
+    record = json.loads((tmp_path / "gpu.json").read_text())
+    assert [t["workload"].split()[0] for t in record["training"]] == ["VAE", "diffusion", "diffusion"]
+    assert all(t["ratio"] > 0 and t["ppdgm_examples_per_s"] > 0 for t in record["training"])
+    assert record["gibbs_sweeps"]["chains"] == 10 and len(record["gibbs_sweeps"]["rows"]) == 4
+    assert "ppdgm / PyTorch time" in (tmp_path / "gpu.md").read_text()
