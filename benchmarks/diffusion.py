@@ -181,6 +181,28 @@ def bound(args: argparse.Namespace) -> dict[str, Any]:
             "run_dir": str(run.out_dir)}
 
 
+def rebound(args: argparse.Namespace) -> dict[str, Any]:
+    """The bound of a trained run's denoiser under another reverse variance (no retraining:
+    the denoising loss does not depend on it)."""
+    import dataclasses
+
+    from ppdgm.inference.objectives.denoising import variational_bound
+    from ppdgm.runs import checkpoint_data, load_trained_model
+
+    trained = load_trained_model(args.checkpoint, device=args.device)
+    model = Diffusion(dataclasses.replace(trained.config, variance=args.variance)).to(args.device)
+    model.load_state_dict(trained.state_dict())
+    model.eval()
+    data = checkpoint_data(args.checkpoint)
+    x = load_dataset(data).test[:args.bound_points].to(args.device)
+    bound = variational_bound(model, x, seed=0)
+    per_step = bound.steps.double().mean(0)
+    return {"data": data, "checkpoint": args.checkpoint, "variance": args.variance,
+            "trained_variance": trained.config.variance, "bound": bound.summary(),
+            "first_steps_nats": [round(v, 4) for v in per_step[:20].tolist()],
+            "share_of_steps_2_to_21": (per_step[:20].sum() / per_step.sum()).item()}
+
+
 def markdown(part: str, r: dict[str, Any]) -> str:
     cmd = f"\n\nCommand: `{r['command']}` ({r['threads']} CPU threads, {r['device']}).\n"
     if part == "speed":
@@ -196,6 +218,10 @@ def markdown(part: str, r: dict[str, Any]) -> str:
                 f"| {r['workload']} on {r['data']} ({r['num_train']} points, batch {r['batch_size']}) "
                 f"| {s['pytorch']:.3f} | {s['ppdgm']:.3f} | **{r['ratio_ppdgm_over_pytorch']:.3f}x** |" + cmd)
     b = r["bound"]
+    if part == "rebound":
+        return (f"| data | reverse variance | bound (nats) | bits/dim |\n|---|---|---|---|\n"
+                f"| {r['data']} ({b['num_points']} test points) | {r['variance']} | {b['nats']:.2f} ± "
+                f"{b['nats_stderr']:.2f} | **{b['bits_per_dim']:.4f}** |" + cmd)
     return (f"| data | epochs | train s | bound (nats) | bits/dim |\n|---|---|---|---|---|\n"
             f"| {r['data']} ({b['num_points']} test points) | {r['epochs']} | {r['train_seconds']:.0f} "
             f"| {b['nats']:.2f} ± {b['nats_stderr']:.2f} | **{b['bits_per_dim']:.4f}** |" + cmd)
@@ -204,7 +230,10 @@ def markdown(part: str, r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("part", choices=["speed", "overhead", "bound"])
+    p.add_argument("part", choices=["speed", "overhead", "bound", "rebound"])
+    p.add_argument("--checkpoint", default=None, help="rebound: a trained diffusion checkpoint")
+    p.add_argument("--variance", choices=["small", "large"], default="large",
+                   help="rebound: the reverse variance to score the trained denoiser under")
     p.add_argument("--data", default=None, help="speed: grid25; overhead (unet) and bound: digits")
     p.add_argument("--workload", choices=["mlp", "unet"], default="mlp")
     p.add_argument("--epochs", type=int, default=None)
@@ -224,17 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--runs", default=str(RUNS), help="where trained runs go")
     args = p.parse_args(argv)
-    images = args.part == "bound" or (args.part == "overhead" and args.workload == "unet")
+    if args.part == "rebound" and args.checkpoint is None:
+        p.error("rebound: --checkpoint is needed")
+    images = args.part in ("bound", "rebound") or (args.part == "overhead" and args.workload == "unet")
     args.data = args.data or ("digits" if images else "grid25")
-    args.epochs = args.epochs or {"speed": 20, "overhead": 6, "bound": 50}[args.part]
+    args.epochs = args.epochs or {"speed": 20, "overhead": 6, "bound": 50, "rebound": 1}[args.part]
     args.batch_size = args.batch_size or (128 if images else 100)
     args.lr = args.lr or (2e-4 if images else 1e-3)
     torch.set_num_threads(args.threads)
-    body = {"speed": speed, "overhead": overhead, "bound": bound}[args.part](args)
+    body = {"speed": speed, "overhead": overhead, "bound": bound, "rebound": rebound}[args.part](args)
     record = _record(args.part, args, argv, body)
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"diffusion_{args.part}" + (f"_{args.workload}" if args.part == "overhead" else "")
+    name = f"diffusion_{args.part}" + (f"_{args.workload}" if args.part == "overhead" else "") + (
+        f"_{args.variance}" if args.part == "rebound" else "")
     (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     table = markdown(args.part, record)
     (out / f"{name}.md").write_text(table)

@@ -152,3 +152,16 @@ def test_gpu_script_gathers_its_parts_on_any_device(tmp_path, tiny_mnist, device
     assert all(t["ratio"] > 0 and t["ppdgm_examples_per_s"] > 0 for t in record["training"])
     assert record["gibbs_sweeps"]["chains"] == 10 and len(record["gibbs_sweeps"]["rows"]) == 4
     assert "ppdgm / PyTorch time" in (tmp_path / "gpu.md").read_text()
+
+
+def test_diffusion_rebound_scores_a_trained_run_under_the_other_variance(tmp_path):
+    diffusion = _load("diffusion")
+    common = ["--timesteps", "30", "--results", str(tmp_path), "--runs", str(tmp_path)]
+    assert diffusion.main(["bound", "--epochs", "1", "--num-train", "64", "--num-samples", "4",
+                           "--channels", "8", "--bound-points", "6", *common]) == 0
+    ckpt = str(tmp_path / "diffusion-bound-digits" / "checkpoint.pt")
+    assert diffusion.main(["rebound", "--checkpoint", ckpt, "--variance", "large",
+                           "--bound-points", "6", *common]) == 0
+    record = json.loads((tmp_path / "diffusion_rebound_large.json").read_text())
+    assert record["trained_variance"] == "small" and record["variance"] == "large"
+    assert record["bound"]["num_points"] == 6 and len(record["first_steps_nats"]) == 20
