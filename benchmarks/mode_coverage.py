@@ -223,6 +223,11 @@ def _pm(e: dict[str, float | None], fmt: str, unit: str = "") -> str:
     return f"{e['mean']:{fmt}}{se}{unit}"
 
 
+def _training_hours(record: dict[str, Any]) -> float:
+    return sum(row["train_seconds"] for models in record["results"].values()
+               for s in models.values() for row in s["per_seed"]) / 3600
+
+
 def markdown(record: dict[str, Any]) -> str:
     """The benchmark's tables: ppdgm's models beside PacGAN's anchors and the targets."""
     lines = [f"# Mode coverage ({record['num_samples']} samples, high quality within 3 std)", ""]
@@ -246,7 +251,8 @@ def markdown(record: dict[str, Any]) -> str:
     lines += ["Setup: " + "; ".join(f"{s['label']}: {s['description']}"
                                    for s in next(iter(record["results"].values())).values()) + ".",
               f"{record['num_train']} training points per seed; {record['device']}, "
-              f"{record['threads']} thread(s); {record['total_seconds'] / 3600:.2f} h in all.", "",
+              f"{record['threads']} thread(s); {_training_hours(record):.2f} h of training in all "
+              "(seeds read back from earlier sittings included).", "",
               "Differences from PacGAN's code:", *[f"- {d}" for d in record["deviations"]], "",
               f"Command: `{record['command']}`", ""]
     return "\n".join(lines)
