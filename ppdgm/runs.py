@@ -36,6 +36,7 @@ __all__ = [
     "load_trained_model",
     "require_likelihood",
     "sample_checkpoint",
+    "write_run_files",
 ]
 
 
@@ -53,6 +54,19 @@ def _vae_config_for(dataset: Dataset, overrides: dict[str, Any]) -> VAEConfig:
     if likelihood is None:
         likelihood = "bernoulli" if dataset.support == "binary" else "gaussian"
     return VAEConfig(x_shape=tuple(dataset.event_shape), likelihood=likelihood, **overrides)
+
+
+def write_run_files(out: Path, metrics: dict[str, Any], *, allow_nan: bool = True) -> dict[str, Path]:
+    """The files every ``fit_*`` run leaves in ``out``; writes ``metrics.json`` (rank 0 only).
+
+    The engine has written the checkpoint and the history already; in a data-parallel run the
+    other ranks write nothing. ``allow_nan=False`` refuses NaN/Inf (callers map them to null).
+    """
+    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
+             "metrics": out / "metrics.json"}
+    if is_main_process():
+        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=allow_nan))
+    return files
 
 
 def fit_vae(
@@ -125,10 +139,7 @@ def fit_vae(
         "versions": {"torch": torch.__version__, "pyro": pyro.__version__,
                      "python": platform.python_version()},
     }
-    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
-             "metrics": out / "metrics.json"}
-    if is_main_process():  # data-parallel runs: rank 0 writes
-        files["metrics"].write_text(json.dumps(metrics, indent=2))
+    files = write_run_files(out, metrics)
     if figures and is_main_process():
         files.update(_vae_figures(vae, dataset, history, out, device, objective, num_samples))
     return RunResult(out, files, metrics)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import time
 from pathlib import Path
@@ -16,13 +15,13 @@ from ._validation import check_choice, check_positive_int
 from .data import Dataset
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
 from .diagnostics.diffusion_figures import plot_reverse_process
-from .inference import CHECKPOINT_NAME, Engine, TrainConfig
+from .inference import Engine, TrainConfig
 from .inference.coverage import ModeCoverage, dataset_coverage
 from .inference.distributed import is_main_process
 from .inference.objectives.denoising import DenoisingLoss, variational_bound
 from .inference.sampling.diffusion import SAMPLERS, ddim_timesteps, sample_diffusion
 from .models.diffusion import Diffusion, DiffusionConfig
-from .runs import RunResult
+from .runs import RunResult, write_run_files
 
 __all__ = ["diffusion_config_for", "fit_diffusion", "quantization_levels"]
 
@@ -162,10 +161,7 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
     coverage = dataset_coverage(samples, dataset)
     if coverage is not None:
         metrics["mode_coverage"] = coverage.as_json()
-    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
-             "metrics": out / "metrics.json"}
-    if is_main_process():  # data-parallel runs: rank 0 writes
-        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    files = write_run_files(out, metrics, allow_nan=False)
     if figures and is_main_process():
         title = f"Diffusion ({config.denoiser}, T={config.timesteps}) on {dataset.name}"
         files["loss_curve"] = plot_history(history, out / "loss_curve.png",

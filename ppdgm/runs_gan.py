@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import time
 from pathlib import Path
@@ -15,12 +14,12 @@ import torch
 from ._validation import check_choice, check_positive_int
 from .data import Dataset
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
-from .inference import CHECKPOINT_NAME, Engine, History, Player, TrainConfig, adam
+from .inference import Engine, History, Player, TrainConfig, adam
 from .inference.coverage import ModeCoverage, dataset_coverage
 from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss
 from .models.gan import ARCHS, GAN, GANConfig
-from .runs import RunResult
+from .runs import RunResult, write_run_files
 
 __all__ = ["fit_gan", "GAN_BETAS"]
 
@@ -128,10 +127,7 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
     coverage = dataset_coverage(samples, dataset)
     if coverage is not None:
         metrics["mode_coverage"] = coverage.as_json()
-    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
-             "metrics": out / "metrics.json"}
-    if is_main_process():  # data-parallel runs: rank 0 writes
-        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    files = write_run_files(out, metrics, allow_nan=False)
     if figures and is_main_process():
         title = f"GAN ({arch}, {loss}) on {dataset.name}"
         files["loss_curve"] = plot_history(_means_as_per_example(history), out / "loss_curve.png",

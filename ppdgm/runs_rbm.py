@@ -8,7 +8,6 @@ The log-likelihood needs log Z: exact (enumerating the smaller layer) when the R
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -19,12 +18,12 @@ import torch
 
 from .data.base import Dataset
 from .diagnostics import plot_history, save_image_grid
-from .inference import CHECKPOINT_NAME, Engine, Player, TrainConfig
+from .inference import Engine, Player, TrainConfig
 from .inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_likelihood
 from .inference.distributed import is_main_process
 from .inference.objectives.contrastive_divergence import ContrastiveDivergence
 from .models.rbm import MAX_EXACT_STATES, RBM, RBMConfig
-from .runs import RunResult
+from .runs import RunResult, write_run_files
 
 __all__ = ["fit_rbm", "sgd_momentum"]
 
@@ -101,10 +100,7 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
         "device": str(engine.device), "train_seconds": round(seconds, 3),
     }
     metrics.update(_log_likelihoods(rbm, dataset, x_train, ais_runs, ais_betas))
-    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
-             "metrics": out / "metrics.json"}
-    if is_main_process():  # data-parallel runs: rank 0 writes
-        files["metrics"].write_text(json.dumps(metrics, indent=2))
+    files = write_run_files(out, metrics)
     if figures and is_main_process():
         title = f"RBM {hidden} hidden on {dataset.name}: {spec['objective']}"
         files["loss_curve"] = plot_history(history, out / "loss_curve.png", title=title)

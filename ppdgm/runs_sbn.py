@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,12 @@ import pyro
 
 from .data import Dataset
 from .diagnostics import plot_history, save_image_grid
-from .inference import CHECKPOINT_NAME, Engine, TrainConfig
+from .inference import Engine, TrainConfig
 from .inference.distributed import is_main_process
 from .inference.evaluate import estimate_log_likelihood
 from .inference.objectives.registry import build_player_objective
 from .models.sbn import SBNConfig, SigmoidBeliefNet
-from .runs import RunResult
+from .runs import RunResult, write_run_files
 
 __all__ = ["fit_sbn", "EXACT_EVALUATION_LIMIT"]
 
@@ -83,10 +82,7 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
         metrics[f"{split}_elbo"] = {"mean": est.elbo.mean, "stderr": est.elbo.stderr}
         if _enumerable(config):
             metrics[f"{split}_log_px_exact"] = sbn.exact_log_marginal(x).mean().item()
-    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
-             "metrics": out / "metrics.json"}
-    if is_main_process():  # data-parallel runs: rank 0 writes
-        files["metrics"].write_text(json.dumps(metrics, indent=2))
+    files = write_run_files(out, metrics)
     if figures and is_main_process():
         files["loss_curve"] = plot_history(history, out / "loss_curve.png",
                                            title=f"SBN {config.layers} on {dataset.name}: {objective}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import time
 from pathlib import Path
@@ -16,13 +15,13 @@ from ._validation import check_choice, check_positive_int
 from .data import Dataset
 from .data.synthetic import MIXTURES, mixture_centres
 from .diagnostics import plot_history, plot_latents, plot_samples_over_density, save_image_grid
-from .inference import CHECKPOINT_NAME, Engine, Player, TrainConfig, adam
+from .inference import Engine, Player, TrainConfig, adam
 from .inference.coverage import ModeCoverage, coverage_for_dataset
 from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from .inference.objectives.vaegan import VAEGAN_PLAYERS, VAEGANLoss
 from .models.vaegan import ARCHS, VAEGAN, VAEGANConfig
-from .runs import RunResult
+from .runs import RunResult, write_run_files
 from .runs_gan import GAN_BETAS, _means_as_per_example
 
 __all__ = ["fit_vaegan"]
@@ -138,10 +137,7 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
                                                             dataset.name)}
         metrics["mode_coverage"] = coverage["samples"].as_json()
         metrics["reconstruction_mode_coverage"] = coverage["reconstructions"].as_json()
-    files = {"checkpoint": out / CHECKPOINT_NAME, "history": out / "history.json",
-             "metrics": out / "metrics.json"}
-    if is_main_process():  # data-parallel runs: rank 0 writes
-        files["metrics"].write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    files = write_run_files(out, metrics, allow_nan=False)
     if figures and is_main_process():
         title = f"VAE-GAN ({arch}, {loss}, gamma={objective.gamma:g}) on {dataset.name}"
         files["loss_curve"] = plot_history(_means_as_per_example(history), out / "loss_curve.png",
