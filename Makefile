@@ -8,8 +8,11 @@ STAMP := $(VENV)/.ppdgm-installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	@# PyPI's torch is the CUDA build (its CPU-only wheel cannot load torchvision's ops): about
+	@# 6 GB installed. --no-cache-dir keeps pip from holding a second copy of the wheels.
+	@df -Pk . | awk 'NR==2 && $$4 < 9000000 {printf "warning: %.1f GB free here; installing PyTorch needs about 9 GB at its peak\n", $$4/1e6}'
+	$(PY) -m pip install --no-cache-dir --upgrade pip
+	$(PY) -m pip install --no-cache-dir -e '.[dev]'
 	@# torchvision's compiled ops only load against the torch it was built for: prove the pair imports.
 	$(PY) -c "import torch, torchvision, torchvision.utils; print('torch', torch.__version__, '/ torchvision', torchvision.__version__)"
 	touch $(STAMP)
