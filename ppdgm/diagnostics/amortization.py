@@ -21,7 +21,9 @@ gaps above are, if anything, slightly underestimated.
 
 from __future__ import annotations
 
+
 import dataclasses
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -131,14 +133,18 @@ def _log_densities(vae: VAE, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Te
 
 def amortization_gap(vae: VAE, x: torch.Tensor, *, num_samples: int = 300, warmup_steps: int = 200,
                      num_chains: int = 2, num_is: int = 5000, optimal_steps: int = 300,
-                     optimal_particles: int = 32, optimal_lr: float = 0.05, seed: int = 0) -> AmortizationGap:
+                     optimal_particles: int = 32, optimal_lr: float = 0.05, seed: int = 0,
+                     mp_context: str | None = None) -> AmortizationGap:
     """Measure the encoder of ``vae`` against NUTS on the true posterior at the rows of ``x``.
 
     Args:
         vae: a trained :class:`~ppdgm.models.VAE`.
         x: a few data points, shape ``(n, *x_shape)`` (NUTS runs on all n at once; keep n small).
-        num_samples, warmup_steps, num_chains: the NUTS run (chains run one after another, each
-            started from a draw of the encoder's q).
+        num_samples, warmup_steps, num_chains: the NUTS run, each chain started from a draw of
+            the encoder's q. ``MCMC(num_chains=...)`` runs the chains in parallel processes when
+            it sees a spare core for each (``num_chains <= cpu_count - 1``), else one after another.
+        mp_context: the processes' start method (``"spawn"`` when ``x`` is on a GPU), passed to
+            ``pyro.infer.MCMC``.
         num_is: importance samples for log p(x) and the ELBOs.
         optimal_steps, optimal_particles, optimal_lr: the per-point Gaussian fit.
         seed: fixes every draw; the global RNG state is restored afterwards.
@@ -162,14 +168,16 @@ def amortization_gap(vae: VAE, x: torch.Tensor, *, num_samples: int = 300, warmu
         torch.manual_seed(seed)
         _, elbo_encoder = log_likelihood_per_point(vae.model, vae.guide, x, num_samples=num_is, seed=seed)
         enc_loc, enc_scale = (t.detach() for t in vae.encode(x))
-        chains = []
-        for _ in range(num_chains):
-            start = {LATENT: dist.Normal(enc_loc, enc_scale).sample()}
+        start = dist.Normal(enc_loc, enc_scale).sample((num_chains,))
+        with warnings.catch_warnings():
+            # The docstring says what happens without a spare core per chain.
+            warnings.filterwarnings("ignore", message="num_chains=.* available_cpu", category=UserWarning)
             mcmc = MCMC(NUTS(vae.model), num_samples=num_samples, warmup_steps=warmup_steps,
-                        initial_params=start, disable_progbar=True)
+                        num_chains=num_chains,
+                        initial_params={LATENT: start if num_chains > 1 else start[0]},
+                        mp_context=mp_context, disable_progbar=True)
             mcmc.run(x)
-            chains.append(mcmc.get_samples()[LATENT])
-        posterior = torch.stack(chains)  # (chains, draws, n, z_dim)
+        posterior = mcmc.get_samples(group_by_chain=True)[LATENT]  # (chains, draws, n, z_dim)
         opt_loc, opt_scale = _fit_optimal_gaussian(vae, x, optimal_steps, optimal_particles, optimal_lr)
         with torch.no_grad():
             elbo_optimal = _gaussian_elbo(vae, x, opt_loc, opt_scale, num_is)
