@@ -1,13 +1,14 @@
 """Throughput on an accelerator: VAE and diffusion training against plain PyTorch, Gibbs sweeps.
 
-Runs three of the other benchmarks on one device and gathers their figures in one table:
+Runs four of the other benchmarks on one device and gathers their figures in one table:
 
 * ``overhead.py``: the 784-400-20 VAE on binarized MNIST, ppdgm's engine against a hand-written
   PyTorch loop (and Pyro's SVI), epochs interleaved; examples per second and the ratio;
 * ``diffusion.py overhead``: the diffusion denoiser (U-Net on images, MLP on grid25) and its loss,
   the engine against a hand-written loop; examples per second and the ratio;
 * ``rbm.py sweeps``: block-Gibbs sweeps per second of a 784-500 RBM with ``--chains`` chains
-  (1000 by default), ``gibbs_step`` and ``RBMGibbs`` under ``pyro.infer.MCMC`` against a loop.
+  (1000 by default), ``gibbs_step`` and ``RBMGibbs`` under ``pyro.infer.MCMC`` against a loop;
+* ``compile.py``: a denoiser training step eager against ``torch.compile`` (does compiling pay?).
 
 Target on a GPU: engine / PyTorch <= 1.05 for both trainings. ``--quick`` shrinks every part to a
 smoke test (it is how the test suite runs this script on a CPU).
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if quick:
         rbm_argv += ["--hidden", "16"]
     _load("rbm").main(rbm_argv)
+    compile_argv = ["--device", args.device, "--threads", str(args.threads), "--results", str(out)]
+    if quick:
+        compile_argv += ["--workloads", "mlp", "--rounds", "1", "--steps", "2"]
+    _load("compile").main(compile_argv)
 
     vae = _read(out / "overhead.json")
     rows = []
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else
             (platform.processor() or platform.machine()),
             "training": rows, "gibbs_sweeps": {"chains": sweeps["chains"], "rows": sweeps["rows"]},
+            "compile": _read(out / "compile.json")["results"],
             "quick": quick,
             "versions": {"torch": torch.__version__, "pyro": pyro.__version__,
                          "python": platform.python_version()}}
@@ -109,6 +115,11 @@ def markdown(r: dict[str, Any], command: str) -> str:
               "|---|---|---|"]
     lines += [f"| {row['way']} | {row['sweeps_per_s']} | {row['ratio_to_pytorch_loop']} |"
               for row in r["gibbs_sweeps"]["rows"]]
+    lines += ["", "| torch.compile | eager ms/step | compiled ms/step | speed-up | compile s |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {c['workload']} denoiser, batch {c['batch']} | {c['median_step_ms']['eager']:.2f} "
+              f"| {c['median_step_ms']['compiled']:.2f} | {c['speedup']:.2f}x | {c['compile_seconds']:.1f} |"
+              for c in r["compile"]]
     return "\n".join(lines + ["", f"Command: `{command}`", ""])
 
 

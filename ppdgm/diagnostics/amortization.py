@@ -21,7 +21,6 @@ gaps above are, if anything, slightly underestimated.
 
 from __future__ import annotations
 
-
 import dataclasses
 import warnings
 from pathlib import Path

@@ -151,6 +151,7 @@ def test_gpu_script_gathers_its_parts_on_any_device(tmp_path, tiny_mnist, device
     assert [t["workload"].split()[0] for t in record["training"]] == ["VAE", "diffusion", "diffusion"]
     assert all(t["ratio"] > 0 and t["ppdgm_examples_per_s"] > 0 for t in record["training"])
     assert record["gibbs_sweeps"]["chains"] == 10 and len(record["gibbs_sweeps"]["rows"]) == 4
+    assert [c["workload"] for c in record["compile"]] == ["mlp"]
     assert "ppdgm / PyTorch time" in (tmp_path / "gpu.md").read_text()
 
 
@@ -165,3 +166,14 @@ def test_diffusion_rebound_scores_a_trained_run_under_the_other_variance(tmp_pat
     record = json.loads((tmp_path / "diffusion_rebound_large.json").read_text())
     assert record["trained_variance"] == "small" and record["variance"] == "large"
     assert record["bound"]["num_points"] == 6 and len(record["first_steps_nats"]) == 20
+
+
+def test_compile_script_times_eager_and_compiled_steps(tmp_path):
+    compile_bench = _load("compile")
+    argv = ["--workloads", "mlp", "--rounds", "1", "--steps", "2", "--results", str(tmp_path)]
+    assert compile_bench.main(argv) == 0
+    record = json.loads((tmp_path / "compile.json").read_text())
+    (row,) = record["results"]
+    assert row["workload"] == "mlp" and row["steps_each"] == 2 and row["speedup"] > 0
+    assert row["compile_seconds"] > 0
+    assert (tmp_path / "compile.md").read_text().startswith("| workload")
