@@ -3,8 +3,8 @@
 One training step (forward, squared-error loss, backward, Adam) of the diffusion denoisers, the
 U-Net on 8x8 images (batch 128) and the MLP on 2-D points (batch 100), run eagerly and through
 ``torch.compile`` on two copies of the same network. Rounds alternate between the two so they
-share the machine's load alike. Reported: the compile time (the first compiled step) and the
-median step time of each after it.
+share the machine's load alike. Reported: the compile time (the first compiled step, from an
+empty Inductor cache, as a user's first run pays it) and the median step time of each after it.
 
     python benchmarks/compile.py                       # CPU, one thread
     python benchmarks/compile.py --device cuda
@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{flag}: expected an int >= 1, got {getattr(args, flag)}")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    # A cold cache: the compile time is what a first run pays, not a cache hit.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="ppdgm-inductor-")
     record = {"benchmark": "compile", "device": str(device), "threads": torch.get_num_threads(),
               "results": [measure(w, device, args.rounds, args.steps) for w in workloads],
               "command": "python benchmarks/compile.py " + shlex.join(sys.argv[1:] if argv is None else argv),
