@@ -147,7 +147,9 @@ class Diffusion(PyroModule):
     (see the module docstring): the full chains by default, one step of them with
     ``step=True`` (``t`` a tensor of timesteps in 1..T, one per point, or ``None`` to draw them).
     ``network`` replaces the denoiser the config would build (any module called as
-    ``network(x_t, t)``), e.g. a known optimal denoiser in a test.
+    ``network(x_t, t)``), e.g. a known optimal denoiser in a test. To compile a network, call
+    ``network.compile()`` before passing it: ``torch.compile(network)`` returns a wrapper that
+    Pyro cannot turn into a PyroModule.
 
     Example:
         >>> from pyro.infer import Trace_ELBO

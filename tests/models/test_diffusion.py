@@ -179,3 +179,29 @@ def test_config_and_inputs_are_checked_with_the_arguments_name():
         d.guide(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="x: the forward chain"):
         d.guide(None, num_samples=2)
+
+
+def test_a_network_compiled_in_place_trains_as_the_denoiser():
+    # torch.compile(net) returns a wrapper Pyro cannot convert; net.compile() keeps the module.
+    from ppdgm.inference import Engine, TrainConfig
+    from ppdgm.inference.objectives.denoising import DenoisingLoss
+    from ppdgm.models.denoisers import DenoisingMLP
+
+    class Flat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = DenoisingMLP(2, (16,), time_dim=8)
+
+        def forward(self, x, t):
+            return self.net(x, t)
+
+    net = Flat()
+    net.compile()
+    d = Diffusion(x_shape=(2,), timesteps=10, network=net)
+    before = {k: v.clone() for k, v in d.denoiser.state_dict().items()}
+    engine = Engine(d.model, d.guide, DenoisingLoss(),
+                    config=TrainConfig(epochs=2, batch_size=32, device="cpu", progress=False))
+    history = engine.fit(torch.randn(64, 2))
+    assert math.isfinite(history.last())
+    assert any(name.startswith("denoiser.net.") for name in engine.parameters())
+    assert any(not torch.equal(before[k], v) for k, v in d.denoiser.state_dict().items())
