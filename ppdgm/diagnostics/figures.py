@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -243,7 +244,8 @@ def plot_samples_over_density(
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title)
+        # Wrapped to the figure's width: a one-panel figure would cut a long title off.
+        fig.suptitle(textwrap.fill(title, width=max(30, int(7.5 * fig.get_figwidth()))))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
