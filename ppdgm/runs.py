@@ -30,6 +30,7 @@ from .models import VAE, Diffusion, VAEConfig, build_model
 
 __all__ = [
     "RunResult",
+    "check_run_inputs",
     "checkpoint_data",
     "evaluate_checkpoint",
     "fit_vae",
@@ -69,6 +70,25 @@ def write_run_files(out: Path, metrics: dict[str, Any], *, allow_nan: bool = Tru
     return files
 
 
+def check_run_inputs(dataset: Dataset, train: TrainConfig) -> Path:
+    """Check the two arguments every ``fit_*`` run takes; returns the run's output folder.
+
+    Example:
+        >>> from ppdgm.data import load_dataset
+        >>> check_run_inputs(load_dataset("ring8", num_train=8, num_test=4), TrainConfig(device="cpu"))
+        Traceback (most recent call last):
+        ...
+        ValueError: train: TrainConfig.out_dir is needed to write the run's files
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset: expected a ppdgm.data.Dataset, got {type(dataset).__name__}")
+    if not isinstance(train, TrainConfig):
+        raise TypeError(f"train: expected a TrainConfig, got {type(train).__name__}")
+    if train.out_dir is None:
+        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
+    return Path(train.out_dir)
+
+
 def fit_vae(
     dataset: Dataset,
     train: TrainConfig,
@@ -99,9 +119,7 @@ def fit_vae(
         >>> sorted(result.files)
         ['checkpoint', 'history', 'metrics']
     """
-    if train.out_dir is None:
-        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
-    out = Path(train.out_dir)
+    out = check_run_inputs(dataset, train)
     config = _vae_config_for(dataset, dict(model_overrides or {}))
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)  # the initial weights follow the seed too

@@ -21,7 +21,7 @@ from .inference.distributed import is_main_process
 from .inference.objectives.denoising import DenoisingLoss, variational_bound
 from .inference.sampling.diffusion import SAMPLERS, ddim_timesteps, sample_diffusion
 from .models.diffusion import Diffusion, DiffusionConfig
-from .runs import RunResult, write_run_files
+from .runs import RunResult, check_run_inputs, write_run_files
 
 __all__ = ["diffusion_config_for", "fit_diffusion", "quantization_levels"]
 
@@ -104,19 +104,13 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
         >>> m["steps"], sorted(m["bound"])[:2]
         (2, ['bits_per_dim', 'decoder_nats'])
     """
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset: expected a ppdgm.data.Dataset, got {type(dataset).__name__}")
-    if not isinstance(train, TrainConfig):
-        raise TypeError(f"train: expected a TrainConfig, got {type(train).__name__}")
-    if train.out_dir is None:
-        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
+    out = check_run_inputs(dataset, train)
     check_choice("sampler", sampler, SAMPLERS)
     check_positive_int("num_samples", num_samples)
     config = diffusion_config_for(dataset, **dict(model_overrides or {}))
     images = len(config.x_shape) == 3
     bound_points = (100 if images else 1000) if bound_points is None else bound_points
     check_positive_int("bound_points", bound_points)
-    out = Path(train.out_dir)
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)
     diffusion = Diffusion(config)

@@ -19,7 +19,7 @@ from .inference.coverage import ModeCoverage, dataset_coverage
 from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss
 from .models.gan import ARCHS, GAN, GANConfig
-from .runs import RunResult, write_run_files
+from .runs import RunResult, check_run_inputs, write_run_files
 
 __all__ = ["fit_gan", "GAN_BETAS"]
 
@@ -61,12 +61,7 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
         >>> m["discriminator_steps"], m["generator_steps"], sorted(m["final_loss"])
         (2, 2, ['discriminator', 'generator'])
     """
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset: expected a ppdgm.data.Dataset, got {type(dataset).__name__}")
-    if not isinstance(train, TrainConfig):
-        raise TypeError(f"train: expected a TrainConfig, got {type(train).__name__}")
-    if train.out_dir is None:
-        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
+    out = check_run_inputs(dataset, train)
     check_choice("loss", loss, tuple(ADVERSARIAL_LOSSES))
     check_choice("arch", arch, ARCHS)
     check_positive_int("critic_steps", critic_steps)
@@ -88,7 +83,6 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
     config = GANConfig(x_shape=x_shape, z_dim=z_dim, arch=arch, hidden=tuple(hidden),
                        activation=activation, pack=pack)
     objective = AdversarialLoss(loss, gp_weight=gp_weight, pack=pack)
-    out = Path(train.out_dir)
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)  # the initial weights follow the seed too
     gan = GAN(config)

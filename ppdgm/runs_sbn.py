@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any
 
 import pyro
@@ -16,7 +15,7 @@ from .inference.distributed import is_main_process
 from .inference.evaluate import estimate_log_likelihood
 from .inference.objectives.registry import build_player_objective
 from .models.sbn import SBNConfig, SigmoidBeliefNet
-from .runs import RunResult, write_run_files
+from .runs import RunResult, check_run_inputs, write_run_files
 
 __all__ = ["fit_sbn", "EXACT_EVALUATION_LIMIT"]
 
@@ -48,14 +47,12 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
         >>> m["test_log_px_exact"] <= 0
         True
     """
+    out = check_run_inputs(dataset, train)
     if dataset.support != "binary":
         raise ValueError(
             f"dataset: a sigmoid belief net models binary data; {dataset.name!r} is "
             f"{dataset.support!r} (use digits-binarized, binarized-mnist, bars-and-stripes)"
         )
-    if train.out_dir is None:
-        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
-    out = Path(train.out_dir)
     config = SBNConfig(x_shape=tuple(dataset.event_shape), layers=tuple(layers),
                        baseline_hidden=NVIL_BASELINE_HIDDEN if objective == "nvil" else 0,
                        autoregressive=autoregressive)

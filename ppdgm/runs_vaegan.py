@@ -21,7 +21,7 @@ from .inference.distributed import is_main_process
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from .inference.objectives.vaegan import VAEGAN_PLAYERS, VAEGANLoss
 from .models.vaegan import ARCHS, VAEGAN, VAEGANConfig
-from .runs import RunResult, write_run_files
+from .runs import RunResult, check_run_inputs, write_run_files
 from .runs_gan import GAN_BETAS, _means_as_per_example
 
 __all__ = ["fit_vaegan"]
@@ -65,12 +65,7 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
         >>> m["steps"], sorted(m["final_loss"]), m["mode_coverage"]["num_samples"]
         (2, ['decoder', 'discriminator', 'encoder'], 50)
     """
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset: expected a ppdgm.data.Dataset, got {type(dataset).__name__}")
-    if not isinstance(train, TrainConfig):
-        raise TypeError(f"train: expected a TrainConfig, got {type(train).__name__}")
-    if train.out_dir is None:
-        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
+    out = check_run_inputs(dataset, train)
     check_choice("loss", loss, tuple(ADVERSARIAL_LOSSES))
     check_choice("arch", arch, ARCHS)
     check_positive_int("num_samples", num_samples)
@@ -88,7 +83,6 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
         discriminator_hidden=None if discriminator_hidden is None else tuple(discriminator_hidden),
         feature_layer=feature_layer)
     config.validate()  # before seeding and building: a bad argument fails fast, naming itself
-    out = Path(train.out_dir)
     if train.seed is not None:
         pyro.set_rng_seed(train.seed)  # the initial weights follow the seed too
     model = VAEGAN(config)
