@@ -1,0 +1,25 @@
+"""Every fit_* run checks its dataset and TrainConfig the same way, naming the argument."""
+
+import pytest
+
+from ppdgm.data import load_dataset
+from ppdgm.inference import TrainConfig
+from ppdgm.runs import fit_vae
+from ppdgm.runs_diffusion import fit_diffusion
+from ppdgm.runs_gan import fit_gan
+from ppdgm.runs_sbn import fit_sbn
+from ppdgm.runs_vaegan import fit_vaegan
+
+FITS = [fit_vae, fit_sbn, fit_gan, fit_vaegan, fit_diffusion]
+
+
+@pytest.mark.parametrize("fit", FITS, ids=lambda f: f.__name__)
+def test_fit_functions_check_their_inputs_by_name(fit, tmp_path):
+    ds = load_dataset("bars-and-stripes")
+    with pytest.raises(TypeError, match="^dataset: expected a ppdgm.data.Dataset, got Tensor"):
+        fit(ds.train, TrainConfig(device="cpu", out_dir=str(tmp_path)))
+    with pytest.raises(TypeError, match="^train: expected a TrainConfig, got dict"):
+        fit(ds, {"epochs": 1})
+    with pytest.raises(ValueError, match="^train: TrainConfig.out_dir is needed"):
+        fit(ds, TrainConfig(device="cpu"))
+    assert not any(tmp_path.iterdir())
