@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import pyro
@@ -23,7 +22,7 @@ from .inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_li
 from .inference.distributed import is_main_process
 from .inference.objectives.contrastive_divergence import ContrastiveDivergence
 from .models.rbm import MAX_EXACT_STATES, RBM, RBMConfig
-from .runs import RunResult, write_run_files
+from .runs import RunResult, check_run_inputs, write_run_files
 
 __all__ = ["fit_rbm", "sgd_momentum"]
 
@@ -70,13 +69,11 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
         >>> m["log_z_method"], m["test_log_px"]["mean"] < 0
         ('exact', True)
     """
+    out = check_run_inputs(dataset, train)
     if dataset.support != "binary":
         raise ValueError(f"dataset: an RBM models binary data; {dataset.name!r} is {dataset.support!r}")
-    if train.out_dir is None:
-        raise ValueError("train: TrainConfig.out_dir is needed to write the run's files")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {optimizer!r}")
-    out = Path(train.out_dir)
     x_train = dataset.train.flatten(1)
     config = RBMConfig(visible=x_train.shape[1], hidden=hidden)
     if train.seed is not None:

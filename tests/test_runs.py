@@ -7,10 +7,11 @@ from ppdgm.inference import TrainConfig
 from ppdgm.runs import fit_vae
 from ppdgm.runs_diffusion import fit_diffusion
 from ppdgm.runs_gan import fit_gan
+from ppdgm.runs_rbm import fit_rbm
 from ppdgm.runs_sbn import fit_sbn
 from ppdgm.runs_vaegan import fit_vaegan
 
-FITS = [fit_vae, fit_sbn, fit_gan, fit_vaegan, fit_diffusion]
+FITS = [fit_vae, fit_sbn, fit_rbm, fit_gan, fit_vaegan, fit_diffusion]
 
 
 @pytest.mark.parametrize("fit", FITS, ids=lambda f: f.__name__)
