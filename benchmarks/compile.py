@@ -65,6 +65,9 @@ def measure(name: str, device: torch.device, rounds: int, steps: int) -> dict[st
     torch.manual_seed(0)
     eager, x = _network(name, device)
     twin = copy.deepcopy(eager)
+    # Dynamo keeps compiled graphs per code object for the whole process, and one compiled for an
+    # earlier network of the same class would be reused here: start from none.
+    torch._dynamo.reset()
     compiled = torch.compile(twin)
     opt_eager = torch.optim.Adam(eager.parameters(), lr=1e-4)
     opt_compiled = torch.optim.Adam(twin.parameters(), lr=1e-4)
@@ -77,7 +80,7 @@ def measure(name: str, device: torch.device, rounds: int, steps: int) -> dict[st
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
     return {"workload": name, "batch": x.shape[0],
             "parameters": sum(p.numel() for p in eager.parameters()),
-            "compile_seconds": round(compile_seconds, 2), "median_step_ms": med,
+            "compile_seconds": round(compile_seconds, 4), "median_step_ms": med,
             "speedup": med["eager"] / med["compiled"], "steps_each": rounds * steps}
 
 

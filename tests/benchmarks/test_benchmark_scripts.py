@@ -175,5 +175,6 @@ def test_compile_script_times_eager_and_compiled_steps(tmp_path):
     record = json.loads((tmp_path / "compile.json").read_text())
     (row,) = record["results"]
     assert row["workload"] == "mlp" and row["steps_each"] == 2 and row["speedup"] > 0
-    assert row["compile_seconds"] > 0
+    # A real compile, even when an earlier test compiled the same network class in this process.
+    assert row["compile_seconds"] * 1000 > 10 * row["median_step_ms"]["compiled"]
     assert (tmp_path / "compile.md").read_text().startswith("| workload")
