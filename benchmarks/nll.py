@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                         resume=(out / CHECKPOINT_NAME).exists(), progress=None)
     log = out / "valid.jsonl"
     best_path = out / "best.pt"  # the parameters with the best validation bound so far
+    spec = {**setup["spec"], "data": data.name}
 
     def validate(engine: Engine, epoch: int) -> None:
         if (epoch + 1) % args.valid_every and epoch + 1 != args.epochs:
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                "train_loss": engine.history.epochs[-1]["loss_per_example"], "time": time.time()}
         best = load_checkpoint(best_path)["valid_bound"] if best_path.exists() else -float("inf")
         if est.mean > best:
-            save_checkpoint({"epoch": epoch + 1, "valid_bound": est.mean,
+            # With the model's spec, so `ppdgm sample|evaluate best.pt` can rebuild it.
+            save_checkpoint({"epoch": epoch + 1, "valid_bound": est.mean, "model_spec": spec,
                              "modules": [model.state_dict()]}, best_path)
             row["best"] = True
         with log.open("a") as f:
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
 
     engine = Engine(model.model, model.guide, objective, players, train, callbacks=[validate],
-                    model_spec={**setup["spec"], "data": data.name})
+                    model_spec=spec)
     if args.eval_only:
         state = load_checkpoint(out / CHECKPOINT_NAME, map_location=engine.device)
         model.load_state_dict(state["modules"][0])

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ppdgm.runs import load_trained_model
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -43,6 +45,8 @@ def test_nll_script_trains_resumes_and_writes_its_table(tmp_path, tiny_mnist, mo
     assert record["epochs"] == 2 and record["eval_k"] == 4 and record["selected"]["epoch"] in (1, 2)
     assert record["test_nll_nats"] > 0 and record["command"].startswith("python benchmarks/nll.py")
     assert (run / "best.pt").exists() and len((run / "valid.jsonl").read_text().splitlines()) == 2
+    best = load_trained_model(run / "best.pt", device="cpu")  # what `ppdgm sample best.pt` does
+    assert type(best).__name__ == ("VAE" if model in ("vae", "iwae") else "SigmoidBeliefNet")
     assert nll.main([*common, "--epochs", "3"]) == 0  # resumes at epoch 2
     assert json.loads((results / f"nll-{model}.json").read_text())["epochs"] == 3
     table = (results / "nll.md").read_text()
