@@ -47,6 +47,9 @@ def test_nll_script_trains_resumes_and_writes_its_table(tmp_path, tiny_mnist, mo
     assert (run / "best.pt").exists() and len((run / "valid.jsonl").read_text().splitlines()) == 2
     best = load_trained_model(run / "best.pt", device="cpu")  # what `ppdgm sample best.pt` does
     assert type(best).__name__ == ("VAE" if model in ("vae", "iwae") else "SigmoidBeliefNet")
+    epoch_seconds = {r["epoch"]: r["seconds"]
+                     for r in json.loads((run / "history.json").read_text())["epochs"]}
+    assert record["train_seconds"] == pytest.approx(sum(epoch_seconds.values()), abs=0.1)
     assert nll.main([*common, "--epochs", "3"]) == 0  # resumes at epoch 2
     assert json.loads((results / f"nll-{model}.json").read_text())["epochs"] == 3
     table = (results / "nll.md").read_text()
