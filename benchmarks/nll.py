@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         history = engine.fit(data.train)
     epochs_done = len({r["epoch"] for r in history.epochs})
-    train_seconds = wall_seconds(history.epochs)
+    train_seconds = history.wall_seconds()
     selected = {"rule": "last epoch", "epoch": epochs_done}
     if args.select == "best-valid" and best_path.exists():
         best = load_checkpoint(best_path, map_location=engine.device)
@@ -216,22 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     (results / "nll.md").write_text(markdown_table(results))
     print(json.dumps(record, indent=2))
     return 0
-
-
-def wall_seconds(epoch_rows: list[dict]) -> float:
-    """The training's wall time from the history's epoch rows.
-
-    Several players share an epoch: each gets a row carrying the epoch's one wall time, which
-    must be counted once.
-
-    Example:
-        >>> wall_seconds([{"epoch": 0, "player": "wake", "seconds": 30.0},
-        ...               {"epoch": 0, "player": "sleep", "seconds": 30.0},
-        ...               {"epoch": 1, "player": "wake", "seconds": 31.0},
-        ...               {"epoch": 1, "player": "sleep", "seconds": 31.0}])
-        61.0
-    """
-    return sum({r["epoch"]: r["seconds"] for r in epoch_rows}.values())
 
 
 def markdown_table(results: Path) -> str:

@@ -74,6 +74,23 @@ class History:
             raise ValueError(f"player: no completed epoch recorded for {player!r}")
         return rows[-1]["loss_per_example"]
 
+    def wall_seconds(self) -> float:
+        """Training wall time over the closed epochs.
+
+        Each player gets its own epoch row carrying the epoch's one wall time, so summing
+        ``seconds`` over ``epochs`` would count a two-player epoch twice; this counts it once.
+
+        Example:
+            >>> h = History()
+            >>> for epoch in range(2):
+            ...     for player in ("wake", "sleep"):
+            ...         h.record_step(step=epoch, epoch=epoch, player=player, loss=1.0, batch_size=1)
+            ...     h.close_epoch(epoch=epoch, seconds=30.0 + epoch)
+            >>> h.wall_seconds()
+            61.0
+        """
+        return sum({r["epoch"]: r["seconds"] for r in self.epochs}.values())
+
     def players(self) -> list[str]:
         """Names of the players that recorded steps, in first-seen order."""
         return list(dict.fromkeys(self._columns["player"]))
