@@ -1,6 +1,7 @@
 # The two quick-start targets: `make demo` and `make test`. Each creates .venv when missing.
+# `make test PYTHON=/path/to/python3.13` builds and tests in its own .venv-python3.13.
 PYTHON ?= python3
-VENV ?= .venv
+VENV ?= .venv$(if $(filter python3,$(PYTHON)),,-$(notdir $(PYTHON)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ppdgm-installed
 
@@ -27,4 +28,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ppdgm tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) ppdgm-demo .pytest_cache
+	rm -rf .venv .venv-* ppdgm-demo .pytest_cache

@@ -77,22 +77,44 @@ def _mps_available() -> bool:
 
 
 def move_to_device(batch: Any, device: torch.device) -> Any:
-    """Move a tensor, or tensors nested in tuples/lists/dicts, to ``device``.
+    """Move a tensor, or the tensors inside a batch structure, to ``device``.
 
-    Copies to CUDA are ``non_blocking`` so that pinned host memory overlaps with compute.
+    Tensors and objects with a ``.to(device)`` method of their own (a ``PackedSequence``) move as
+    they are; tuples, lists, namedtuples and mappings are rebuilt as the same type around their
+    moved contents; anything else (strings, numbers, ``None``) is returned unchanged. Copies to
+    CUDA are ``non_blocking`` so that pinned host memory overlaps with compute.
 
     Example:
-        >>> move_to_device((torch.zeros(2), {"y": torch.ones(1)}), torch.device("cpu"))[1]["y"]
+        >>> from collections import namedtuple
+        >>> Batch = namedtuple("Batch", "x y")
+        >>> move_to_device(Batch(torch.zeros(2), {"y": torch.ones(1)}), torch.device("cpu")).y["y"]
         tensor([1.])
     """
     non_blocking = device.type == "cuda"
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
+    if _moves_itself(batch):
+        return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, Mapping):
-        return {k: move_to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, Sequence) and not isinstance(batch, str):
-        return type(batch)(move_to_device(v, device) for v in batch)
+        moved = {k: move_to_device(v, device) for k, v in batch.items()}
+        return moved if type(batch) is dict else _rebuild(batch, moved)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple: fields by position
+        return type(batch)(*(move_to_device(v, device) for v in batch))
+    if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+        return _rebuild(batch, [move_to_device(v, device) for v in batch])
     return batch
+
+
+def _moves_itself(value: Any) -> bool:
+    # PackedSequence and similar torch structures are tuples that know how to move as a whole.
+    return callable(getattr(value, "to", None)) and hasattr(value, "is_cuda")
+
+
+def _rebuild(original: Any, contents: Any) -> Any:
+    try:
+        return type(original)(contents)
+    except TypeError:  # a container type whose constructor takes other arguments
+        return contents
 
 
 def loader_kwargs(device: torch.device) -> dict[str, Any]:

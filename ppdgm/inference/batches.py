@@ -6,17 +6,16 @@ checkpoint stores the epoch and how many batches of it were done, nothing else.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .._validation import check_positive_int
 from ..device import loader_kwargs, move_to_device
 
-__all__ = ["BatchFeed", "epoch_seed"]
+__all__ = ["BatchFeed", "as_arguments", "batch_length", "epoch_seed"]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -29,8 +28,10 @@ class BatchFeed:
 
     Tensors are moved to the device once (``on_device=True``) and sliced there, which is what a
     hand-written training loop does; datasets get a DataLoader with pinned memory on CUDA.
-    A user's DataLoader is used as given, except that its shuffling generator (when it has one)
-    is re-seeded at the start of every epoch.
+    A user's DataLoader is used as given, except that its order is made a function of
+    ``(seed, epoch)``: its own generator, when it has one, is re-seeded at the start of every
+    epoch, and one without draws its order from a fork of the global RNG seeded the same way
+    (so a resumed run sees the same batches and leaves the restored RNG untouched).
 
     ``shard=(rank, world_size)`` (data-parallel training) yields this process's part of each
     global batch of ``batch_size``: tensors are cut into ``world_size`` contiguous, near-equal
@@ -82,14 +83,6 @@ class BatchFeed:
                     "data: distributed training shards the data itself; pass the Dataset (or "
                     "tensors) instead of a DataLoader")
             self._loader = data
-            if isinstance(data.sampler, RandomSampler) and data.generator is None:
-                warnings.warn(
-                    "data: this DataLoader shuffles without a generator of its own, so its batch "
-                    "order follows the global RNG; pass DataLoader(..., generator=torch.Generator()) "
-                    "for exactly reproducible and resumable runs",
-                    UserWarning,
-                    stacklevel=3,
-                )
         elif isinstance(data, Dataset) and shard is not None:
             rank, world = shard
             if batch_size % world:
@@ -146,11 +139,61 @@ class BatchFeed:
             self._sampler.set_epoch(epoch)
         elif self._loader.generator is not None:
             self._loader.generator.manual_seed(epoch_seed(seed, epoch))
-        for index, batch in enumerate(self._loader):
-            if index < start:
-                continue
-            batch = move_to_device(batch, self.device)
-            yield batch if isinstance(batch, (tuple, list)) and not isinstance(batch, str) else (batch,)
+        # A DataLoader draws its shuffling seed (and its workers' base seed) from the global RNG
+        # when it has no generator, and a dataset may draw from it in __getitem__: starting the
+        # epoch and skipping the batches a resumed run already did happen on a fork of the global
+        # RNG, seeded per epoch, so that a resumed run leaves the restored RNG exactly as it was.
+        end = object()
+        with torch.random.fork_rng(devices=[]):
+            if self._loader.generator is None:
+                torch.manual_seed(epoch_seed(seed, epoch))
+            batches = iter(self._loader)
+            for _ in range(start):
+                if next(batches, end) is end:
+                    return
+            first = next(batches, end)
+        if first is end:
+            return
+        yield as_arguments(move_to_device(first, self.device))
+        for batch in batches:
+            yield as_arguments(move_to_device(batch, self.device))
+
+
+def as_arguments(batch: Any) -> tuple[Any, ...]:
+    """The positional arguments a batch from a DataLoader is passed to the model and guide as.
+
+    A tuple, list or namedtuple is spread (``model(*batch)``, as ``svi.step(*batch)``); a structure
+    that moves as a whole (a ``PackedSequence``), a tensor, a mapping or any other object is one
+    argument.
+
+    Example:
+        >>> as_arguments([torch.zeros(1), torch.ones(1)])
+        (tensor([0.]), tensor([1.]))
+        >>> as_arguments({"x": 1})
+        ({'x': 1},)
+    """
+    if isinstance(batch, (tuple, list)) and not hasattr(batch, "is_cuda"):
+        return tuple(batch)
+    return (batch,)
+
+
+def batch_length(args: Sequence[Any]) -> int:
+    """The number of examples in a batch's arguments: the first leading dimension found.
+
+    A ``PackedSequence`` counts its sequences (its first ``batch_sizes`` entry); a batch with no
+    tensor counts as one example.
+
+    Example:
+        >>> batch_length((torch.zeros(5, 2), torch.zeros(5)))
+        5
+    """
+    for value in args:
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return int(value.shape[0])
+        sizes = getattr(value, "batch_sizes", None)
+        if isinstance(sizes, torch.Tensor) and sizes.numel() > 0:
+            return int(sizes[0])
+    return 1
 
 
 def _is_tensor_tuple(data: Any) -> bool:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .._pyro import built_for_local_params, forget_stale_params, local_params
 from .._validation import check_choice, check_positive_int
 from ..device import resolve_device
-from .batches import BatchFeed
+from .batches import BatchFeed, batch_length
 from .checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -44,7 +44,15 @@ from .distributed import (
     replicate,
 )
 from .history import History
-from .params import DiscoveredParams, discover_params, owning_modules
+from .params import (
+    ParamRecorder,
+    RoleProgram,
+    owning_modules,
+    param_store_state,
+    preserved_rng,
+    restore_param_store,
+    trainable_count,
+)
 from .players import Player, adam
 
 __all__ = ["Engine", "TrainConfig", "NonFiniteLossError", "CHECKPOINT_NAME"]
@@ -149,10 +157,14 @@ class _Position:
 @dataclass
 class _PlayerState:
     player: Player
-    names: list[str]
-    params: list[torch.Tensor]
-    optimizer: torch.optim.Optimizer
+    names: list[str] = field(default_factory=list)
+    params: list[torch.Tensor] = field(default_factory=list)
+    optimizer: torch.optim.Optimizer | None = None
     scheduler: Any = None
+    # The name lists handed to the optimizer factory, then to add_param_group, in order: a resumed
+    # run rebuilds the same optimizer from them before loading its state.
+    groups: list[list[str]] = field(default_factory=list)
+    started: bool = False  # whether the player's parameters were discovered by a run of its loss
     running: list[float] = field(default_factory=list)
     replica: Any = None  # DistributedDataParallel around the player's parameters
 
@@ -169,11 +181,17 @@ class Engine:
             objective with a method ``player_loss(name, model, guide, *batch)`` is asked for
             the loss of the player whose turn it is alone. An objective that keeps state between
             steps (the persistent chains of PCD) and offers ``state_dict()``/``load_state_dict()``
-            has that state checkpointed and restored with the run. An objective that always
-            calls the model and guide with extra keyword arguments names them in a
-            ``call_kwargs`` mapping (the denoising loss: ``{"step": True}``), so that the one
-            traced run that finds the parameters calls them the same way (a diffusion model's
-            full chain would cost T network calls).
+            has that state checkpointed and restored with the run. An ``ELBO`` that offers only
+            ``loss_and_grads`` (``RenyiELBO``, Pyro's ``ReweightedWakeSleep``) is run through it,
+            as ``SVI`` does; when it returns several losses (RWS: model and guide) the first is
+            the one recorded in the history, and every one is checked for NaN.
+
+            Parameters are found as ``pyro.infer.SVI`` finds them: by recording the ``param``
+            statements of the objective's own run, at each player's first turn (so
+            enumeration, vectorized particles and lazily initialised autoguides behave as under
+            SVI), and again whenever the param store or the modules gain a parameter later in
+            the run. Param-store entries the run touches (the decaying-average baselines of
+            ``TraceGraph_ELBO``) are checkpointed by name.
         players: who updates what; default one player ``"svi"`` owning every parameter. Players
             take turns in list order, and each turn evaluates the objective afresh, so a
             discriminator's update is seen by the generator's loss on the same batch.
@@ -182,9 +200,13 @@ class Engine:
             and ``guide`` are found automatically).
         model_spec: plain data stored in checkpoints so that tools can rebuild the model, e.g.
             ``{"name": "vae", "config": {...}}``.
-        callbacks: functions ``callback(engine, epoch)`` called after each epoch (after its
-            checkpoint and its players' learning-rate schedulers), e.g. to evaluate on held-out
-            data; what they print or store is their own.
+        callbacks: functions ``callback(engine, epoch)`` called after each epoch, after its
+            players' learning-rate schedulers and before the epoch's checkpoint, so that what
+            they change (a parameter clipped, a random number drawn) is in the checkpoint and a
+            resumed run continues exactly; e.g. to evaluate on held-out data.
+        step_callbacks: functions ``callback(engine, step)`` called after every step (all
+            players' updates on a batch; ``step`` counts from 0), before a ``checkpoint_every``
+            checkpoint, e.g. to clip or project parameters after each update.
 
     Example:
         >>> import pyro.distributions as dist
@@ -212,6 +234,7 @@ class Engine:
         modules: Sequence[torch.nn.Module] = (),
         model_spec: Mapping[str, Any] | None = None,
         callbacks: Sequence[Callable[[Engine, int], Any]] = (),
+        step_callbacks: Sequence[Callable[[Engine, int], Any]] = (),
     ) -> None:
         if not callable(model):
             raise TypeError(f"model: expected a callable, got {type(model).__name__}")
@@ -253,9 +276,16 @@ class Engine:
         self.callbacks = list(callbacks)
         if not all(callable(c) for c in self.callbacks):
             raise TypeError("callbacks: expected callables callback(engine, epoch)")
+        self.step_callbacks = list(step_callbacks)
+        if not all(callable(c) for c in self.step_callbacks):
+            raise TypeError("step_callbacks: expected callables callback(engine, step)")
         self.history = History()
         self._states: list[_PlayerState] | None = None
-        self._discovered: DiscoveredParams | None = None
+        self._params: dict[str, torch.Tensor] = {}
+        self._model_names: set[str] = set()
+        self._guide_names: set[str] = set()
+        self._store_names: list[str] = []  # param-store names the run's objective touched
+        self._known_count = -1
 
     # ------------------------------------------------------------------ public API
 
@@ -302,7 +332,11 @@ class Engine:
             if not self.local_params:
                 for module in self.modules:
                     forget_stale_params(module)
-            self._setup(next(iter(feed.epoch(0, seed=seed))))
+            self._states = [_PlayerState(player) for player in self.players]
+            if cfg.resume is not False or self._dist is not None:
+                # The parameters must exist before a checkpoint is loaded into them or DDP wraps
+                # them: one run of every player's loss finds them, leaving no trace in the RNGs.
+                self._discover(next(iter(feed.epoch(0, seed=seed))))
             if self._dist is not None and cfg.seed is not None:
                 # Each process draws its own noise; rank 0's stream is a single process's.
                 pyro.set_rng_seed(cfg.seed + 1_000_003 * self._dist.rank)
@@ -315,10 +349,10 @@ class Engine:
 
     def parameters(self, player: str | None = None) -> dict[str, torch.Tensor]:
         """The trained tensors by name (of one player, or all), available after ``fit``."""
-        if self._discovered is None or self._states is None:
+        if self._states is None or not self._params:
             raise RuntimeError("parameters: call fit() first")
         if player is None:
-            return dict(self._discovered.params)
+            return dict(self._params)
         for state in self._states:
             if state.player.name == player:
                 return dict(zip(state.names, state.params))
@@ -329,37 +363,92 @@ class Engine:
     def _param_mode(self) -> contextlib.AbstractContextManager:
         return local_params() if self.local_params else contextlib.nullcontext()
 
-    def _setup(self, batch: tuple[Any, ...]) -> None:
+    def _discover(self, batch: tuple[Any, ...]) -> None:
+        assert self._states is not None
         args, kwargs = _call_args(batch)
-        extra = getattr(self.objective, "call_kwargs", None)
-        if isinstance(extra, Mapping):
-            kwargs = {**kwargs, **extra}
-        found = discover_params(self.model, self.guide, args, kwargs)
-        for name, leaf in found.params.items():
+        with preserved_rng(), pyro.validation_enabled(self._validating(0)):
+            for state in self._states:
+                self._recorded_loss(state, args, kwargs)
+        for p in self._params.values():
+            p.grad = None  # an objective that differentiates inside its loss left gradients
+        if self._dist is not None:
+            for state in self._states:
+                state.replica = replicate(state.params, self._loss_of(state), self.device)
+
+    def _recorded_loss(self, state: _PlayerState, args: tuple, kwargs: dict) -> Any:
+        # The objective's own run, recorded as SVI records it; model and guide report their reads.
+        recorder = ParamRecorder()
+        model = RoleProgram(self.model, self._model_names)
+        guide = RoleProgram(self.guide, self._guide_names)
+        with recorder:
+            loss = self._player_loss(state, args, kwargs, model=model, guide=guide)
+        self._store_names += [n for n in recorder.seen if n not in self._store_names]
+        self._register(recorder.found)
+        state.started = True
+        if not state.params:
+            raise ValueError(
+                f"players: player {state.player.name!r} (owns={state.player.owns!r}) owns no "
+                f"parameter; parameters found: {list(self._params)} (a PyroModule's model/guide "
+                "methods need the @pyro.nn.pyro_method decorator for their parameters to be seen)"
+            )
+        return loss
+
+    def _register(self, found: Mapping[str, torch.Tensor]) -> None:
+        assert self._states is not None
+        known = {id(p) for p in self._params.values()}
+        new = []
+        for name, leaf in found.items():
+            if name in self._params or id(leaf) in known:
+                continue  # a PyroModule parameter shared by model and guide is kept once
             if leaf.device != self.device:
                 raise ValueError(
                     f"model: parameter {name!r} is on {leaf.device} but the run is on {self.device}; "
                     "create it from the data's device or pass its module in Engine(modules=...)"
                 )
-        names = list(found.params)
-        states = []
-        for player in self.players:
-            owned = player.select(names, found.model_names, found.guide_names)
-            if not owned:
-                raise ValueError(
-                    f"players: player {player.name!r} (owns={player.owns!r}) owns no parameter; "
-                    f"parameters found: {names} (a PyroModule's model/guide methods need the "
-                    "@pyro.nn.pyro_method decorator for their parameters to be seen)"
-                )
-            params = [found.params[n] for n in owned]
-            factory = player.optimizer or adam(self.config.lr)
-            optimizer = factory(params)
-            scheduler = player.scheduler(optimizer) if player.scheduler is not None else None
-            states.append(_PlayerState(player, owned, params, optimizer, scheduler))
-        if self._dist is not None:
-            for state in states:
-                state.replica = replicate(state.params, self._loss_of(state), self.device)
-        self._discovered, self._states = found, states
+            self._params[name] = leaf
+            known.add(id(leaf))
+            new.append(name)
+        for state in self._states:
+            owned = state.player.select(new, self._model_names, self._guide_names)
+            if owned:
+                self._give(state, owned)
+        self._known_count = trainable_count(self.modules)
+
+    def _give(self, state: _PlayerState, names: list[str]) -> None:
+        params = [self._params[n] for n in names]
+        state.names += names
+        state.params += params
+        state.groups.append(list(names))
+        if state.optimizer is None:
+            factory = state.player.optimizer or adam(self.config.lr)
+            state.optimizer = factory(params)
+            if state.player.scheduler is not None:
+                state.scheduler = state.player.scheduler(state.optimizer)
+        else:
+            state.optimizer.add_param_group({"params": params})
+
+    def _adopt_late_params(self) -> None:
+        """Take in parameters created after their player's first turn, as SVI would train them."""
+        known = {id(p) for p in self._params.values()}
+        found: dict[str, torch.Tensor] = {}
+        store = pyro.get_param_store()
+        for name in list(store.keys()):
+            leaf = store.get_param(name).unconstrained()
+            if leaf.requires_grad and id(leaf) not in known and name not in self._params:
+                found[name] = leaf
+        for index, module in enumerate(self.modules):
+            for name, leaf in module.named_parameters():
+                if id(leaf) not in known and id(leaf) not in {id(v) for v in found.values()}:
+                    found[f"modules.{index}.{name}"] = leaf
+        by_role = [s.player.name for s in self._states or [] if s.player.owns in ("model", "guide")]
+        if found and by_role:
+            raise ValueError(
+                f"model: parameters {sorted(found)} were created after the first step, but players "
+                f"{by_role} own parameters by role ('model'/'guide'), which is known only for the "
+                "parameters of the first step; create them in the first step or give those "
+                "players a predicate on parameter names")
+        self._store_names += [n for n in found if n in store and n not in self._store_names]
+        self._register(found)
 
     def _maybe_resume(self) -> _Position:
         resume = self.config.resume
@@ -395,6 +484,8 @@ class Engine:
                         bar.update(1)
                         if show:
                             bar.set_postfix(self._postfix(), refresh=False)
+                        for callback in self.step_callbacks:
+                            callback(self, pos.step - 1)
                         pos.seconds = time.perf_counter() - started
                         if pos.batch == per_epoch:
                             finished = pos.epoch
@@ -403,9 +494,6 @@ class Engine:
                             self._checkpoint(pos)
                         if pos.step >= total or finished is not None:
                             break
-                if finished is not None:
-                    for callback in self.callbacks:
-                        callback(self, finished)
             if pos.batch != 0:
                 self._checkpoint(pos)  # stopped by max_steps mid-epoch
         finally:
@@ -422,13 +510,16 @@ class Engine:
         for state in self._states:
             if state.scheduler is not None:
                 state.scheduler.step()
+        finished = pos.epoch
         pos.epoch, pos.batch, pos.seconds = pos.epoch + 1, 0, 0.0
+        for callback in self.callbacks:
+            callback(self, finished)
         self._checkpoint(pos)
 
     def _step(self, batch: tuple[Any, ...], pos: _Position) -> None:
         assert self._states is not None
         args, kwargs = _call_args(batch)
-        batch_size = _batch_size(batch)
+        batch_size = batch_length(args)
         for state in self._states:
             if not state.player.scheduled(pos.step):
                 continue
@@ -437,17 +528,25 @@ class Engine:
                     p.grad = None
                 with self._autocast():
                     if state.replica is not None:
-                        loss, value = self._replica_loss(state, args, kwargs, pos)
+                        loss, values = self._replica_loss(state, args, kwargs)
                     else:
-                        loss = self._player_loss(state, args, kwargs, pos)
-                        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(self._nan_message(state, value, pos))
+                        if state.started:
+                            loss = self._player_loss(state, args, kwargs)
+                            if trainable_count(self.modules) != self._known_count:
+                                self._adopt_late_params()
+                        else:
+                            loss = self._recorded_loss(state, args, kwargs)
+                        values = _loss_values(loss, self.objective_name)
+                bad = [v for v in values if not math.isfinite(v)]
+                if bad:
+                    raise NonFiniteLossError(self._nan_message(state, bad[0], pos))
                 if isinstance(loss, torch.Tensor) and loss.requires_grad:
                     loss.backward(inputs=state.params)
                 if self.config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(state.params, self.config.grad_clip)
+                assert state.optimizer is not None
                 state.optimizer.step()
+                value = values[0]
                 self.history.record_step(step=pos.step, epoch=pos.epoch, player=state.player.name,
                                          loss=value, batch_size=batch_size)
                 per_example = value if self._mean_loss else value / max(batch_size, 1)
@@ -458,39 +557,41 @@ class Engine:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    def _replica_loss(self, state: _PlayerState, args: tuple, kwargs: dict, pos: _Position
-                      ) -> tuple[torch.Tensor, float]:
+    def _replica_loss(self, state: _PlayerState, args: tuple, kwargs: dict
+                      ) -> tuple[torch.Tensor, list[float]]:
         # DDP averages gradients over processes; a loss summed over the batch is scaled by their
         # number so that the step is the one a single process takes on the global batch.
         assert self._dist is not None
         loss = state.replica(args, kwargs)
         mean = loss_reduction(self.objective) == "mean"
-        local = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        value = all_reduce_scalar(local, average=mean, device=self.device)
+        local = _loss_values(loss, self.objective_name)
+        values = [all_reduce_scalar(v, average=mean, device=self.device) for v in local]
         if not mean and isinstance(loss, torch.Tensor):
             loss = loss * self._dist.world_size
-        return loss, value
+        return loss, values
 
     def _loss_of(self, state: _PlayerState) -> Callable[[tuple, dict], Any]:
         def loss(args: tuple, kwargs: dict) -> Any:
-            return self._player_loss(state, args, kwargs, None)
+            return self._player_loss(state, args, kwargs)
 
         return loss
 
-    def _player_loss(self, state: _PlayerState, args: tuple, kwargs: dict,
-                     pos: _Position | None) -> Any:
+    def _player_loss(self, state: _PlayerState, args: tuple, kwargs: dict, *,
+                     model: Callable[..., Any] | None = None,
+                     guide: Callable[..., Any] | None = None) -> Any:
         objective = self.objective
+        model = self.model if model is None else model
+        guide = self.guide if guide is None else guide
         if self._grads_inside:
-            # Pyro differentiates inside loss_and_grads; the NaN check below still runs before the step.
-            value = objective.loss_and_grads(self.model, self.guide, *args, **kwargs)
-            return torch.as_tensor(value)
+            # Pyro differentiates inside loss_and_grads; the NaN check still runs before the step.
+            return objective.loss_and_grads(model, guide, *args, **kwargs)
         if isinstance(objective, ELBO):
-            return objective.differentiable_loss(self.model, self.guide, *args, **kwargs)
+            return objective.differentiable_loss(model, guide, *args, **kwargs)
         if hasattr(objective, "player_loss"):
             # Several-player objectives may compute one player's loss alone, not all of them.
-            out = objective.player_loss(state.player.name, self.model, self.guide, *args, **kwargs)
+            out = objective.player_loss(state.player.name, model, guide, *args, **kwargs)
             return self._check_loss(out)
-        out = objective(self.model, self.guide, *args, **kwargs)
+        out = objective(model, guide, *args, **kwargs)
         if isinstance(out, Mapping):
             if state.player.name not in out:
                 raise ValueError(
@@ -537,13 +638,16 @@ class Engine:
             save_checkpoint(state, path)
 
     def _state_dict(self, pos: _Position) -> dict[str, Any]:
-        assert self._discovered is not None and self._states is not None
+        assert self._states is not None
         return {
             "position": {"epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
                          "seconds": pos.seconds},
-            "params": {n: p.detach() for n, p in self._discovered.params.items()},
+            "params": {n: p.detach() for n, p in self._params.items()},
+            "param_store": param_store_state(self._store_names),
+            "groups": {s.player.name: s.groups for s in self._states},
             "modules": [m.state_dict() for m in self.modules],
-            "optimizers": {s.player.name: s.optimizer.state_dict() for s in self._states},
+            "optimizers": {s.player.name: s.optimizer.state_dict()
+                           for s in self._states if s.optimizer is not None},
             "schedulers": {s.player.name: s.scheduler.state_dict()
                            for s in self._states if s.scheduler is not None},
             "rng": capture_rng_state(),
@@ -554,33 +658,58 @@ class Engine:
         }
 
     def _load_state(self, state: dict[str, Any], path: Path) -> None:
-        assert self._discovered is not None and self._states is not None
+        assert self._states is not None
+        where = str(path)
         try:
             saved = state["params"]
-            ours = self._discovered.params
-            if set(saved) != set(ours):
-                missing, extra = sorted(set(ours) - set(saved)), sorted(set(saved) - set(ours))
+            if len(state["modules"]) != len(self.modules):
                 raise CheckpointError(
-                    f"resume: {str(path)!r} was written for another model "
+                    f"resume: {where!r} holds {len(state['modules'])} module state(s), the run has "
+                    f"{len(self.modules)}"
+                )
+            for name, leaf in self._params.items():
+                if name in saved and saved[name].shape != leaf.shape:
+                    raise CheckpointError(
+                        f"resume: parameter {name!r} has shape {tuple(saved[name].shape)} in "
+                        f"{where!r} but {tuple(leaf.shape)} in the model"
+                    )
+            for module, module_state in zip(self.modules, state["modules"]):
+                try:
+                    module.load_state_dict(module_state)
+                except RuntimeError as err:
+                    raise CheckpointError(
+                        f"resume: {where!r} does not fit {type(module).__name__}: "
+                        f"{' '.join(str(err).split())}") from err
+            # Entries created after the first step exist only once the store is restored.
+            restore_param_store(state.get("param_store", {}), where)
+            for name in saved:
+                if name not in self._params:
+                    leaf = self._late_param(name)
+                    if leaf is not None:
+                        self._params[name] = leaf
+            if set(saved) != set(self._params):
+                ours = set(self._params)
+                missing, extra = sorted(ours - set(saved)), sorted(set(saved) - ours)
+                raise CheckpointError(
+                    f"resume: {where!r} was written for another model "
                     f"(missing parameters {missing}, unexpected {extra})"
                 )
-            for name, leaf in ours.items():
+            for name, leaf in self._params.items():
                 if saved[name].shape != leaf.shape:
                     raise CheckpointError(
                         f"resume: parameter {name!r} has shape {tuple(saved[name].shape)} in "
-                        f"{str(path)!r} but {tuple(leaf.shape)} in the model"
+                        f"{where!r} but {tuple(leaf.shape)} in the model"
                     )
-            if len(state["modules"]) != len(self.modules):
-                raise CheckpointError(
-                    f"resume: {str(path)!r} holds {len(state['modules'])} module state(s), the run has "
-                    f"{len(self.modules)}"
-                )
-            for module, module_state in zip(self.modules, state["modules"]):
-                module.load_state_dict(module_state)
             with torch.no_grad():
-                for name, leaf in ours.items():
+                for name, leaf in self._params.items():
                     leaf.copy_(saved[name])
+            restore_param_store(state.get("param_store", {}), where)  # the store's latest values win
+            self._store_names = list(state.get("param_store", {})) or self._store_names
+            self._known_count = trainable_count(self.modules)
+            groups = state.get("groups")
             for s in self._states:
+                if groups is not None:
+                    self._rebuild_player(s, groups[s.player.name], where)
                 s.optimizer.load_state_dict(state["optimizers"][s.player.name])
                 if s.scheduler is not None:
                     s.scheduler.load_state_dict(state["schedulers"][s.player.name])
@@ -593,7 +722,32 @@ class Engine:
                 restore_rng_state(state["rng"])
             self.history = History.from_state_dict(state["history"])
         except (KeyError, TypeError) as err:
-            raise CheckpointError(f"resume: {str(path)!r} is missing {err} or is malformed") from err
+            raise CheckpointError(f"resume: {where!r} is missing {err} or is malformed") from err
+
+    def _late_param(self, name: str) -> torch.Tensor | None:
+        store = pyro.get_param_store()
+        if name in store:
+            return store.get_param(name).unconstrained()
+        for index, module in enumerate(self.modules):
+            prefix = f"modules.{index}."
+            if name.startswith(prefix):
+                return dict(module.named_parameters()).get(name[len(prefix):])
+        return None
+
+    def _rebuild_player(self, state: _PlayerState, groups: list[list[str]], where: str) -> None:
+        # The saved run may have met its parameters in another order (players' first turns, late
+        # parameters); its optimizer state fits only an optimizer built in that order.
+        if groups == state.groups:
+            return
+        unknown = sorted({n for group in groups for n in group} - set(self._params))
+        if unknown:
+            raise CheckpointError(f"resume: {where!r} trains parameters {unknown} that the run lacks")
+        state.names, state.params, state.groups = [], [], []
+        state.optimizer = state.scheduler = None
+        for group in groups:
+            self._give(state, list(group))
+        if state.replica is not None:
+            state.replica = replicate(state.params, self._loss_of(state), self.device)
 
 
 def _objective_state(objective: Any) -> Any:
@@ -602,20 +756,28 @@ def _objective_state(objective: Any) -> Any:
     return state_dict() if callable(state_dict) else None
 
 
-def _call_args(batch: Any) -> tuple[tuple, dict]:
-    if isinstance(batch, Mapping):
-        return (), dict(batch)
-    if isinstance(batch, (tuple, list)):
-        return tuple(batch), {}
-    return (batch,), {}
+def _call_args(batch: tuple[Any, ...]) -> tuple[tuple, dict]:
+    return tuple(batch), {}
 
 
-def _batch_size(batch: Any) -> int:
-    args, kwargs = _call_args(batch)
-    for value in [*args, *kwargs.values()]:
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            return int(value.shape[0])
-    return 1
+def _loss_values(loss: Any, objective_name: str) -> list[float]:
+    """The loss as floats: one, or one per loss of an objective that returns several (RWS)."""
+    parts = loss if isinstance(loss, (tuple, list)) else (loss,)
+    values = []
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            if part.numel() != 1:
+                raise TypeError(f"objective: {objective_name} returned a loss of shape "
+                                f"{tuple(part.shape)}; expected a scalar")
+            values.append(float(part.detach()))
+        elif isinstance(part, (int, float)) and not isinstance(part, bool):
+            values.append(float(part))
+        else:
+            raise TypeError(f"objective: {objective_name} returned {type(part).__name__}; expected "
+                            "a number or a scalar tensor")
+    if not values:
+        raise TypeError(f"objective: {objective_name} returned no loss")
+    return values
 
 
 def _plain(value: Any) -> Any:

@@ -67,7 +67,8 @@ def guide_logits(guide: Callable[..., Any], x: torch.Tensor, *, site: str = _LAB
     """The logits of the guide's Bernoulli site ``site`` in a trace of ``guide(x)``.
 
     ``Independent`` and masked wrappers are unwrapped; the guide's other effects are hidden from
-    any handler outside (``poutine.block``). This is how the adversarial losses read D(x).
+    any handler outside (``poutine.block``), except its parameters, which stay visible to
+    ``pyro.infer.SVI`` and the engine. This is how the adversarial losses read D(x).
 
     Example:
         >>> import pyro
@@ -81,7 +82,7 @@ def guide_logits(guide: Callable[..., Any], x: torch.Tensor, *, site: str = _LAB
         raise TypeError(f"guide: expected a callable, got {type(guide).__name__}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    with poutine.block():
+    with poutine.block(expose_types=["param"]):
         trace = poutine.trace(guide).get_trace(x)
     node = trace.nodes.get(site)
     if node is None or node["type"] != "sample":
@@ -246,7 +247,7 @@ def _generate(model: Callable[..., Any], real: torch.Tensor, *, grad: bool) -> t
     """``len(real)`` fakes: the site "x" of ``model(None, num_samples=n)``."""
     n = real.shape[0]
     context = contextlib.nullcontext() if grad else torch.no_grad()
-    with poutine.block(), context:
+    with poutine.block(expose_types=["param"]), context:
         trace = poutine.trace(model).get_trace(None, num_samples=n)
     node = trace.nodes.get(_FAKE)
     if node is None or node["type"] != "sample":

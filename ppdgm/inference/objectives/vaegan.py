@@ -190,7 +190,7 @@ class VAEGANLoss:
     def _vae_terms(self, model: Callable[..., Any], guide: Callable[..., Any], x: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-point L_prior and L_llike, and the reconstructions x~, from one draw of z."""
-        with poutine.block():
+        with poutine.block(expose_types=["param"]):
             guide_trace = poutine.trace(guide).get_trace(x)
             model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
         q = _site(guide_trace, _LATENT, "guide", "the encoder's latent z ~ q(z | x)")
@@ -271,7 +271,7 @@ def _prior_samples(model: Callable[..., Any], x: torch.Tensor, *, grad: bool) ->
     """``len(x)`` points Dec(z_p), z_p ~ p(z): the site "x" of ``model(None, num_samples=n)``."""
     n = x.shape[0]
     context = contextlib.nullcontext() if grad else torch.no_grad()
-    with poutine.block(), context:
+    with poutine.block(expose_types=["param"]), context:
         trace = poutine.trace(model).get_trace(None, num_samples=n)
     fake = _site(trace, _FAKE, "model", "pyro.deterministic('x', Dec(z)) in model(None, num_samples=n)")
     _check_like(fake["value"], x, f"model(None, num_samples={n}): the batch at site {_FAKE!r}")
@@ -281,7 +281,7 @@ def _prior_samples(model: Callable[..., Any], x: torch.Tensor, *, grad: bool) ->
 def _reconstructions(model: Callable[..., Any], guide: Callable[..., Any],
                      x: torch.Tensor) -> torch.Tensor:
     """x~ = Dec(z), z ~ q(z | x), without the likelihood (the model is run with x=None)."""
-    with poutine.block():
+    with poutine.block(expose_types=["param"]):
         guide_trace = poutine.trace(guide).get_trace(x)
         trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
             None, num_samples=x.shape[0])

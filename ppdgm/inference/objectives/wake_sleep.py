@@ -70,7 +70,7 @@ class WakeSleep:
         x = args[0] if args else kwargs.get("x")
         if not isinstance(x, torch.Tensor) or x.dim() == 0:
             raise ValueError("x: wake-sleep needs the data batch as the first argument (a tensor)")
-        with torch.no_grad(), poutine.block():
+        with torch.no_grad(), poutine.block(expose_types=["param"]):
             dream = poutine.trace(model).get_trace(None, num_samples=x.shape[0])
         dreamed_x = dream.nodes["_RETURN"]["value"]
         if not isinstance(dreamed_x, torch.Tensor) or dreamed_x.shape != x.shape:
