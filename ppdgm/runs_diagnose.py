@@ -22,8 +22,8 @@ import torch
 from ._validation import check_choice, check_positive_int
 from .device import resolve_device
 from .diagnostics import KHAT_THRESHOLD, from_guide, save_mcmc_plots
-from .diagnostics.inference_data import _arviz
-from .diagnostics.mcmc_plots import _select
+from .diagnostics.arviz_api import summary
+from .diagnostics.mcmc_plots import select_elements
 from .runs import RunResult, checkpoint_data, load_trained_model, require_likelihood
 
 __all__ = ["diagnose_checkpoint", "format_diagnosis"]
@@ -175,9 +175,9 @@ def format_diagnosis(result: RunResult) -> str:
 
 
 def _summary(idata: Any, elements: int) -> Any:  # -> pandas.DataFrame
-    selected = _select(idata, "posterior", None, elements)
+    selected = select_elements(idata, "posterior", None, elements)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table = _arviz().summary(selected, kind="all", round_to=3)
+        table = summary(selected, kind="all", round_to=3)
     return table[SUMMARY_COLUMNS]
 
 

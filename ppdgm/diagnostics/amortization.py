@@ -24,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Any
 
-import arviz as az
 import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
@@ -38,6 +38,7 @@ from .._pyro import local_params
 from .._validation import check_positive_int
 from ..inference.evaluate import log_likelihood_per_point
 from ..models.vae import LATENT, VAE
+from .arviz_api import container, dataset
 
 __all__ = ["AmortizationGap", "amortization_gap", "plot_amortization_gap"]
 
@@ -89,10 +90,11 @@ class AmortizationGap:
         }
         return {k: [round(float(v), 4) for v in t] for k, t in fields.items()}
 
-    def to_inference_data(self) -> az.InferenceData:
-        """The NUTS draws as ArviZ InferenceData (dims ``obs`` and ``z_dim``)."""
-        return az.from_dict(posterior={LATENT: self.posterior.cpu().numpy()},
-                            dims={LATENT: ["obs", "z_dim"]})
+    def to_inference_data(self) -> Any:
+        """The NUTS draws as ArviZ data (dims ``obs`` and ``z_dim``): ``InferenceData`` on ArviZ
+        0.x, ``xarray.DataTree`` on 1.x."""
+        return container({"posterior": dataset({LATENT: self.posterior.cpu().numpy()},
+                                               dims={LATENT: ["obs", "z_dim"]})})
 
 
 def _local_guide(loc: torch.Tensor, raw_scale: torch.Tensor):

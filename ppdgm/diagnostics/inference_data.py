@@ -1,11 +1,13 @@
-"""ArviZ ``InferenceData`` from every ppdgm engine: MCMC runs, SVI-trained guides, ancestral draws
-and training histories.
+"""ArviZ data from every ppdgm engine: MCMC runs, SVI-trained guides, ancestral draws and
+training histories, as ``arviz.InferenceData`` on ArviZ 0.x and ``xarray.DataTree`` on ArviZ 1.x
+(see :mod:`ppdgm.diagnostics.arviz_api`).
 
-* :func:`from_mcmc`: a ``pyro.infer.MCMC`` run, through ``arviz.from_pyro``. A ppdgm kernel that
+* :func:`from_mcmc`: a ``pyro.infer.MCMC`` run, the groups ``arviz.from_pyro`` writes, built by
+  ppdgm itself (ArviZ 1.x has no Pyro converter; draws keep their dtypes). A ppdgm kernel that
   carries C chains as a batch dimension (``kernel.vectorized_chains == C``, see
   :mod:`ppdgm.inference.mcmc.base`) makes draws of shape ``(draws, C, ...)`` under MCMC; they are
   folded into ArviZ's ``chain`` dimension, MCMC chain m's kernel chain c becoming chain
-  ``m * C + c``, before ArviZ sees them, so R-hat and ESS treat them as the chains they are.
+  ``m * C + c``, so R-hat and ESS treat them as the chains they are.
 * :func:`from_guide`: draws of the latent sites from a guide q(z | x) for each data point (the
   ``posterior`` group), the posterior predictive and the pointwise log-likelihood of the observed
   sites, and the importance weights log p(x, z) - log q(z | x) per data point (``sample_stats``
@@ -25,22 +27,22 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.distributions.util import scale_and_mask
+from pyro.infer import Predictive
 from pyro.poutine.util import prune_subsample_sites
 
 from .._validation import check_positive_int, check_tensor
 from ..inference.history import History
 from ..inference.importance import PARTICLE_PLATE, particle_log_probs, plate_nesting
-from ..inference.sampling.ancestral import _module_params
-
-if TYPE_CHECKING:  # pragma: no cover
-    import arviz
+from ..inference.mcmc.base import typed_samples
+from ..inference.sampling.ancestral import module_params
+from .arviz_api import container, dataset, is_container, psis_khat_by_row, with_groups
 
 __all__ = [
     "KHAT_THRESHOLD",
@@ -57,32 +59,26 @@ KHAT_THRESHOLD = 0.7
 Draws = Mapping[str, "torch.Tensor | np.ndarray"]
 
 
-def _arviz():
-    # ArviZ announces its coming 1.0 refactor with a FutureWarning on import; ppdgm users did not
-    # choose ArviZ's version, so they are spared the notice.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
-                                category=FutureWarning)
-        import arviz
-
-    return arviz
-
-
 # ---------------------------------------------------------------------------------------- MCMC
 
 
 def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws | None = None,
               posterior_predictive: Draws | None = None, log_likelihood: bool = True,
               coords: dict[str, Any] | None = None,
-              dims: dict[str, list[str]] | None = None) -> arviz.InferenceData:
-    """``InferenceData`` of a finished ``pyro.infer.MCMC`` run.
+              dims: dict[str, list[str]] | None = None) -> Any:
+    """ArviZ data of a finished ``pyro.infer.MCMC`` run (``InferenceData``, or a ``DataTree`` on
+    ArviZ 1.x, which has no Pyro converter of its own).
 
-    Delegates to ``arviz.from_pyro`` (posterior, ``diverging``, pointwise log-likelihood of the
-    observed sites, observed data). When ``mcmc.kernel.vectorized_chains`` is an int C the
-    kernel's chain axis is folded into ArviZ's ``chain`` dimension first: ``num_chains * C``
-    chains, MCMC chain m's kernel chain c at index ``m * C + c``. ``posterior_predictive`` holds
-    arrays of shape ``(chains, draws, ...)`` or ``(chains * draws, ...)`` in that chain order;
-    ``prior``/``prior_predictive`` hold ``(draws, ...)`` arrays (one chain).
+    The groups are those ``arviz.from_pyro`` writes: ``posterior`` (each site in the dtype its
+    kernel sampled it in, see :func:`ppdgm.inference.mcmc.typed_samples`), ``sample_stats``
+    (``diverging``), ``log_likelihood`` of the observed sites (one vectorized run of the model
+    conditioned on every draw), ``observed_data``, and the given prior and predictive draws.
+    When ``mcmc.kernel.vectorized_chains`` is an int C the kernel's chain axis is folded into
+    ``chain`` first: ``num_chains * C`` chains, MCMC chain m's kernel chain c at index
+    ``m * C + c``. ``posterior_predictive`` holds arrays of shape ``(chains, draws, ...)`` or
+    ``(chains * draws, ...)`` in that chain order; ``prior``/``prior_predictive`` hold
+    ``(draws, ...)`` arrays (one chain). A model that cannot be run on all draws at once loses
+    its ``log_likelihood`` group with a warning that says why.
 
     Example:
         >>> import pyro, pyro.distributions as dist, torch
@@ -98,24 +94,37 @@ def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws 
         ({'chain': 1, 'draw': 20}, {'chain': 1, 'draw': 20, 'y_dim_0': 2})
     """
     _check_mcmc(mcmc)
-    az = _arviz()
     chains = getattr(mcmc.kernel, "vectorized_chains", None)
-    source = mcmc
+    grouped = typed_samples(mcmc, group_by_chain=True)
     if chains is not None:
         check_positive_int("mcmc.kernel.vectorized_chains", chains)
-        source = _FoldedMCMC(mcmc, chains)
-    with warnings.catch_warnings():
-        if chains is not None:
-            # ArviZ guesses a transposed array when chains outnumber draws; vectorized chains
-            # (hundreds of short chains) are laid out right by construction.
-            warnings.filterwarnings("ignore", message=r"More chains \(\d+\) than draws",
-                                    category=UserWarning)
-        idata = az.from_pyro(source, posterior_predictive=_numpy_dict(posterior_predictive,
-                                                                      "posterior_predictive"),
-                             log_likelihood=log_likelihood, coords=coords, dims=dims)
-    _extend_with_draws(idata, prior=prior, prior_predictive=prior_predictive, coords=coords,
-                       dims=dims)
-    return idata
+        grouped = {k: _fold_chains(v, chains) for k, v in grouped.items()}
+    first = next(iter(grouped.values()))
+    n_chains, n_draws = int(first.shape[0]), int(first.shape[1])
+    model = getattr(mcmc.kernel, "model", None)
+    args = getattr(mcmc, "_args", None) or ()
+    kwargs = getattr(mcmc, "_kwargs", None) or {}
+
+    groups: dict[str, Any] = {
+        "posterior": _dataset_of({k: v.detach().cpu().numpy() for k, v in grouped.items()},
+                                 coords, dims),
+        "sample_stats": dataset({"diverging": _diverging(mcmc, n_draws, chains)}),
+    }
+    observed = _observed(model, args, kwargs)
+    if log_likelihood and observed:
+        flat = {k: v.reshape(n_chains * n_draws, *v.shape[2:]) for k, v in grouped.items()}
+        values = _pointwise_log_likelihood(model, flat, observed, args, kwargs, n_chains, n_draws)
+        if values is not None:
+            groups["log_likelihood"] = _dataset_of(values, coords, dims, skip_event_dims=True)
+    if posterior_predictive is not None:
+        values = _numpy_dict(posterior_predictive, "posterior_predictive")
+        groups["posterior_predictive"] = _dataset_of(
+            {k: _by_run(v, n_chains, n_draws) for k, v in values.items()}, coords, dims)
+    if observed:
+        groups["observed_data"] = _dataset_of(observed, coords, dims, sample_dims=False)
+    groups.update(_draw_groups(prior=prior, prior_predictive=prior_predictive, coords=coords,
+                               dims=dims))
+    return container(groups)
 
 
 def _check_mcmc(mcmc: Any) -> None:
@@ -137,42 +146,61 @@ def _fold_chains(value: torch.Tensor, chains: int) -> torch.Tensor:
     return value.transpose(1, 2).reshape(m * chains, d, *value.shape[3:])
 
 
-class _FoldedMCMC:
-    """What ``arviz.from_pyro`` reads from an MCMC run, with the kernel's chains made MCMC chains."""
-
-    def __init__(self, mcmc: Any, chains: int) -> None:
-        grouped = mcmc.get_samples(group_by_chain=True)
-        self._samples = {k: _fold_chains(v, chains) for k, v in grouped.items()}
-        self.num_chains = mcmc.num_chains * chains
-        self.num_samples = mcmc.num_samples
-        self.kernel = _KernelView(getattr(mcmc.kernel, "model", None))
-        self._args = getattr(mcmc, "_args", None) or ()
-        self._kwargs = getattr(mcmc, "_kwargs", None) or {}
-        per_chain = getattr(mcmc, "_diagnostics", None)
-        if not per_chain or any(d is None for d in per_chain):
-            divergences = mcmc.diagnostics().get("divergences", {})
-            per_chain = [{"divergences": divergences.get(f"chain {i}", [])}
-                         for i in range(mcmc.num_chains)]
-        # A divergence is a step of the whole batch: it marks all C chains of that MCMC chain.
-        # Zero-padded keys: from_pyro sorts them as strings.
-        width = len(str(self.num_chains))
-        self._divergences = {
-            f"chain {m * chains + c:0{width}d}": list(per_chain[m].get("divergences", []) or [])
-            for m in range(mcmc.num_chains) for c in range(chains)
-        }
-
-    def get_samples(self, group_by_chain: bool = False) -> dict[str, torch.Tensor]:
-        if group_by_chain:
-            return dict(self._samples)
-        return {k: v.reshape(-1, *v.shape[2:]) for k, v in self._samples.items()}
-
-    def diagnostics(self) -> dict[str, Any]:
-        return {"divergences": self._divergences}
+def _diverging(mcmc: Any, n_draws: int, chains: int | None) -> np.ndarray:
+    per_chain = getattr(mcmc, "_diagnostics", None)
+    if not per_chain or any(d is None for d in per_chain):
+        divergences = mcmc.diagnostics().get("divergences", {})
+        per_chain = [{"divergences": divergences.get(f"chain {i}", [])}
+                     for i in range(mcmc.num_chains)]
+    flags = np.zeros((mcmc.num_chains, n_draws), dtype=bool)
+    for m, diagnostics in enumerate(per_chain):
+        flags[m, list(diagnostics.get("divergences", []) or [])] = True
+    # A divergence is a step of the whole batch: it marks all C chains of that MCMC chain.
+    return flags if chains is None else np.repeat(flags, chains, axis=0)
 
 
-class _KernelView:
-    def __init__(self, model: Callable[..., Any] | None) -> None:
-        self.model = model
+def _observed(model: Callable[..., Any] | None, args: tuple, kwargs: dict) -> dict[str, np.ndarray]:
+    if model is None:
+        return {}
+    with torch.no_grad():
+        trace = poutine.trace(model).get_trace(*args, **kwargs)
+    return {name: site["value"].detach().cpu().numpy() for name, site in trace.nodes.items()
+            if site["type"] == "sample" and site["is_observed"]}
+
+
+def _pointwise_log_likelihood(model: Callable[..., Any], samples: dict[str, torch.Tensor],
+                              observed: dict[str, np.ndarray], args: tuple, kwargs: dict,
+                              n_chains: int, n_draws: int) -> dict[str, np.ndarray] | None:
+    try:
+        with torch.no_grad():
+            trace = Predictive(model, posterior_samples=samples).get_vectorized_trace(*args, **kwargs)
+        values = {}
+        for name in observed:
+            site = trace.nodes[name]
+            log_lik = site["fn"].log_prob(site["value"]).detach().cpu().numpy()
+            values[name] = log_lik.reshape(n_chains, n_draws, *log_lik.shape[1:])
+        return values
+    except Exception as err:  # noqa: BLE001 - any failure of the user's model means "no group"
+        warnings.warn(
+            "log_likelihood: the model could not be run on all draws at once, so the "
+            f"log_likelihood group is left out ({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); pass "
+            "log_likelihood=False to skip it", UserWarning, stacklevel=3)
+        return None
+
+
+def _by_run(value: np.ndarray, n_chains: int, n_draws: int) -> np.ndarray:
+    if value.shape[:2] == (n_chains, n_draws):
+        return value
+    if value.shape[0] == n_chains * n_draws:
+        return value.reshape(n_chains, n_draws, *value.shape[1:])
+    raise ValueError(f"posterior_predictive: expected arrays of shape ({n_chains}, {n_draws}, ...) or "
+                     f"({n_chains * n_draws}, ...), got {value.shape}")
+
+
+def _dataset_of(values: dict[str, np.ndarray], coords: dict[str, Any] | None,
+                dims: dict[str, list[str]] | None, **options: Any) -> Any:
+    return dataset(values, coords=_used_coords(coords, dims or {}, values), dims=dims, **options)
 
 
 # --------------------------------------------------------------------------------------- guide
@@ -184,7 +212,7 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
                model_kwargs: dict[str, Any] | None = None, data_plate: str = "data",
                obs_dim: str = "obs", posterior_predictive: bool = True,
                coords: dict[str, Any] | None = None, dims: dict[str, list[str]] | None = None,
-               seed: int | None = 0) -> arviz.InferenceData:
+               seed: int | None = 0) -> Any:
     """``InferenceData`` of a guide q(z | x) on ``data``: its draws, their fit, their weights.
 
     Draws ``chains * num_samples`` independent z ~ q(z | x_i) for every data point at once (one
@@ -231,7 +259,7 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
     args = (data, *model_args)
     total = chains * num_samples
 
-    with _module_params(model, guide), _seeded(seed, data.device):
+    with module_params(model, guide), _seeded(seed, data.device):
         nesting = plate_nesting(model, guide, *args, **model_kwargs)
 
         def vectorize(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -286,15 +314,13 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
     # One draw has no tail to fit: k-hat is then unknown.
     khat = psis_khat(log_weight) if total > 1 else np.full(log_weight.shape[1], np.nan)
 
-    az = _arviz()
     datasets = {}
     for group, values in groups.items():
         if not values:
             continue
         group_dims = {**auto_dims[group], **(dims or {})}
-        datasets[group] = az.dict_to_dataset(
-            values, library=pyro, coords=_used_coords(coords, group_dims, values),
-            dims=group_dims, default_dims=[] if group == "observed_data" else None)
+        datasets[group] = dataset(values, coords=_used_coords(coords, group_dims, values),
+                                  dims=group_dims, sample_dims=group != "observed_data")
     import xarray as xr
 
     stats = datasets["sample_stats"]
@@ -302,7 +328,7 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
                                      coords={obs_dim: stats[obs_dim].values})
     stats.attrs["pareto_k_threshold"] = KHAT_THRESHOLD
     stats.attrs["num_particles"] = total
-    return az.InferenceData(**datasets)
+    return container(datasets)
 
 
 def _label(site: dict[str, Any], value: torch.Tensor, event_dim: int, nesting: int | None,
@@ -364,16 +390,17 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
 # ----------------------------------------------------------------------------------- k-hat
 
 
-def psis_khat(log_weights: torch.Tensor | np.ndarray | arviz.InferenceData, *,
+def psis_khat(log_weights: Any, *,
               reff: float = 1.0) -> np.ndarray:
     """The Pareto-smoothed importance sampling k-hat of each data point's log weights.
 
     ``log_weights`` has the draws along its first axis: shape ``(draws,)`` (one point, returns a
-    0-d array) or ``(draws, points)`` (returns ``(points,)``), or it is an ``InferenceData`` whose
-    ``sample_stats`` hold ``log_weight`` (as :func:`from_guide` writes). ``reff`` is the relative
-    efficiency of the draws (1 for independent draws from a guide). Computed by
-    ``arviz.psislw``: k-hat < 0.5 is good, 0.5 to 0.7 acceptable, above
-    :data:`KHAT_THRESHOLD` (0.7) the weights are too heavy-tailed to trust. Weights that are
+    0-d array) or ``(draws, points)`` (returns ``(points,)``), or ArviZ data (``InferenceData``
+    or ``DataTree``) whose ``sample_stats`` hold ``log_weight`` (as :func:`from_guide` writes).
+    ``reff`` is the relative efficiency of the draws (1 for independent draws from a guide).
+    Computed by ArviZ's PSIS (``arviz.psislw`` on 0.x, ``arviz_stats`` on 1.x): k-hat < 0.5 is
+    good, 0.5 to 0.7 acceptable, above :data:`KHAT_THRESHOLD` (0.7) the weights are too
+    heavy-tailed to trust. Weights that are
     constant up to rounding error (64 ulps of their dtype; the guide is the exact posterior)
     have k-hat ``-inf``, where ArviZ would find no tail and answer ``inf``. The tail fit needs
     about 25 draws or more; with fewer ArviZ answers ``inf`` (unreliable) too.
@@ -387,10 +414,12 @@ def psis_khat(log_weights: torch.Tensor | np.ndarray | arviz.InferenceData, *,
         >>> psis_khat(torch.zeros(100, 3))
         array([-inf, -inf, -inf])
     """
-    if hasattr(log_weights, "sample_stats"):
-        stats = log_weights.sample_stats
+    if is_container(log_weights):
+        if "sample_stats" not in log_weights:
+            raise ValueError("log_weights: the ArviZ data has no sample_stats group")
+        stats = log_weights["sample_stats"]
         if "log_weight" not in stats:
-            raise ValueError("log_weights: the InferenceData has no sample_stats.log_weight")
+            raise ValueError("log_weights: the ArviZ data has no sample_stats.log_weight")
         lw = stats["log_weight"]
         array = lw.stack(__sample__=("chain", "draw")).transpose("__sample__", ...).values
     elif isinstance(log_weights, torch.Tensor):
@@ -398,7 +427,7 @@ def psis_khat(log_weights: torch.Tensor | np.ndarray | arviz.InferenceData, *,
     elif isinstance(log_weights, np.ndarray):
         array = log_weights
     else:
-        raise TypeError("log_weights: expected a tensor, an ndarray or an InferenceData, got "
+        raise TypeError("log_weights: expected a tensor, an ndarray or ArviZ data, got "
                         f"{type(log_weights).__name__}")
     if array.ndim not in (1, 2) or array.shape[0] < 2:
         raise ValueError(f"log_weights: expected shape (draws,) or (draws, points) with at least "
@@ -415,9 +444,8 @@ def psis_khat(log_weights: torch.Tensor | np.ndarray | arviz.InferenceData, *,
         spread = points.max(0) - points.min(0)
     scale = np.maximum(1.0, np.abs(points).max(0))
     constant = np.isfinite(spread) & (spread <= 64 * eps * scale)
-    az = _arviz()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        _, khat = az.psislw(points.T.copy(), reff=float(reff))
+        khat = psis_khat_by_row(points.T.copy(), float(reff))
     khat = np.where(constant, -np.inf, np.asarray(khat, dtype=np.float64))
     return khat.reshape(array.shape[1:])
 
@@ -425,7 +453,7 @@ def psis_khat(log_weights: torch.Tensor | np.ndarray | arviz.InferenceData, *,
 # --------------------------------------------------------------------------------- history
 
 
-def from_history(history: History) -> arviz.InferenceData:
+def from_history(history: History) -> Any:
     """``InferenceData`` of a training :class:`~ppdgm.inference.History`: its losses as draws.
 
     ``sample_stats`` holds, for each player (dimension ``player``), one chain whose draw k is the
@@ -450,7 +478,6 @@ def from_history(history: History) -> arviz.InferenceData:
         raise ValueError("history: no steps recorded, nothing to convert")
     import xarray as xr
 
-    az = _arviz()
     frame = history.to_frame("steps")
     players = history.players()
     counts = frame.groupby("player", sort=False).size()
@@ -462,8 +489,7 @@ def from_history(history: History) -> arviz.InferenceData:
         for name, column in fields.items():
             values[name][0, : len(rows), j] = rows[column].to_numpy(dtype=np.float64)
     values["loss_per_example"] = values["loss"] / values["batch_size"]
-    stats = az.dict_to_dataset(values, coords={"player": players},
-                               dims={name: ["player"] for name in values})
+    stats = dataset(values, coords={"player": players}, dims={name: ["player"] for name in values})
     if history.epochs:
         epochs = history.to_frame("epochs").drop_duplicates(["epoch", "player"], keep="last")
         table = {}
@@ -474,7 +500,7 @@ def from_history(history: History) -> arviz.InferenceData:
                 pivot.to_numpy(), dims=["epoch_id", "player"],
                 coords={"epoch_id": pivot.index.to_numpy(), "player": players})
         stats = stats.assign(table)
-    return az.InferenceData(sample_stats=stats)
+    return container({"sample_stats": stats})
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -487,7 +513,7 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
                       posterior_predictive: Draws | None = None, log_likelihood: bool = True,
                       coords: dict[str, Any] | None = None,
                       dims: dict[str, list[str]] | None = None,
-                      seed: int | None = 0) -> arviz.InferenceData:
+                      seed: int | None = 0) -> Any:
     """``arviz.InferenceData`` from whatever ppdgm produced.
 
     * ``source`` a ``pyro.infer.MCMC`` run: :func:`from_mcmc` (vectorized chains folded into
@@ -533,16 +559,14 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
             raise ValueError("posterior_predictive: from a guide it is drawn, not passed")
         idata = from_guide(model, guide, data, num_samples, chains=chains, coords=coords,
                            dims=dims, seed=seed)
-        _extend_with_draws(idata, prior=prior, prior_predictive=prior_predictive,
-                           coords=coords, dims=dims)
-        return idata
+        return with_groups(idata, _draw_groups(prior=prior, prior_predictive=prior_predictive,
+                                               coords=coords, dims=dims))
     if all(v is None for v in (prior, prior_predictive, posterior_predictive)):
         raise ValueError("source: nothing to convert; pass an MCMC run, a History, "
                          "guide=/model=/data=, or prior=/prior_predictive= draws")
-    az = _arviz()
-    return az.from_dict(**_one_chain(prior=prior, prior_predictive=prior_predictive,
-                                     posterior_predictive=posterior_predictive),
-                        coords=coords, dims=dims)
+    return container(_draw_groups(prior=prior, prior_predictive=prior_predictive,
+                                  posterior_predictive=posterior_predictive, coords=coords,
+                                  dims=dims))
 
 
 def _numpy_dict(draws: Draws | None, name: str) -> dict[str, np.ndarray] | None:
@@ -566,17 +590,12 @@ def _numpy_dict(draws: Draws | None, name: str) -> dict[str, np.ndarray] | None:
     return out
 
 
-def _one_chain(**groups: Draws | None) -> dict[str, dict[str, np.ndarray]]:
+def _draw_groups(*, coords: dict[str, Any] | None, dims: dict[str, list[str]] | None,
+                 **groups: Draws | None) -> dict[str, Any]:
+    """Datasets of ``(draws, ...)`` arrays, one chain each."""
     out = {}
     for group, draws in groups.items():
         values = _numpy_dict(draws, group)
         if values is not None:
-            out[group] = {k: v[None] for k, v in values.items()}
+            out[group] = _dataset_of({k: v[None] for k, v in values.items()}, coords, dims)
     return out
-
-
-def _extend_with_draws(idata: Any, *, prior: Draws | None, prior_predictive: Draws | None,
-                       coords: dict[str, Any] | None, dims: dict[str, list[str]] | None) -> None:
-    groups = _one_chain(prior=prior, prior_predictive=prior_predictive)
-    if groups:
-        idata.extend(_arviz().from_dict(**groups, coords=coords, dims=dims))

@@ -1,4 +1,4 @@
-"""Trace, rank and pair plots of an ``InferenceData``, written to PNG files with ArviZ.
+"""Trace, rank and pair plots of ArviZ data (``InferenceData`` or ``DataTree``), written to PNG files.
 
 A deep generative model has thousands of latent coordinates, so each figure shows a few scalar
 elements only: ``max_elements`` of them, taken round-robin from the chosen variables (element 0 of
@@ -9,30 +9,21 @@ each, then element 1, ...), each named like ``z[0, 1]``, and only the first ``ma
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # figures are written to files; no display is assumed
+from .._validation import check_positive_int
+from .arviz_api import container, dataset, group_names, is_container, plot_to_file
+from .arviz_api import group as group_of
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .._validation import check_positive_int  # noqa: E402
-from .inference_data import _arviz  # noqa: E402
-
-if TYPE_CHECKING:  # pragma: no cover
-    import arviz
-
-__all__ = ["save_mcmc_plots", "save_pair_plot", "save_rank_plot", "save_trace_plot"]
+__all__ = ["save_mcmc_plots", "save_pair_plot", "save_rank_plot", "save_trace_plot", "select_elements"]
 
 
-def save_trace_plot(idata: arviz.InferenceData, path: str | Path, *, group: str = "posterior",
+def save_trace_plot(idata: Any, path: str | Path, *, group: str = "posterior",
                     var_names: Sequence[str] | None = None, max_elements: int = 4,
                     max_chains: int | None = 4) -> Path:
     """Write ``arviz.plot_trace`` (density and trace per chain) of a few elements to ``path``.
@@ -44,15 +35,11 @@ def save_trace_plot(idata: arviz.InferenceData, path: str | Path, *, group: str 
         >>> save_trace_plot(idata, Path(tempfile.mkdtemp()) / "trace.png", group="prior").name
         'trace.png'
     """
-    selected = _select(idata, group, var_names, max_elements, max_chains)
-    with _arviz_plotting():
-        rows = len(selected.posterior.data_vars)
-        axes = _arviz().plot_trace(selected, compact=False, figsize=(10, 2.4 * rows))
-    np.ravel(axes)[0].figure.tight_layout()  # titles clear of the tick labels above them
-    return _save(axes, path)
+    selected = select_elements(idata, group, var_names, max_elements, max_chains)
+    return plot_to_file("trace", selected, path, rows=len(selected.posterior.data_vars))
 
 
-def save_rank_plot(idata: arviz.InferenceData, path: str | Path, *, group: str = "posterior",
+def save_rank_plot(idata: Any, path: str | Path, *, group: str = "posterior",
                    var_names: Sequence[str] | None = None, max_elements: int = 4,
                    max_chains: int | None = 4) -> Path:
     """Write ``arviz.plot_rank`` (rank histograms per chain; flat when chains mix) to ``path``.
@@ -64,13 +51,10 @@ def save_rank_plot(idata: arviz.InferenceData, path: str | Path, *, group: str =
         >>> save_rank_plot(idata, Path(tempfile.mkdtemp()) / "rank.png", group="prior").name
         'rank.png'
     """
-    selected = _select(idata, group, var_names, max_elements, max_chains)
-    with _arviz_plotting():
-        axes = _arviz().plot_rank(selected)
-    return _save(axes, path)
+    return plot_to_file("rank", select_elements(idata, group, var_names, max_elements, max_chains), path)
 
 
-def save_pair_plot(idata: arviz.InferenceData, path: str | Path, *, group: str = "posterior",
+def save_pair_plot(idata: Any, path: str | Path, *, group: str = "posterior",
                    var_names: Sequence[str] | None = None, max_elements: int = 4,
                    max_chains: int | None = 4) -> Path:
     """Write ``arviz.plot_pair`` (scatter of every pair of the chosen elements) to ``path``.
@@ -84,17 +68,14 @@ def save_pair_plot(idata: arviz.InferenceData, path: str | Path, *, group: str =
         >>> save_pair_plot(idata, Path(tempfile.mkdtemp()) / "pair.png", group="prior").name
         'pair.png'
     """
-    selected = _select(idata, group, var_names, max_elements, max_chains)
+    selected = select_elements(idata, group, var_names, max_elements, max_chains)
     if len(selected.posterior.data_vars) < 2:
         raise ValueError(f"max_elements: a pair plot needs at least two scalar elements, the "
                          f"selection has {len(selected.posterior.data_vars)}")
-    with _arviz_plotting():
-        axes = _arviz().plot_pair(selected, kind="scatter", marginals=True,
-                                  scatter_kwargs={"alpha": 0.4, "s": 6})
-    return _save(axes, path)
+    return plot_to_file("pair", selected, path)
 
 
-def save_mcmc_plots(idata: arviz.InferenceData, out_dir: str | Path, *, group: str = "posterior",
+def save_mcmc_plots(idata: Any, out_dir: str | Path, *, group: str = "posterior",
                     var_names: Sequence[str] | None = None, max_elements: int = 4,
                     max_chains: int | None = 4, prefix: str = "") -> dict[str, Path]:
     """Write ``{prefix}trace.png``, ``{prefix}rank.png`` and ``{prefix}pair.png`` into ``out_dir``.
@@ -115,25 +96,25 @@ def save_mcmc_plots(idata: arviz.InferenceData, out_dir: str | Path, *, group: s
                "max_chains": max_chains}
     files = {"trace": save_trace_plot(idata, out / f"{prefix}trace.png", **options),
              "rank": save_rank_plot(idata, out / f"{prefix}rank.png", **options)}
-    if len(_select(idata, group, var_names, max_elements, max_chains).posterior.data_vars) >= 2:
+    if len(select_elements(idata, group, var_names, max_elements, max_chains).posterior.data_vars) >= 2:
         files["pair"] = save_pair_plot(idata, out / f"{prefix}pair.png", **options)
     return files
 
 
-def _select(idata: Any, group: str, var_names: Sequence[str] | None, max_elements: int,
-            max_chains: int | None = None) -> arviz.InferenceData:
-    """A posterior-only InferenceData of at most ``max_elements`` scalar elements of ``group``
+def select_elements(idata: Any, group: str, var_names: Sequence[str] | None, max_elements: int,
+            max_chains: int | None = None) -> Any:
+    """A posterior-only container of at most ``max_elements`` scalar elements of ``group``
     (and its first ``max_chains`` chains)."""
-    az = _arviz()
-    if not isinstance(idata, az.InferenceData):
-        raise TypeError(f"idata: expected an arviz.InferenceData, got {type(idata).__name__}")
+    if not is_container(idata):
+        raise TypeError("idata: expected an arviz.InferenceData or an xarray.DataTree, got "
+                        f"{type(idata).__name__}")
     check_positive_int("max_elements", max_elements)
     if max_chains is not None:
         check_positive_int("max_chains", max_chains)
-    if not isinstance(group, str) or group not in idata.groups():
-        raise ValueError(f"group: expected one of {idata.groups()}, got {group!r}")
-    dataset = idata[group]
-    available = [name for name, v in dataset.data_vars.items()
+    if not isinstance(group, str) or group not in group_names(idata):
+        raise ValueError(f"group: expected one of {group_names(idata)}, got {group!r}")
+    chosen_group = group_of(idata, group)
+    available = [name for name, v in chosen_group.data_vars.items()
                  if v.dims[:2] == ("chain", "draw")]
     if var_names is None:
         names = available
@@ -148,7 +129,7 @@ def _select(idata: Any, group: str, var_names: Sequence[str] | None, max_element
         raise ValueError(f"group: {group!r} has no variable with (chain, draw) dimensions")
     columns = []
     for name in names:
-        array = dataset[name]
+        array = chosen_group[name]
         shape = array.shape[2:]
         indices = itertools.product(*(range(n) for n in shape))
         columns.append([(name, index, array) for index in indices])
@@ -161,23 +142,4 @@ def _select(idata: Any, group: str, var_names: Sequence[str] | None, max_element
                 and np.array_equal(data, np.round(data)):
             data = data.astype(np.int64)  # binary or categorical: plot as discrete
         values[label] = data
-    return az.from_dict(posterior=values)
-
-
-@contextlib.contextmanager
-def _arviz_plotting() -> Iterator[None]:
-    # ArviZ 0.23's matplotlib backend calls an API that matplotlib 3.11 deprecates; the notice is
-    # about ArviZ's code, nothing a caller can act on, so only that one is silenced.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping",
-                                category=DeprecationWarning)
-        yield
-
-
-def _save(axes: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = np.ravel(axes)[0].figure
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return container({"posterior": dataset(values)})

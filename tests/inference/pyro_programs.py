@@ -15,8 +15,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.infer import (
-    ReweightedWakeSleep,
     RenyiELBO,
+    ReweightedWakeSleep,
     Trace_ELBO,
     TraceEnum_ELBO,
     TraceGraph_ELBO,

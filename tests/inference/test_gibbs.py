@@ -3,7 +3,6 @@
 import itertools
 import warnings
 
-import arviz as az
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -12,6 +11,7 @@ from pyro.infer import MCMC
 from pyro.ops.stats import split_gelman_rubin
 
 from ppdgm._pyro import local_params
+from ppdgm.diagnostics import to_inference_data
 from ppdgm.inference.mcmc.gibbs import Gibbs, gibbs_plan, gibbs_sweep
 from ppdgm.models import SBNConfig, SigmoidBeliefNet
 
@@ -163,7 +163,7 @@ def test_chains_mix_and_arviz_reads_the_run():
     assert not torch.equal(z[0], z[1])  # each chain starts from its own prior draw
     rhat = split_gelman_rubin(z.float())
     assert (rhat < 1.1).all()
-    idata = az.from_pyro(mcmc, log_likelihood=False)
+    idata = to_inference_data(mcmc, log_likelihood=False)
     assert idata.posterior["z"].shape == (2, 200, 3)
 
 

@@ -2,12 +2,12 @@
 
 import itertools
 
-import arviz as az
 import pyro
 import pytest
 import torch
 from pyro.infer import MCMC
 
+from ppdgm.diagnostics import to_inference_data
 from ppdgm.inference.mcmc.rbm_gibbs import RBMGibbs, gibbs_step, sample_hidden, sample_visible
 from ppdgm.models.rbm import RBM, hidden_logits
 
@@ -74,15 +74,14 @@ def test_arviz_reads_the_runs():
     rbm = RBM(visible=4, hidden=2, init_scale=1.0)
     mcmc = MCMC(RBMGibbs(rbm), num_samples=30, warmup_steps=5, disable_progbar=True)
     mcmc.run(None, 3)
-    data = az.from_pyro(mcmc)
+    data = to_inference_data(mcmc)
     assert data.posterior["v"].shape == (1, 30, 3, 4)
     assert not bool(data.sample_stats["diverging"].any())
-    # Vectorized chains: Predictive cannot re-run the model with the chain axis (ArviZ's
-    # log_likelihood group), so it is left out; ppdgm.diagnostics folds the axis instead.
+    # Vectorized chains are folded into ArviZ's chain dimension.
     mcmc = MCMC(RBMGibbs(rbm, chains=5), num_samples=30, warmup_steps=5, disable_progbar=True)
     mcmc.run(None, 3)
-    data = az.from_pyro(mcmc, log_likelihood=False)
-    assert data.posterior["h"].shape == (1, 30, 5, 3, 2)
+    data = to_inference_data(mcmc)
+    assert data.posterior["h"].shape == (5, 30, 3, 2)
 
 
 def test_observed_visible_samples_the_exact_posterior(rbm):
@@ -103,7 +102,7 @@ def test_observed_visible_run_converts_with_arviz(rbm):
     mcmc = MCMC(RBMGibbs(rbm, observed_visible=True), num_samples=10, warmup_steps=0,
                 disable_progbar=True)
     mcmc.run(x)
-    data = az.from_pyro(mcmc)
+    data = to_inference_data(mcmc)
     assert data.posterior["h"].shape == (1, 10, 1, 3)
     assert "v" in data.observed_data
 

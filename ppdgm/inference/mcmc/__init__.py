@@ -1,6 +1,6 @@
 """MCMC kernels (``pyro.infer.mcmc.MCMCKernel`` subclasses) that ``pyro.infer.MCMC`` runs."""
 
-from .base import DiscreteKernel, SweepInfo
+from .base import DiscreteKernel, SweepInfo, typed_samples
 from .gibbs import Gibbs, GibbsPlan, SitePlan, gibbs_plan, gibbs_sweep
 from .hmc_gibbs import HMCGibbs
 from .rbm_gibbs import GibbsState, RBMGibbs, gibbs_step, sample_hidden, sample_visible
@@ -19,4 +19,5 @@ __all__ = [
     "gibbs_sweep",
     "sample_hidden",
     "sample_visible",
+    "typed_samples",
 ]

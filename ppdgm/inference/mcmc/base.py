@@ -12,22 +12,26 @@ A ppdgm kernel is a :class:`pyro.infer.mcmc.MCMCKernel`, so ``pyro.infer.MCMC`` 
 * **Flip statistics.** Gibbs moves always accept, so instead of an acceptance rate a discrete kernel
   reports, per site, the fraction of elements whose value changed in a sweep (its *flip rate*);
   a flip rate near zero says the chain is stuck.
-* **Floating-point draws.** Draws reach ``MCMC`` as floating-point tensors (whole numbers for
-  categorical sites), because Pyro's ESS/R-hat diagnostics, which ``arviz.from_pyro`` calls, only
-  take floats; the kernel hands the model each site in its own dtype.
+* **Draws in their own dtype, diagnostics on floats.** Inside ``MCMC`` draws are stored as
+  floating-point tensors (whole numbers for categorical sites), because Pyro's own ESS/R-hat
+  (``MCMC.summary``, ``MCMC.diagnostics``) fail on integer tensors. The kernel hands the model each
+  site in its own dtype, records the dtypes in :attr:`DiscreteKernel.site_dtypes`, and
+  :func:`typed_samples` (which :func:`ppdgm.diagnostics.to_inference_data` uses) gives the draws
+  back in them, so a model that indexes a tensor with a ``Categorical`` draw gets its
+  log-likelihood computed as it was sampled.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from ..._validation import check_positive_int
 
-__all__ = ["DiscreteKernel", "SweepInfo", "flip_rates"]
+__all__ = ["DiscreteKernel", "SweepInfo", "flip_rates", "typed_samples"]
 
 
 class SweepInfo(NamedTuple):
@@ -84,6 +88,11 @@ class DiscreteKernel(MCMCKernel):
         self._initial_params = _floats(init)
 
     @property
+    def site_dtypes(self) -> dict[str, torch.dtype]:
+        """Each sampled site's own dtype (``MCMC`` stores its draws as floats)."""
+        return dict(self._dtypes)
+
+    @property
     def initial_params(self) -> dict[str, torch.Tensor]:
         if self._initial_params is None:
             raise RuntimeError("initial_params: call setup() (or run under pyro.infer.MCMC) first")
@@ -137,3 +146,26 @@ class DiscreteKernel(MCMCKernel):
 
 def _floats(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v if v.is_floating_point() else v.to(torch.get_default_dtype()) for k, v in values.items()}
+
+
+def typed_samples(mcmc: Any, *, group_by_chain: bool = False) -> dict[str, torch.Tensor]:
+    """``mcmc.get_samples(...)`` with every site back in the dtype its kernel sampled it in.
+
+    Kernels that record ``site_dtypes`` (every ppdgm kernel) have their floating-point draws cast
+    back (a ``Categorical`` site to ``int64``); other kernels' draws are returned as they are.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist
+        >>> from pyro.infer import MCMC
+        >>> from ppdgm.inference.mcmc import Gibbs
+        >>> def model():
+        ...     pyro.sample("k", dist.Categorical(torch.ones(3)))
+        >>> mcmc = MCMC(Gibbs(model), num_samples=5, warmup_steps=0, disable_progbar=True)
+        >>> mcmc.run()
+        >>> mcmc.get_samples()["k"].dtype, typed_samples(mcmc)["k"].dtype
+        (torch.float32, torch.int64)
+    """
+    samples = mcmc.get_samples(group_by_chain=group_by_chain)
+    dtypes = getattr(mcmc.kernel, "site_dtypes", None) or {}
+    return {name: value.to(dtypes[name]) if name in dtypes else value
+            for name, value in samples.items()}

@@ -23,7 +23,7 @@ from pyro.nn import PyroModule
 from ..._pyro import built_for_local_params, local_params
 from ..._validation import check_positive_int
 
-__all__ = ["AncestralSampler", "ancestral_samples"]
+__all__ = ["AncestralSampler", "ancestral_samples", "module_params"]
 
 # What a model that cannot broadcast over Predictive's extra plate raises (shape mismatches).
 _VECTORIZE_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, AssertionError)
@@ -85,7 +85,7 @@ class AncestralSampler:
             predictive = Predictive(self.model, num_samples=self.num_samples,
                                     return_sites=self.return_sites or (), parallel=vectorized)
             try:
-                with _module_params(self.model), torch.no_grad():
+                with module_params(self.model), torch.no_grad():
                     draws = predictive(*args, **kwargs)
             except _VECTORIZE_ERRORS:
                 if vectorized and self.parallel is None:
@@ -120,7 +120,7 @@ def ancestral_samples(model: Callable[..., Any], num_samples: int, /, *args: Any
     return sampler(*args, **kwargs)
 
 
-def _module_params(*fns: Callable[..., Any]) -> contextlib.AbstractContextManager[Any]:
+def module_params(*fns: Callable[..., Any]) -> contextlib.AbstractContextManager[Any]:
     """How the engine runs ``fns``: module-local parameters when their PyroModules were built so.
 
     Functions that are not bound methods of a PyroModule run in Pyro's current mode.
