@@ -20,11 +20,12 @@ from pyro.infer import (
     Trace_ELBO,
     TraceEnum_ELBO,
     TraceGraph_ELBO,
+    TraceMeanField_ELBO,
     config_enumerate,
 )
 from pyro.infer.autoguide import AutoDiagonalNormal
 from torch.distributions import constraints
-from torch.nn.utils.rnn import pack_sequence
+from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
 Pair = namedtuple("Pair", "x y")
@@ -149,6 +150,100 @@ def _late_guide(x: torch.Tensor) -> None:
     pyro.sample("mu", dist.Normal(loc, 0.5))
 
 
+# ------------------------------------------------- the shapes of three classic Pyro examples
+
+
+class _LabelVAE:
+    """A semi-supervised-VAE-shaped pair: an unobserved class y, enumerated in the guide, and a
+    Gaussian code z, with torch networks registered by ``pyro.module``."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.decoder = torch.nn.Linear(2 + 3, 4)
+        self.encoder = torch.nn.Linear(4 + 3, 4)
+        self.classifier = torch.nn.Linear(4, 3)
+
+    def model(self, x: torch.Tensor) -> None:
+        pyro.module("decoder", self.decoder)
+        with pyro.plate("data", len(x)):
+            y = pyro.sample("y", dist.OneHotCategorical(torch.ones(3) / 3))
+            z = pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
+            loc = self.decoder(_joined(z, y))
+            pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
+
+    @config_enumerate
+    def guide(self, x: torch.Tensor) -> None:
+        pyro.module("encoder", self.encoder)
+        pyro.module("classifier", self.classifier)
+        with pyro.plate("data", len(x)):
+            y = pyro.sample("y", dist.OneHotCategorical(logits=self.classifier(x)))
+            stats = self.encoder(_joined(x, y))
+            pyro.sample("z", dist.Normal(stats[..., :2], stats[..., 2:].exp()).to_event(1))
+
+
+def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])  # enumeration adds dimensions
+    return torch.cat([a.expand(batch + a.shape[-1:]), b.expand(batch + b.shape[-1:])], -1)
+
+
+def _label_points() -> torch.Tensor:
+    return torch.randn(16, 4, generator=torch.Generator().manual_seed(2))
+
+
+class _SequenceModel:
+    """A deep-Markov-model-shaped pair: a guide that reads packed sequences with a GRU."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.rnn = torch.nn.GRU(1, 4)
+        self.head = torch.nn.Linear(4, 2)
+
+    def model(self, seqs: torch.nn.utils.rnn.PackedSequence) -> None:
+        padded, lengths = pad_packed_sequence(seqs, batch_first=True)
+        mask = torch.arange(padded.shape[1]) < lengths[:, None]
+        with pyro.plate("sequences", len(lengths)):
+            level = pyro.sample("level", dist.Normal(0.0, 2.0))
+            with pyro.plate("steps", padded.shape[1], dim=-2):
+                pyro.sample("v", dist.Normal(level, 1.0).mask(mask.T), obs=padded.T)
+
+    def guide(self, seqs: torch.nn.utils.rnn.PackedSequence) -> None:
+        pyro.module("rnn", self.rnn)
+        pyro.module("head", self.head)
+        inputs = torch.nn.utils.rnn.PackedSequence(seqs.data[:, None], seqs.batch_sizes,
+                                                   seqs.sorted_indices, seqs.unsorted_indices)
+        _, last = self.rnn(inputs)
+        stats = self.head(last[0])
+        with pyro.plate("sequences", len(stats)):
+            pyro.sample("level", dist.Normal(stats[:, 0], stats[:, 1].exp()))
+
+
+def _gamma_model(x: torch.Tensor) -> None:
+    """A sparse-gamma-DEF-shaped model: gamma weights and gamma codes, Poisson counts.
+
+    ``x`` is a batch of one: the whole (24, 3) count table, subsampled by the plate."""
+    weights = pyro.sample("w", dist.Gamma(torch.ones(2, 3), 1.0).to_event(2))
+    with pyro.plate("data", 24, subsample_size=8) as index:
+        codes = pyro.sample("codes", dist.Gamma(torch.ones(2), 1.0).to_event(1))
+        pyro.sample("x", dist.Poisson(codes @ weights).to_event(1), obs=x[0, index])
+
+
+def _gamma_guide(x: torch.Tensor) -> None:
+    shape = pyro.param("w_shape", torch.ones(2, 3), constraint=constraints.positive)
+    rate = pyro.param("w_rate", torch.ones(2, 3), constraint=constraints.positive)
+    pyro.sample("w", dist.Gamma(shape, rate).to_event(2))
+    with pyro.plate("data", 24, subsample_size=8):
+        # Per-data-point parameters, read for the subsample the plate draws.
+        code_shape = pyro.param("code_shape", torch.ones(24, 2), constraint=constraints.positive,
+                                event_dim=1)
+        code_rate = pyro.param("code_rate", torch.ones(24, 2), constraint=constraints.positive,
+                               event_dim=1)
+        pyro.sample("codes", dist.Gamma(code_shape, code_rate).to_event(1))
+
+
+def _counts() -> torch.Tensor:
+    return torch.poisson(2.0 * torch.ones(24, 3), generator=torch.Generator().manual_seed(4))
+
+
 def _clip(engine: Any, _: int) -> None:
     with torch.no_grad():
         pyro.param("q_loc").unconstrained().clamp_(max=1.0)
@@ -183,9 +278,24 @@ def programs() -> dict[str, Callable[[], Program]]:
         "parameter-changing callbacks": lambda: Program(
             _normal_model, _normal_guide, Trace_ELBO(), _points, callbacks=[_clip, _perturb],
             step_callbacks=[_clip]),
+        "semi-supervised-VAE shape, enumerated class": lambda: _enumerated_vae(),
+        "deep-Markov-model shape, GRU on packed sequences": lambda: _sequences(),
+        "sparse-gamma-DEF shape, subsampled local parameters": lambda: Program(
+            _gamma_model, _gamma_guide, TraceMeanField_ELBO(), lambda: _counts()[None], batch_size=1,
+            epochs=6),
         "unseeded shuffling DataLoader": lambda: Program(
             _pair_model, _normal_guide, Trace_ELBO(), lambda: _pair_loader(shuffle=True)),
     }
+
+
+def _enumerated_vae() -> Program:
+    pair = _LabelVAE()
+    return Program(pair.model, pair.guide, TraceEnum_ELBO(max_plate_nesting=1), _label_points)
+
+
+def _sequences() -> Program:
+    pair = _SequenceModel()
+    return Program(pair.model, pair.guide, Trace_ELBO(), _packed_loader)
 
 
 def batches(data: Any, batch_size: int) -> list[tuple]:

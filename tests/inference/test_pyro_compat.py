@@ -77,7 +77,7 @@ def _svi_run(name: str):
 def test_the_engine_takes_svis_steps(name):
     engine_losses, engine_params = _engine_run(name)
     svi_losses, svi_params = _svi_run(name)
-    assert len(engine_losses) == len(svi_losses) == 9
+    assert len(engine_losses) == len(svi_losses) >= 6
     torch.testing.assert_close(torch.tensor(engine_losses), torch.tensor(svi_losses),
                                rtol=1e-5, atol=1e-5)
     assert engine_params.keys() == svi_params.keys()
