@@ -6,8 +6,12 @@ Flags map one-to-one onto :class:`ppdgm.inference.TrainConfig` and the model's c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from .inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from .inference.objectives.registry import OBJECTIVES, PLAYER_OBJECTIVES
@@ -355,113 +359,178 @@ def _fit_diffusion(args: argparse.Namespace, dataset):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ppdgm`` command; returns the exit status."""
+    """Entry point of the ``ppdgm`` command; returns the exit status.
+
+    Every error ends as one line on stderr and a non-zero status: 2 for what the user can act on
+    (bad arguments or data, a corrupt checkpoint, a diverged run, a file system error), 1 for an
+    internal error (``PPDGM_DEBUG=1`` shows its traceback), 130 for Ctrl-C, which says how to
+    continue a training run from its last checkpoint.
+    """
     args = build_parser().parse_args(argv)
+    try:
+        _check_outputs(args)
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print(f"ppdgm {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("PPDGM_DEBUG"):
+            raise
+        expected = isinstance(err, _USER_ERRORS)
+        text = _one_line(err) if expected else f"{type(err).__name__}: {_one_line(err)}"
+        hint = "" if expected else " (an internal error; PPDGM_DEBUG=1 shows the traceback)"
+        print(f"ppdgm {args.command}: error: {text}{hint}", file=sys.stderr)
+        return 2 if expected else 1
+
+
+# What a user can act on: bad arguments or data, corrupt or foreign checkpoints (CheckpointError
+# is a ValueError), a diverged run (NonFiniteLossError), a full disk or a read-only folder
+# (OSError), torch.distributed without torchrun (RuntimeError), a corrupt archive.
+_USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError, RuntimeError, EOFError,
+                zipfile.BadZipFile)
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[0] + (" (...)" if len(lines) > 1 else "")
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    out = getattr(args, "out", None)
+    if args.command not in ("fit", "demo") or not hasattr(args, "resume") or out is None:
+        return ""
+    if not (Path(out) / "checkpoint.pt").exists():
+        return "; no checkpoint was written yet"
+    return f"; the last checkpoint is in {out}: run the same command with --resume to continue"
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Find an unusable --out before any training: a file where a folder is needed, a folder
+    that cannot be created or written."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    if args.command in ("fit", "demo", "compare", "diagnose"):
+        _check_writable_folder(Path(out))
+    else:  # sample, evaluate: --out names a file
+        path = Path(out)
+        if path.is_dir():
+            raise ValueError(f"out: {out!r} is a folder; expected a file path")
+        _check_writable_folder(path.parent if str(path.parent) else Path("."))
+
+
+def _check_writable_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out: {str(folder)!r} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".ppdgm-write-check-"):
+        pass
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from . import runs
     from .data import load_dataset
 
-    try:
-        if args.command in ("fit", "demo"):
-            if args.command == "fit":
-                dataset = load_dataset(args.data, path=args.data_path, root=args.data_root,
-                                       download=args.download)
-            else:
-                dataset = load_dataset(DEMO_DATA)
-            if getattr(args, "model", "vae") == "mixture":
-                from .runs_mixture import fit_mixture
-
-                result = fit_mixture(dataset, args.out, components=args.components,
-                                     iterations=args.iterations, seed=args.seed,
-                                     m_step=args.m_step, figures=args.plots)
-                _report(result, f"Fitted a mixture to {dataset.name} by EM; wrote:")
-            elif getattr(args, "model", "vae") == "rbm":
-                from .runs_rbm import fit_rbm
-
-                result = fit_rbm(dataset, _train_config(args), hidden=args.hidden, cd_k=args.cd_k,
-                                 persistent=args.persistent, optimizer=args.optimizer,
-                                 ais_runs=args.ais_runs, ais_betas=args.ais_steps, figures=args.plots)
-                _report(result, f"Trained an RBM on {dataset.name}; wrote:")
-            elif getattr(args, "model", "vae") == "sbn":
-                from .runs_sbn import fit_sbn
-
-                result = fit_sbn(dataset, _train_config(args), layers=tuple(args.layers),
-                                 objective=args.objective, k=args.k, eval_k=args.eval_k,
-                                 figures=args.plots, autoregressive=args.autoregressive)
-                _report(result, f"Trained a sigmoid belief net on {dataset.name}; wrote:")
-            elif getattr(args, "model", "vae") == "gan":
-                from .runs_gan import fit_gan
-
-                result = fit_gan(dataset, _train_config(args), loss=args.loss, z_dim=args.z_dim,
-                                 hidden=tuple(args.hidden), arch=args.arch, activation=args.activation,
-                                 critic_steps=args.critic_steps, pack=args.pack,
-                                 gp_weight=args.gp_weight, lr_discriminator=args.lr_discriminator,
-                                 figures=args.plots, num_samples=args.num_samples)
-                m = result.metrics
-                title = (f"Trained a GAN on {dataset.name} ({m['discriminator_steps']} discriminator, "
-                         f"{m['generator_steps']} generator steps in {m['train_seconds']:.1f} s)")
-                if "mode_coverage" in m:
-                    title += f"; {_coverage_text(m['mode_coverage'])}"
-                _report(result, f"{title}; wrote:")
-            elif getattr(args, "model", "vae") == "vae-gan":
-                from .runs_vaegan import fit_vaegan
-
-                result = fit_vaegan(
-                    dataset, _train_config(args), loss=args.loss, gamma=args.gamma,
-                    gp_weight=args.gp_weight, z_dim=args.z_dim, hidden=tuple(args.hidden),
-                    discriminator_hidden=args.discriminator_hidden,
-                    feature_layer=args.feature_layer, arch=args.arch, activation=args.activation,
-                    lr_discriminator=args.lr_discriminator, figures=args.plots,
-                    num_samples=args.num_samples)
-                m = result.metrics
-                title = (f"Trained a VAE-GAN on {dataset.name} ({m['steps']} steps of each player "
-                         f"in {m['train_seconds']:.1f} s)")
-                if "mode_coverage" in m:
-                    title += f"; samples: {_coverage_text(m['mode_coverage'])}"
-                _report(result, f"{title}; wrote:")
-            elif getattr(args, "model", "vae") == "diffusion":
-                result = _fit_diffusion(args, dataset)
-            else:
-                result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
-                                      objective=args.objective, k=_particles(args),
-                                      figures=args.command == "demo" or args.plots)
-                _report(result, f"Trained a VAE on {dataset.name}; wrote:")
-        elif args.command == "evaluate":
-            name = args.data or runs.checkpoint_data(args.checkpoint)
-            if name is None:
-                raise ValueError("data: the checkpoint does not record its dataset; pass --data")
-            dataset = load_dataset(name, path=args.data_path, root=args.data_root)
-            result = runs.evaluate_checkpoint(args.checkpoint, dataset, split=args.split, k=args.k,
-                                              batch_size=args.batch_size, seed=args.seed,
-                                              device=args.device, out=args.out)
-            _report(result, f"Evaluated {args.checkpoint}:")
-        elif args.command == "diagnose":
-            from .runs_diagnose import diagnose_checkpoint, format_diagnosis
-
-            result = diagnose_checkpoint(
-                args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
-                split=args.split, num_data=args.num_data, num_samples=args.num_samples,
-                chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
-                out=args.out, amortization=args.amortization)
-            print(format_diagnosis(result))
-            _report(result, "Wrote:")
-        elif args.command == "compare":
-            from .runs_compare import DEFAULT_MODELS, compare_models, format_compare_table
-
-            result = compare_models(args.data, args.out, models=args.models or DEFAULT_MODELS,
-                                    epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
-                                    num_samples=args.num_samples, num_train=args.num_train,
-                                    device=args.device,
-                                    progress=False if args.no_progress else None)
-            print(format_compare_table(result.metrics))
-            _report(result, "Wrote:")
+    if args.command in ("fit", "demo"):
+        if args.command == "fit":
+            dataset = load_dataset(args.data, path=args.data_path, root=args.data_root,
+                                   download=args.download)
         else:
-            result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,
-                                            device=args.device, mean=not args.draw,
-                                            sampler=args.sampler, steps=args.steps, eta=args.eta)
-            _report(result, f"Wrote {args.n} samples:")
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"ppdgm {args.command}: error: {err}", file=sys.stderr)
-        return 2
+            dataset = load_dataset(DEMO_DATA)
+        if getattr(args, "model", "vae") == "mixture":
+            from .runs_mixture import fit_mixture
+
+            result = fit_mixture(dataset, args.out, components=args.components,
+                                 iterations=args.iterations, seed=args.seed,
+                                 m_step=args.m_step, figures=args.plots)
+            _report(result, f"Fitted a mixture to {dataset.name} by EM; wrote:")
+        elif getattr(args, "model", "vae") == "rbm":
+            from .runs_rbm import fit_rbm
+
+            result = fit_rbm(dataset, _train_config(args), hidden=args.hidden, cd_k=args.cd_k,
+                             persistent=args.persistent, optimizer=args.optimizer,
+                             ais_runs=args.ais_runs, ais_betas=args.ais_steps, figures=args.plots)
+            _report(result, f"Trained an RBM on {dataset.name}; wrote:")
+        elif getattr(args, "model", "vae") == "sbn":
+            from .runs_sbn import fit_sbn
+
+            result = fit_sbn(dataset, _train_config(args), layers=tuple(args.layers),
+                             objective=args.objective, k=args.k, eval_k=args.eval_k,
+                             figures=args.plots, autoregressive=args.autoregressive)
+            _report(result, f"Trained a sigmoid belief net on {dataset.name}; wrote:")
+        elif getattr(args, "model", "vae") == "gan":
+            from .runs_gan import fit_gan
+
+            result = fit_gan(dataset, _train_config(args), loss=args.loss, z_dim=args.z_dim,
+                             hidden=tuple(args.hidden), arch=args.arch, activation=args.activation,
+                             critic_steps=args.critic_steps, pack=args.pack,
+                             gp_weight=args.gp_weight, lr_discriminator=args.lr_discriminator,
+                             figures=args.plots, num_samples=args.num_samples)
+            m = result.metrics
+            title = (f"Trained a GAN on {dataset.name} ({m['discriminator_steps']} discriminator, "
+                     f"{m['generator_steps']} generator steps in {m['train_seconds']:.1f} s)")
+            if "mode_coverage" in m:
+                title += f"; {_coverage_text(m['mode_coverage'])}"
+            _report(result, f"{title}; wrote:")
+        elif getattr(args, "model", "vae") == "vae-gan":
+            from .runs_vaegan import fit_vaegan
+
+            result = fit_vaegan(
+                dataset, _train_config(args), loss=args.loss, gamma=args.gamma,
+                gp_weight=args.gp_weight, z_dim=args.z_dim, hidden=tuple(args.hidden),
+                discriminator_hidden=args.discriminator_hidden,
+                feature_layer=args.feature_layer, arch=args.arch, activation=args.activation,
+                lr_discriminator=args.lr_discriminator, figures=args.plots,
+                num_samples=args.num_samples)
+            m = result.metrics
+            title = (f"Trained a VAE-GAN on {dataset.name} ({m['steps']} steps of each player "
+                     f"in {m['train_seconds']:.1f} s)")
+            if "mode_coverage" in m:
+                title += f"; samples: {_coverage_text(m['mode_coverage'])}"
+            _report(result, f"{title}; wrote:")
+        elif getattr(args, "model", "vae") == "diffusion":
+            result = _fit_diffusion(args, dataset)
+        else:
+            result = runs.fit_vae(dataset, _train_config(args), model_overrides=_vae_overrides(args),
+                                  objective=args.objective, k=_particles(args),
+                                  figures=args.command == "demo" or args.plots)
+            _report(result, f"Trained a VAE on {dataset.name}; wrote:")
+    elif args.command == "evaluate":
+        name = args.data or runs.checkpoint_data(args.checkpoint)
+        if name is None:
+            raise ValueError("data: the checkpoint does not record its dataset; pass --data")
+        dataset = load_dataset(name, path=args.data_path, root=args.data_root)
+        result = runs.evaluate_checkpoint(args.checkpoint, dataset, split=args.split, k=args.k,
+                                          batch_size=args.batch_size, seed=args.seed,
+                                          device=args.device, out=args.out)
+        _report(result, f"Evaluated {args.checkpoint}:")
+    elif args.command == "diagnose":
+        from .runs_diagnose import diagnose_checkpoint, format_diagnosis
+
+        result = diagnose_checkpoint(
+            args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
+            split=args.split, num_data=args.num_data, num_samples=args.num_samples,
+            chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
+            out=args.out, amortization=args.amortization)
+        print(format_diagnosis(result))
+        _report(result, "Wrote:")
+    elif args.command == "compare":
+        from .runs_compare import DEFAULT_MODELS, compare_models, format_compare_table
+
+        result = compare_models(args.data, args.out, models=args.models or DEFAULT_MODELS,
+                                epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
+                                num_samples=args.num_samples, num_train=args.num_train,
+                                device=args.device,
+                                progress=False if args.no_progress else None)
+        print(format_compare_table(result.metrics))
+        _report(result, "Wrote:")
+    else:
+        result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,
+                                        device=args.device, mean=not args.draw,
+                                        sampler=args.sampler, steps=args.steps, eta=args.eta)
+        _report(result, f"Wrote {args.n} samples:")
     return 0
 
 

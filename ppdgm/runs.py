@@ -213,6 +213,11 @@ def require_likelihood(model: torch.nn.Module, command: str) -> None:
         raise ValueError(f"checkpoint: a diffusion model's posterior is its fixed forward chain, "
                          f"so `ppdgm {command}` has nothing to diagnose; `ppdgm evaluate` reports "
                          "its exact variational bound")
+    if isinstance(model, RBM) and command == "diagnose":
+        raise ValueError("checkpoint: an RBM's guide is its exact conditional p(h | v), so its "
+                         "importance weights are constant and `ppdgm diagnose` has nothing to "
+                         "report; diagnose a Gibbs run instead (RBMGibbs under pyro.infer.MCMC, "
+                         "then ppdgm.diagnostics.to_inference_data)")
     if isinstance(model, RBM) and command == "evaluate":
         raise ValueError("checkpoint: an RBM's log p(x) needs its log Z, which importance sampling "
                          "from the guide does not give; `ppdgm fit rbm` reports it (exact or AIS)")
@@ -314,6 +319,21 @@ def checkpoint_data(checkpoint: str | Path) -> str | None:
     return spec.get("data") if isinstance(spec, dict) else None
 
 
+def _image_shape(checkpoint: str | Path, size: int) -> tuple[int, ...]:
+    """(C, H, W) of the images a model over flat vectors of ``size`` was trained on."""
+    spec = load_checkpoint(checkpoint, map_location="cpu").get("model_spec") or {}
+    shape = spec.get("x_shape")
+    if shape is None and spec.get("data"):
+        from .data import load_dataset
+
+        shape = load_dataset(spec["data"]).event_shape
+    shape = tuple(int(d) for d in shape or ())
+    if math.prod(shape) != size or len(shape) not in (2, 3):
+        raise ValueError(f"checkpoint: the model draws vectors of {size} values and its record gives "
+                         f"no image shape they fold into (got {shape or 'none'})")
+    return shape if len(shape) == 3 else (1, *shape)
+
+
 def sample_checkpoint(checkpoint: str | Path, out: str | Path, *, n: int = 64, seed: int = 0,
                       device: str = "auto", mean: bool = True, sampler: str = "ddpm",
                       steps: int | None = None, eta: float = 0.0) -> RunResult:
@@ -330,6 +350,8 @@ def sample_checkpoint(checkpoint: str | Path, out: str | Path, *, n: int = 64, s
         images = sample_diffusion(model, n, sampler=sampler, steps=steps, eta=eta, seed=seed)
     else:
         images = model.sample(n, mean=mean)
+    if images.dim() == 2 and images.shape[1] != 2:  # flattened images (RBMs, mixtures)
+        images = images.reshape(n, *_image_shape(checkpoint, images.shape[1]))
     if images.dim() == 2 and images.shape[1] == 2:
         path = plot_latents(images, out, title=f"{n} samples")
     elif images.dim() != 4:

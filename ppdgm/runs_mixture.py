@@ -54,7 +54,7 @@ def fit_mixture(dataset: Dataset, out: str | Path, *, components: int = 10, iter
     files = {"metrics": out / "metrics.json", "checkpoint": out / "checkpoint.pt"}
     files["metrics"].write_text(json.dumps(metrics, indent=2))
     save_checkpoint({"model_spec": {"name": name, "config": dataclasses.asdict(config),
-                                    "data": dataset.name},
+                                    "data": dataset.name, "x_shape": list(dataset.event_shape)},
                      "modules": [model.state_dict()]}, files["checkpoint"])
     if figures and dataset.train.dim() == 4 and cls is BernoulliMixture:
         means = torch.sigmoid(model.logits.detach()).reshape(components, *dataset.train.shape[1:])

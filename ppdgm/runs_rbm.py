@@ -83,6 +83,7 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
         rbm.visible_bias.copy_(base_rate_visible_bias(x_train))
     factory = sgd_momentum(train.lr, train.batch_size) if optimizer == "sgd" else None
     spec = {"name": "rbm", "config": dataclasses.asdict(config), "data": dataset.name,
+            "x_shape": list(dataset.event_shape),
             "objective": f"{'p' if persistent else ''}cd-{cd_k}"}
     objective = ContrastiveDivergence(k=cd_k, persistent=persistent)
     engine = Engine(rbm.model, rbm.guide, objective, [Player("cd", optimizer=factory)], train,

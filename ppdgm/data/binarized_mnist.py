@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +119,22 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(
             f"path: expected an .npz file or a directory with the .amat files, got {path}"
         )
-    with np.load(path, allow_pickle=False) as content:
-        missing = [k for k in _SPLITS if k not in content.files]
-        if missing:
-            raise ValueError(
-                f"path: expected keys {list(_SPLITS)} in {path}, got {sorted(content.files)}"
-            )
-        return {key: content[key] for key in _SPLITS}
+    # The file is opened here so that it is closed even when numpy finds the archive corrupt.
+    with open(path, "rb") as handle:
+        try:
+            content = np.load(handle, allow_pickle=False)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            raise ValueError(f"path: {path} is not a readable .npz archive ({err})") from err
+        with content:
+            missing = [k for k in _SPLITS if k not in content.files]
+            if missing:
+                raise ValueError(
+                    f"path: expected keys {list(_SPLITS)} in {path}, got {sorted(content.files)}"
+                )
+            try:
+                return {key: content[key] for key in _SPLITS}
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+                raise ValueError(f"path: {path} holds a corrupt array ({err})") from err
 
 
 def _check_shape(key: str, array: np.ndarray) -> None:

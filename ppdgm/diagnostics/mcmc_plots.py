@@ -51,7 +51,9 @@ def save_rank_plot(idata: Any, path: str | Path, *, group: str = "posterior",
         >>> save_rank_plot(idata, Path(tempfile.mkdtemp()) / "rank.png", group="prior").name
         'rank.png'
     """
-    return plot_to_file("rank", select_elements(idata, group, var_names, max_elements, max_chains), path)
+    # ArviZ ranks integer draws by interpolation, which fails on a constant categorical draw.
+    selected = select_elements(idata, group, var_names, max_elements, max_chains, discrete=False)
+    return plot_to_file("rank", selected, path)
 
 
 def save_pair_plot(idata: Any, path: str | Path, *, group: str = "posterior",
@@ -102,9 +104,13 @@ def save_mcmc_plots(idata: Any, out_dir: str | Path, *, group: str = "posterior"
 
 
 def select_elements(idata: Any, group: str, var_names: Sequence[str] | None, max_elements: int,
-            max_chains: int | None = None) -> Any:
+                    max_chains: int | None = None, *, discrete: bool = True) -> Any:
     """A posterior-only container of at most ``max_elements`` scalar elements of ``group``
-    (and its first ``max_chains`` chains)."""
+    (and its first ``max_chains`` chains).
+
+    With ``discrete`` whole-numbered elements become integers (histograms in trace plots);
+    without, every element is a float (rank plots rank ties among discrete draws as floats).
+    """
     if not is_container(idata):
         raise TypeError("idata: expected an arviz.InferenceData or an xarray.DataTree, got "
                         f"{type(idata).__name__}")
@@ -138,8 +144,10 @@ def select_elements(idata: Any, group: str, var_names: Sequence[str] | None, max
     for name, index, array in chosen[:max_elements]:
         label = f"{name}[{', '.join(map(str, index))}]" if index else name
         data = np.asarray(array.values[(slice(None, max_chains), slice(None), *index)])
-        if np.issubdtype(data.dtype, np.floating) and np.all(np.isfinite(data)) \
-                and np.array_equal(data, np.round(data)):
+        whole = np.all(np.isfinite(data)) and np.array_equal(data, np.round(data))
+        if discrete and whole:
             data = data.astype(np.int64)  # binary or categorical: plot as discrete
+        elif not discrete:
+            data = data.astype(np.float64)
         values[label] = data
     return container({"posterior": dataset(values)})

@@ -119,11 +119,13 @@ class _Mixture(PyroModule):
         self._place_components(x, x[chosen])
 
     @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor:
-        """Draw ``n`` points by ancestral sampling, shape ``(n, x_dim)``."""
+    def sample(self, n: int, *, mean: bool = False) -> torch.Tensor:
+        """Draw ``n`` points by ancestral sampling, shape ``(n, x_dim)``; ``mean=True`` gives the
+        mean of each drawn component instead of a draw from it."""
         check_positive_int("n", n)
         c = dist.Categorical(logits=self.weight_logits).sample((n,))
-        return self._component(c).sample()
+        component = self._component(c)
+        return component.mean if mean else component.sample()
 
     def _batch(self, x: torch.Tensor | None, num_samples: int | None) -> int:
         return batch_size(x, num_samples, self._check_x)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyro
 import pyro.distributions as dist
@@ -40,9 +41,13 @@ __all__ = [
     "HIDDEN",
     "ENERGY",
     "MAX_EXACT_STATES",
+    "GibbsState",
     "energy",
     "free_energy",
+    "gibbs_step",
     "hidden_logits",
+    "sample_hidden",
+    "sample_visible",
     "visible_logits",
 ]
 
@@ -149,6 +154,58 @@ def visible_logits(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.T
     _, H = _check_params(W, b, None)
     _check_units("h", h, H)
     return h @ W.T + b
+
+
+class GibbsState(NamedTuple):
+    """The state after one sweep.
+
+    Attributes:
+        v: the new visible units, drawn from p(v | h).
+        h: the hidden units the new v was drawn from (drawn from p(h | v_old)); if v_old was a
+            draw from p(v), the pair (v, h) is a draw from the joint p(v, h).
+    """
+
+    v: torch.Tensor
+    h: torch.Tensor
+
+
+def sample_hidden(v: torch.Tensor, W: torch.Tensor, c: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """h ~ p(h | v) = Bernoulli(sigmoid(c + vW)), shape ``(..., H)``.
+
+    Example:
+        >>> W = torch.full((2, 3), 50.0)
+        >>> sample_hidden(torch.ones(2), W, torch.zeros(3))  # saturated: always on
+        tensor([1., 1., 1.])
+    """
+    return torch.bernoulli(torch.sigmoid(hidden_logits(v, W, c)), generator=generator)
+
+
+def sample_visible(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """v ~ p(v | h) = Bernoulli(sigmoid(b + W h)), shape ``(..., V)``.
+
+    Example:
+        >>> W = torch.full((2, 3), -50.0)
+        >>> sample_visible(torch.ones(3), W, torch.zeros(2))  # saturated: always off
+        tensor([0., 0.])
+    """
+    return torch.bernoulli(torch.sigmoid(visible_logits(h, W, b)), generator=generator)
+
+
+def gibbs_step(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+               generator: torch.Generator | None = None) -> GibbsState:
+    """One block Gibbs sweep from ``v``: h ~ p(h | v), then v_new ~ p(v | h); returns
+    ``(v_new, h)``. Leading dimensions of ``v`` (chains, data) are carried through.
+
+    Example:
+        >>> W, b, c = torch.zeros(4, 2), torch.zeros(4), torch.zeros(2)
+        >>> v, h = gibbs_step(torch.zeros(3, 4), W, b, c, generator=torch.Generator().manual_seed(0))
+        >>> v.shape, h.shape
+        (torch.Size([3, 4]), torch.Size([3, 2]))
+    """
+    h = sample_hidden(v, W, c, generator)
+    return GibbsState(sample_visible(h, W, b, generator), h)
 
 
 def energy(v: torch.Tensor, h: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
@@ -352,9 +409,10 @@ class RBM(PyroModule):
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 1000, *, init: torch.Tensor | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, mean: bool = False) -> torch.Tensor:
         """``n`` visible draws, shape ``(n, V)``, after ``steps`` block Gibbs sweeps (h | v, v | h)
         of ``n`` independent chains started at uniformly random states (or at ``init``).
+        ``mean=True`` returns the last sweep's p(v = 1 | h) instead of its binary draw.
 
         The draws are exact only in the limit of many sweeps; how many is enough depends on the
         weights (a trained machine mixes slowly between modes).
@@ -364,8 +422,6 @@ class RBM(PyroModule):
             >>> rbm.sample(3, steps=2, generator=torch.Generator().manual_seed(0)).shape
             torch.Size([3, 5])
         """
-        from ..inference.mcmc.rbm_gibbs import gibbs_step  # the inference wing imports this module
-
         check_positive_int("n", n)
         check_positive_int("steps", steps, minimum=0)
         W, b, c = self.weight.detach(), self.visible_bias.detach(), self.hidden_bias.detach()
@@ -376,8 +432,12 @@ class RBM(PyroModule):
             if init.shape[0] != n:
                 raise ValueError(f"init: expected {n} rows (n), got shape {tuple(init.shape)}")
             v = init.to(W)
+        h = None
         for _ in range(steps):
-            v, _ = gibbs_step(v, W, b, c, generator=generator)
+            v, h = gibbs_step(v, W, b, c, generator=generator)
+        if mean:
+            h = sample_hidden(v, W, c, generator) if h is None else h
+            return torch.sigmoid(visible_logits(h, W, b))
         return v
 
     def _check_x(self, x: object) -> None:

@@ -10,67 +10,14 @@ and AIS share; :class:`RBMGibbs` wraps them as a kernel that ``pyro.infer.MCMC``
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
 from ...models._batch import batch_size
-from ...models.rbm import HIDDEN, RBM, VISIBLE, hidden_logits, visible_logits
+from ...models.rbm import HIDDEN, RBM, VISIBLE, GibbsState, gibbs_step, sample_hidden, sample_visible
 from .base import DiscreteKernel
 
+# The conditionals belong to the model; they are re-exported here, where samplers look.
 __all__ = ["GibbsState", "RBMGibbs", "gibbs_step", "sample_hidden", "sample_visible"]
-
-
-class GibbsState(NamedTuple):
-    """The state after one sweep.
-
-    Attributes:
-        v: the new visible units, drawn from p(v | h).
-        h: the hidden units the new v was drawn from (drawn from p(h | v_old)); if v_old was a
-            draw from p(v), the pair (v, h) is a draw from the joint p(v, h).
-    """
-
-    v: torch.Tensor
-    h: torch.Tensor
-
-
-def sample_hidden(v: torch.Tensor, W: torch.Tensor, c: torch.Tensor,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """h ~ p(h | v) = Bernoulli(sigmoid(c + vW)), shape ``(..., H)``.
-
-    Example:
-        >>> W = torch.full((2, 3), 50.0)
-        >>> sample_hidden(torch.ones(2), W, torch.zeros(3))  # saturated: always on
-        tensor([1., 1., 1.])
-    """
-    return torch.bernoulli(torch.sigmoid(hidden_logits(v, W, c)), generator=generator)
-
-
-def sample_visible(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """v ~ p(v | h) = Bernoulli(sigmoid(b + W h)), shape ``(..., V)``.
-
-    Example:
-        >>> W = torch.full((2, 3), -50.0)
-        >>> sample_visible(torch.ones(3), W, torch.zeros(2))  # saturated: always off
-        tensor([0., 0.])
-    """
-    return torch.bernoulli(torch.sigmoid(visible_logits(h, W, b)), generator=generator)
-
-
-def gibbs_step(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
-               generator: torch.Generator | None = None) -> GibbsState:
-    """One block Gibbs sweep from ``v``: h ~ p(h | v), then v_new ~ p(v | h); returns
-    ``(v_new, h)``. Leading dimensions of ``v`` (chains, data) are carried through.
-
-    Example:
-        >>> W, b, c = torch.zeros(4, 2), torch.zeros(4), torch.zeros(2)
-        >>> v, h = gibbs_step(torch.zeros(3, 4), W, b, c, generator=torch.Generator().manual_seed(0))
-        >>> v.shape, h.shape
-        (torch.Size([3, 4]), torch.Size([3, 2]))
-    """
-    h = sample_hidden(v, W, c, generator)
-    return GibbsState(sample_visible(h, W, b, generator), h)
 
 
 class RBMGibbs(DiscreteKernel):

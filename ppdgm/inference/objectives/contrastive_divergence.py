@@ -23,8 +23,7 @@ from typing import Any
 import torch
 
 from ..._validation import check_positive_int, check_tensor
-from ...models.rbm import RBM, free_energy
-from ..mcmc.rbm_gibbs import gibbs_step
+from ...models.rbm import RBM, free_energy, gibbs_step
 
 __all__ = ["ContrastiveDivergence"]
 
