@@ -74,3 +74,22 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def check_int_tuple(name: str, value: object, *, allow_empty: bool = False,
+                    length: int | None = None) -> tuple[int, ...]:
+    """Check that ``value`` is a tuple (or list) of positive ints; returns it as a tuple.
+
+    Example:
+        >>> check_int_tuple("hidden", [8, 4])
+        (8, 4)
+    """
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name}: expected a tuple of ints, got {type(value).__name__}")
+    if not value and not allow_empty:
+        raise ValueError(f"{name}: expected at least one entry, got {tuple(value)}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name}: expected {length} entries, got {tuple(value)}")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise ValueError(f"{name}: expected positive ints, got {tuple(value)}")
+    return tuple(value)

@@ -21,7 +21,7 @@ from .inference.objectives.adversarial import ADVERSARIAL_LOSSES, AdversarialLos
 from .models.gan import ARCHS, GAN, GANConfig
 from .runs import RunResult, check_run_inputs, write_run_files
 
-__all__ = ["fit_gan", "GAN_BETAS"]
+__all__ = ["fit_gan", "GAN_BETAS", "means_as_per_example"]
 
 #: Adam's betas for both players, as in DCGAN (Radford et al. 2016).
 GAN_BETAS = (0.5, 0.999)
@@ -124,13 +124,13 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
     files = write_run_files(out, metrics, allow_nan=False)
     if figures and is_main_process():
         title = f"GAN ({arch}, {loss}) on {dataset.name}"
-        files["loss_curve"] = plot_history(_means_as_per_example(history), out / "loss_curve.png",
+        files["loss_curve"] = plot_history(means_as_per_example(history), out / "loss_curve.png",
                                            title=f"{title}: loss per step (batch mean)")
         files.update(_sample_figure(samples, dataset, out, title, coverage))
     return RunResult(out, files, metrics)
 
 
-def _means_as_per_example(history: History) -> History:
+def means_as_per_example(history: History) -> History:
     # plot_history shows loss / batch_size, right for Pyro's summed ELBOs; the adversarial losses
     # are batch means already, so the copy it is given holds mean * batch_size.
     steps = [{**row, "loss": row["loss"] * row["batch_size"]} for row in history.steps]

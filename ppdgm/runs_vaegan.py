@@ -22,7 +22,7 @@ from .inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from .inference.objectives.vaegan import VAEGAN_PLAYERS, VAEGANLoss
 from .models.vaegan import ARCHS, VAEGAN, VAEGANConfig
 from .runs import RunResult, check_run_inputs, write_run_files
-from .runs_gan import GAN_BETAS, _means_as_per_example
+from .runs_gan import GAN_BETAS, means_as_per_example
 
 __all__ = ["fit_vaegan"]
 
@@ -134,7 +134,7 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
     files = write_run_files(out, metrics, allow_nan=False)
     if figures and is_main_process():
         title = f"VAE-GAN ({arch}, {loss}, gamma={objective.gamma:g}) on {dataset.name}"
-        files["loss_curve"] = plot_history(_means_as_per_example(history), out / "loss_curve.png",
+        files["loss_curve"] = plot_history(means_as_per_example(history), out / "loss_curve.png",
                                            title=f"{title}: loss per step (batch mean)")
         files.update(_figures(samples, recon, dataset, out, title, coverage))
     return RunResult(out, files, metrics)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .._validation import check_choice, check_positive_int, check_tensor
 
-__all__ = ["Dataset", "SPLITS", "SUPPORTS"]
+__all__ = ["Dataset", "SPLITS", "SUPPORTS", "head_rows", "to_binary"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 SUPPORTS: tuple[str, ...] = ("binary", "unit", "real")
@@ -194,7 +194,7 @@ def _check_labels(name: str, y: object, x: torch.Tensor | None) -> None:
         )
 
 
-def _head(x: torch.Tensor, n: int | None, name: str) -> torch.Tensor:
+def head_rows(x: torch.Tensor, n: int | None, name: str) -> torch.Tensor:
     """The first ``n`` rows of ``x`` (all when ``n`` is None); asking for more is an error."""
     if n is None:
         return x
@@ -203,6 +203,6 @@ def _head(x: torch.Tensor, n: int | None, name: str) -> torch.Tensor:
     return x[:n]
 
 
-def _binarize(x: torch.Tensor) -> torch.Tensor:
+def to_binary(x: torch.Tensor) -> torch.Tensor:
     """Threshold [0, 1] intensities at 0.5 (strictly above -> 1), keeping the dtype."""
     return (x > 0.5).to(x.dtype)

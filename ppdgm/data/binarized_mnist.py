@@ -18,7 +18,7 @@ import torch
 
 from .base import Dataset
 
-__all__ = ["BINARIZED_MNIST_ENV", "BINARIZED_MNIST_URL"]
+__all__ = ["BINARIZED_MNIST_ENV", "BINARIZED_MNIST_URL", "load_binarized_mnist"]
 
 BINARIZED_MNIST_ENV: str = "PPDGM_BINARIZED_MNIST"
 BINARIZED_MNIST_URL: str = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
@@ -163,7 +163,7 @@ def _to_images(key: str, array: np.ndarray) -> torch.Tensor:
     return x.reshape(-1, 1, 28, 28)
 
 
-def _load_binarized_mnist(
+def load_binarized_mnist(
     *, path: str | os.PathLike[str] | None, num_train: int | None, num_test: int | None
 ) -> Dataset:
     """Read the three splits from ``path`` (or ``$PPDGM_BINARIZED_MNIST``) as (N, 1, 28, 28)."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .base import Dataset, _binarize, _head
+from .base import Dataset, head_rows, to_binary
 
-__all__ = ["DIGITS_NUM_TRAIN"]
+__all__ = ["DIGITS_NUM_TRAIN", "load_digits"]
 
 # 1500 / 297 of the 1797 images: a test set large enough for a stable NLL, the rest to train.
 DIGITS_NUM_TRAIN: int = 1500
 
 
-def _load_digits(
+def load_digits(
     *, seed: int, num_train: int | None, num_test: int | None, binarize: bool
 ) -> Dataset:
     """Stratified split of ``sklearn.datasets.load_digits`` scaled to [0, 1], shape (N, 1, 8, 8)."""
@@ -33,12 +33,12 @@ def _load_digits(
     train_labels = torch.as_tensor(y_train, dtype=torch.int64)
     test_labels = torch.as_tensor(y_test, dtype=torch.int64)
     if binarize:
-        train, test = _binarize(train), _binarize(test)
+        train, test = to_binary(train), to_binary(test)
     return Dataset(
         name="digits-binarized" if binarize else "digits",
-        train=_head(train, num_train, "num_train"),
-        test=_head(test, num_test, "num_test"),
-        train_labels=_head(train_labels, num_train, "num_train"),
-        test_labels=_head(test_labels, num_test, "num_test"),
+        train=head_rows(train, num_train, "num_train"),
+        test=head_rows(test, num_test, "num_test"),
+        train_labels=head_rows(train_labels, num_train, "num_train"),
+        test_labels=head_rows(test_labels, num_test, "num_test"),
         support="binary" if binarize else "unit",
     )

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from .base import Dataset, _binarize, _head
+from .base import Dataset, head_rows, to_binary
 
-__all__ = ["DATA_ENV", "DEBIAN_FASHION_MNIST", "default_data_root"]
+__all__ = ["DATA_ENV", "DEBIAN_FASHION_MNIST", "default_data_root", "load_mnist"]
 
 DATA_ENV: str = "PPDGM_DATA"
 DEBIAN_FASHION_MNIST: Path = Path("/usr/share/datasets/fashion-mnist")
@@ -119,7 +119,7 @@ def _torchvision_root(name: str, root: str | os.PathLike[str] | None, download: 
     )
 
 
-def _load_mnist(
+def load_mnist(
     name: str,
     *,
     root: str | os.PathLike[str] | None,
@@ -138,8 +138,8 @@ def _load_mnist(
     for which, n in (("train", num_train), ("test", num_test)):
         raw = cls(str(torch_root), train=which == "train", download=download)
         # Truncate the uint8 data before converting, so small runs stay cheap.
-        data = _head(raw.data, n, f"num_{which}")
+        data = head_rows(raw.data, n, f"num_{which}")
         x = data.to(torch.float32).div_(255.0).unsqueeze(1)
-        parts[which] = _binarize(x) if binarize else x
-        parts[f"{which}_labels"] = _head(raw.targets, n, f"num_{which}").to(torch.int64)
+        parts[which] = to_binary(x) if binarize else x
+        parts[f"{which}_labels"] = head_rows(raw.targets, n, f"num_{which}").to(torch.int64)
     return Dataset(name=name, support="binary" if binarize else "unit", **parts)

@@ -6,10 +6,10 @@ import os
 
 from .._validation import check_positive_int
 from .base import Dataset
-from .binarized_mnist import _load_binarized_mnist
-from .digits import _load_digits
-from .mnist import _load_mnist
-from .synthetic import _load_bars_and_stripes, _load_mixture
+from .binarized_mnist import load_binarized_mnist
+from .digits import load_digits
+from .mnist import load_mnist
+from .synthetic import load_bars_and_stripes, load_mixture
 
 __all__ = ["DATASETS", "load_dataset"]
 
@@ -114,11 +114,11 @@ def load_dataset(
             )
     if name in ("digits", "digits-binarized"):
         binarize = binarize or name == "digits-binarized"
-        return _load_digits(seed=seed, num_train=num_train, num_test=num_test, binarize=binarize)
+        return load_digits(seed=seed, num_train=num_train, num_test=num_test, binarize=binarize)
     if name == "binarized-mnist":
-        return _load_binarized_mnist(path=path, num_train=num_train, num_test=num_test)
+        return load_binarized_mnist(path=path, num_train=num_train, num_test=num_test)
     if name in ("mnist", "fashion-mnist"):
-        return _load_mnist(
+        return load_mnist(
             name,
             root=root,
             download=download,
@@ -127,5 +127,5 @@ def load_dataset(
             binarize=binarize,
         )
     if name in ("ring8", "grid25"):
-        return _load_mixture(name, seed=seed, num_train=num_train, num_test=num_test)
-    return _load_bars_and_stripes(seed=seed, num_train=num_train, num_test=num_test)
+        return load_mixture(name, seed=seed, num_train=num_train, num_test=num_test)
+    return load_bars_and_stripes(seed=seed, num_train=num_train, num_test=num_test)

@@ -15,7 +15,8 @@ import torch
 
 from .base import Dataset
 
-__all__ = ["MIXTURES", "mixture_centres", "bars_and_stripes_patterns"]
+__all__ = ["MIXTURES", "mixture_centres", "bars_and_stripes_patterns", "load_bars_and_stripes",
+           "load_mixture"]
 
 # name -> per-component standard deviation.
 MIXTURES: dict[str, float] = {"ring8": 0.02, "grid25": 0.05}
@@ -68,7 +69,7 @@ def _sample_mixture(
     return centres[labels] + scale * noise, labels
 
 
-def _load_mixture(name: str, *, seed: int, num_train: int | None, num_test: int | None) -> Dataset:
+def load_mixture(name: str, *, seed: int, num_train: int | None, num_test: int | None) -> Dataset:
     centres, scale = mixture_centres(name), MIXTURES[name]
     generator = torch.Generator().manual_seed(seed)
     # Train first, then test from the same stream: the train set does not depend on num_test.
@@ -88,7 +89,7 @@ def _load_mixture(name: str, *, seed: int, num_train: int | None, num_test: int 
     )
 
 
-def _load_bars_and_stripes(*, seed: int, num_train: int | None, num_test: int | None) -> Dataset:
+def load_bars_and_stripes(*, seed: int, num_train: int | None, num_test: int | None) -> Dataset:
     patterns = bars_and_stripes_patterns(4)
     k = patterns.shape[0]
     generator = torch.Generator().manual_seed(seed)

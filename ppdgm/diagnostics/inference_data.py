@@ -24,9 +24,8 @@ override them as in ArviZ. ArviZ is imported on first use, so importing ppdgm st
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer import Predictive
 from pyro.poutine.util import prune_subsample_sites
 
+from .._random import seeded
 from .._validation import check_positive_int, check_tensor
 from ..inference.history import History
 from ..inference.importance import PARTICLE_PLATE, particle_log_probs, plate_nesting
@@ -259,7 +259,7 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
     args = (data, *model_args)
     total = chains * num_samples
 
-    with module_params(model, guide), _seeded(seed, data.device):
+    with module_params(model, guide), seeded(seed, data.device):
         nesting = plate_nesting(model, guide, *args, **model_kwargs)
 
         def vectorize(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -373,18 +373,6 @@ def _used_coords(coords: dict[str, Any] | None, dims: dict[str, list[str]],
         return None
     used = {d for name in values for d in dims.get(name, [])} | {"chain", "draw"}
     return {k: v for k, v in coords.items() if k in used} or None
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    if seed is None:
-        yield
-        return
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 # ----------------------------------------------------------------------------------- k-hat

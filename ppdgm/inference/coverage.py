@@ -30,7 +30,7 @@ from .._validation import check_choice, check_tensor
 from ..data.synthetic import MIXTURES, mixture_centres
 
 if TYPE_CHECKING:  # evaluate.py re-exports this module: import it lazily to avoid a cycle.
-    from .evaluate import Estimate
+    from .estimate import Estimate
 
 __all__ = ["ModeCoverage", "coverage_for_dataset", "dataset_coverage", "mode_coverage",
            "summarize_coverage"]
@@ -176,7 +176,7 @@ def summarize_coverage(results: Sequence[ModeCoverage]) -> dict[str, Estimate]:
         >>> s["modes_captured"].mean, s["modes_captured"].stderr, s["high_quality_percent"].mean
         (1.5, 0.5, 100.0)
     """
-    from .evaluate import Estimate
+    from .estimate import Estimate
 
     if isinstance(results, ModeCoverage) or not isinstance(results, Sequence) or not results:
         raise ValueError(f"results: expected a non-empty sequence of ModeCoverage, "

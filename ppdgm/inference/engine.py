@@ -44,6 +44,7 @@ from .distributed import (
     replicate,
 )
 from .history import History
+from .objectives.base import PlayerObjective
 from .params import (
     ParamRecorder,
     RoleProgram,
@@ -262,6 +263,7 @@ class Engine:
                 "cannot route gradients to several players; use one player"
             )
         self.model, self.guide, self.objective = model, guide, objective
+        self._per_player = isinstance(objective, PlayerObjective)
         self._mean_loss = loss_reduction(objective) == "mean"  # a batch mean is per example already
         self.players = players
         self.device = resolve_device(self.config.device)
@@ -587,7 +589,7 @@ class Engine:
             return objective.loss_and_grads(model, guide, *args, **kwargs)
         if isinstance(objective, ELBO):
             return objective.differentiable_loss(model, guide, *args, **kwargs)
-        if hasattr(objective, "player_loss"):
+        if self._per_player:
             # Several-player objectives may compute one player's loss alone, not all of them.
             out = objective.player_loss(state.player.name, model, guide, *args, **kwargs)
             return self._check_loss(out)

@@ -12,15 +12,16 @@ Both report the mean over data points with its standard error across data points
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from .._random import seeded
 from .._validation import check_positive_int
 from .coverage import ModeCoverage, coverage_for_dataset, mode_coverage, summarize_coverage
+from .estimate import Estimate
 from .importance import log_weights, plate_nesting
 
 __all__ = [
@@ -35,22 +36,6 @@ __all__ = [
     "mode_coverage",
     "summarize_coverage",
 ]
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over data points with its standard error (both in nats per data point)."""
-
-    mean: float
-    stderr: float
-    n: int
-
-    @classmethod
-    def of(cls, per_point: torch.Tensor) -> Estimate:
-        values = per_point.detach().double().flatten()
-        n = values.numel()
-        stderr = values.std().item() / math.sqrt(n) if n > 1 else float("nan")
-        return cls(values.mean().item(), stderr, n)
 
 
 @dataclass(frozen=True)
@@ -177,7 +162,7 @@ def log_likelihood_per_point(
     _check_data(x)
     nesting = plate_nesting(model, guide, x[:1])
     log_px, elbo = [], []
-    with _seeded(seed, x.device):
+    with seeded(seed, x.device):
         for batch in x.split(batch_size):
             chunk = max(1, min(num_samples, max_draws // batch.shape[0]))
             running = None
@@ -200,14 +185,3 @@ def log_likelihood_per_point(
 def _check_data(x: object) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[0] == 0:
         raise ValueError("x: expected a tensor with at least one data point")
-
-
-@contextmanager
-def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

@@ -41,7 +41,7 @@ from pyro.nn.module import to_pyro_module_
 from torch.distributions import constraints
 
 from .._pyro import local_params
-from .._validation import check_choice, check_positive_int, check_tensor
+from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
@@ -115,9 +115,7 @@ class DiffusionConfig:
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
-        if not isinstance(self.x_shape, (tuple, list)) or not self.x_shape or any(
-                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.x_shape):
-            raise ValueError(f"x_shape: expected a non-empty tuple of positive ints, got {self.x_shape!r}")
+        check_int_tuple("x_shape", self.x_shape)
         check_positive_int("timesteps", self.timesteps)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("prediction", self.prediction, PREDICTIONS)

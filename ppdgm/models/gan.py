@@ -33,7 +33,7 @@ from pyro.nn import PyroModule, pyro_method
 from pyro.nn.module import to_pyro_module_
 
 from .._pyro import local_params
-from .._validation import check_choice, check_positive_int, check_tensor
+from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
@@ -47,19 +47,6 @@ OBS = "x"
 #: The discriminator's label, 1 = real, 0 = generated: the guide's only sample site.
 LABEL = "y"
 ARCHS = ("mlp", "dcgan")
-
-
-def _int_tuple(name: str, value: object, *, allow_empty: bool, length: int | None = None
-               ) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name}: expected a tuple of ints, got {type(value).__name__}")
-    if not value and not allow_empty:
-        raise ValueError(f"{name}: expected at least one entry, got {tuple(value)}")
-    if length is not None and len(value) != length:
-        raise ValueError(f"{name}: expected {length} entries, got {tuple(value)}")
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-        raise ValueError(f"{name}: expected positive ints, got {tuple(value)}")
-    return tuple(value)
 
 
 @dataclass
@@ -98,14 +85,14 @@ class GANConfig:
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
-        x_shape = _int_tuple("x_shape", self.x_shape, allow_empty=False)
+        x_shape = check_int_tuple("x_shape", self.x_shape, allow_empty=False)
         check_positive_int("z_dim", self.z_dim)
         check_choice("arch", self.arch, ARCHS)
-        _int_tuple("hidden", self.hidden, allow_empty=True)
+        check_int_tuple("hidden", self.hidden, allow_empty=True)
         if self.discriminator_hidden is not None:
-            _int_tuple("discriminator_hidden", self.discriminator_hidden, allow_empty=True)
+            check_int_tuple("discriminator_hidden", self.discriminator_hidden, allow_empty=True)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        _int_tuple("channels", self.channels, allow_empty=False, length=2)
+        check_int_tuple("channels", self.channels, allow_empty=False, length=2)
         check_positive_int("pack", self.pack)
         if self.arch == "dcgan" and (len(x_shape) != 3 or x_shape[1] % 4 or x_shape[2] % 4):
             raise ValueError(

@@ -43,7 +43,7 @@ _MIN_SCALE = 1e-4
 _MIN_OBS_SCALE = 1e-3
 
 
-def _positive_int_tuple(name: str, value: object, *, allow_empty: bool) -> tuple[int, ...]:
+def _positivecheck_int_tuple(name: str, value: object, *, allow_empty: bool) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)):
         raise TypeError(f"{name}: expected a tuple of ints, got {type(value).__name__}")
     if not value and not allow_empty:
@@ -83,9 +83,9 @@ class VAEConfig:
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
-        x_shape = _positive_int_tuple("x_shape", self.x_shape, allow_empty=False)
+        x_shape = _positivecheck_int_tuple("x_shape", self.x_shape, allow_empty=False)
         check_positive_int("z_dim", self.z_dim)
-        _positive_int_tuple("hidden", self.hidden, allow_empty=True)
+        _positivecheck_int_tuple("hidden", self.hidden, allow_empty=True)
         check_choice("arch", self.arch, ARCHS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))

@@ -39,11 +39,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._pyro import local_params
-from .._validation import check_choice, check_positive_int, check_tensor
+from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
-from .gan import _int_tuple  # the same field checks as GANConfig
 from .nets import ACTIVATIONS, MLP, ConvEncoder, DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["VAEGAN", "VAEGANConfig", "LATENT", "OBS", "FEATURES", "LABEL", "ARCHS", "PLAYERS"]
@@ -107,14 +106,14 @@ class VAEGANConfig:
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
-        x_shape = _int_tuple("x_shape", self.x_shape, allow_empty=False)
+        x_shape = check_int_tuple("x_shape", self.x_shape, allow_empty=False)
         check_positive_int("z_dim", self.z_dim)
         check_choice("arch", self.arch, ARCHS)
-        _int_tuple("hidden", self.hidden, allow_empty=True)
+        check_int_tuple("hidden", self.hidden, allow_empty=True)
         if self.discriminator_hidden is not None:
-            _int_tuple("discriminator_hidden", self.discriminator_hidden, allow_empty=True)
+            check_int_tuple("discriminator_hidden", self.discriminator_hidden, allow_empty=True)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        _int_tuple("channels", self.channels, allow_empty=False, length=2)
+        check_int_tuple("channels", self.channels, allow_empty=False, length=2)
         if self.arch == "dcgan" and (len(x_shape) != 3 or x_shape[1] % 4 or x_shape[2] % 4):
             raise ValueError(
                 f"x_shape: arch='dcgan' needs (C, H, W) with H and W divisible by 4, got {x_shape}"

@@ -47,7 +47,8 @@ from pyro.poutine.util import site_is_subsample
 
 from .base import DiscreteKernel
 
-__all__ = ["CHAIN_PLATE", "Gibbs", "GibbsPlan", "SitePlan", "gibbs_plan", "gibbs_sweep", "gibbs_update"]
+__all__ = ["CHAIN_PLATE", "Gibbs", "GibbsPlan", "SitePlan", "base_distribution", "gibbs_plan",
+           "gibbs_sweep", "gibbs_update", "is_latent_site"]
 
 #: The plate that carries vectorized chains, left of every plate of the model.
 CHAIN_PLATE = "_gibbs_chains"
@@ -109,7 +110,7 @@ def _max_plate_nesting(trace: poutine.Trace) -> int:
     return max(dims, default=0)
 
 
-def _base(fn: dist.Distribution) -> tuple[dist.Distribution, int]:
+def base_distribution(fn: dist.Distribution) -> tuple[dist.Distribution, int]:
     reinterpreted = 0
     while isinstance(fn, dist.Independent):
         reinterpreted += fn.reinterpreted_batch_ndims
@@ -117,7 +118,7 @@ def _base(fn: dist.Distribution) -> tuple[dist.Distribution, int]:
     return fn, reinterpreted
 
 
-def _is_latent(site: dict) -> bool:
+def is_latent_site(site: dict) -> bool:
     return (site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
             and not site["infer"].get("_deterministic"))
 
@@ -144,9 +145,9 @@ def gibbs_plan(model: Callable, args: tuple = (), kwargs: dict | None = None, *,
     kwargs = {} if kwargs is None else kwargs
     with torch.random.fork_rng(), torch.no_grad():
         trace = poutine.trace(model).get_trace(*args, **kwargs)
-    latent = [name for name, site in trace.nodes.items() if _is_latent(site)]
+    latent = [name for name, site in trace.nodes.items() if is_latent_site(site)]
     if sites is None:
-        sites = [n for n in latent if _base(trace.nodes[n]["fn"])[0].has_enumerate_support]
+        sites = [n for n in latent if base_distribution(trace.nodes[n]["fn"])[0].has_enumerate_support]
         others = [n for n in latent if n not in sites]
         if others:
             raise ValueError(
@@ -170,7 +171,7 @@ def gibbs_plan(model: Callable, args: tuple = (), kwargs: dict | None = None, *,
     plans = []
     for name in sites:
         site = trace.nodes[name]
-        base, reinterpreted = _base(site["fn"])
+        base, reinterpreted = base_distribution(site["fn"])
         if not base.has_enumerate_support:
             raise ValueError(f"sites: {name!r} has no enumerable support ({type(base).__name__})")
         support = base.enumerate_support(expand=False)

@@ -34,7 +34,7 @@ from pyro.infer.mcmc import HMC, NUTS
 
 from ..._validation import check_choice
 from .base import DiscreteKernel
-from .gibbs import GibbsPlan, _base, _is_latent, gibbs_plan, gibbs_sweep
+from .gibbs import GibbsPlan, base_distribution, gibbs_plan, gibbs_sweep, is_latent_site
 
 __all__ = ["HMCGibbs"]
 
@@ -82,7 +82,7 @@ class HMCGibbs(DiscreteKernel):
         names = self.discrete_sites
         if names is None:
             names = [n for n, s in trace.nodes.items()
-                     if _is_latent(s) and _base(s["fn"])[0].has_enumerate_support]
+                     if is_latent_site(s) and base_distribution(s["fn"])[0].has_enumerate_support]
         if not names:
             raise ValueError("model: found no discrete latent site for the Gibbs step; use NUTS alone")
         self._discrete = {n: trace.nodes[n]["value"] for n in names}

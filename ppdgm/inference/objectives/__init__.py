@@ -1,6 +1,7 @@
 """Objectives beyond Pyro's own ELBOs, and the names the engine and the CLI know them by."""
 
 from .adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, gradient_penalty, guide_logits
+from .base import MultiPlayerObjective, PlayerObjective
 from .contrastive_divergence import ContrastiveDivergence
 from .denoising import DenoisingLoss, DiffusionBound, variational_bound
 from .em import EMResult, expectation_maximization, posterior_by_enumeration
@@ -19,7 +20,9 @@ __all__ = [
     "DiffusionBound",
     "EMResult",
     "IWAE",
+    "MultiPlayerObjective",
     "OBJECTIVES",
+    "PlayerObjective",
     "ReweightedWakeSleep",
     "VAEGANLoss",
     "VAEGAN_PLAYERS",

@@ -48,6 +48,7 @@ import torch
 from torch.nn import functional as F
 
 from ..._validation import check_choice, check_positive_int
+from .base import MultiPlayerObjective
 
 __all__ = ["AdversarialLoss", "ADVERSARIAL_LOSSES", "guide_logits", "gradient_penalty"]
 
@@ -140,7 +141,7 @@ def gradient_penalty(guide: Callable[..., Any], x_real: torch.Tensor, x_fake: to
     return (norms - 1).square().mean()
 
 
-class AdversarialLoss:
+class AdversarialLoss(MultiPlayerObjective):
     """A GAN's discriminator and generator losses, as ``{"discriminator": ..., "generator": ...}``.
 
     ``loss(model, guide, x_real)`` computes both; the engine calls
@@ -178,10 +179,6 @@ class AdversarialLoss:
 
     def __repr__(self) -> str:
         return f"AdversarialLoss(kind={self.kind!r}, gp_weight={self.gp_weight}, pack={self.pack})"
-
-    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any],
-                 x_real: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: self.player_loss(name, model, guide, x_real) for name in self.player_names}
 
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],
                     x_real: torch.Tensor) -> torch.Tensor:

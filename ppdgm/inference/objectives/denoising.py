@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 import pyro.poutine as poutine
 import torch
 
+from ..._random import seeded
 from ..._validation import check_positive_int, check_tensor
 from ...models.diffusion import PREDICTION, TARGET, Diffusion
-from ..evaluate import _seeded
 
 __all__ = ["DenoisingLoss", "DiffusionBound", "variational_bound", "gaussian_kl"]
 
@@ -140,7 +140,7 @@ def variational_bound(diffusion: Diffusion, x: torch.Tensor, *, steps_per_call: 
     check_positive_int("steps_per_call", steps_per_call)
     sched, T, n = diffusion.schedule, cfg.timesteps, x.shape[0]
     dims = math.prod(cfg.x_shape)
-    with _seeded(seed, x.device):
+    with seeded(seed, x.device):
         y0 = diffusion.normalize(x)
         ab_T = sched.alpha_bar[T].to(x.dtype)
         prior = gaussian_kl(ab_T.sqrt() * y0, 1 - ab_T, torch.zeros_like(y0),

@@ -22,6 +22,7 @@ import torch
 
 from ..._validation import check_choice, check_positive_int
 from ..importance import particle_log_probs, plate_nesting
+from .base import MultiPlayerObjective
 from .wake_sleep import WakeSleep
 
 __all__ = ["ReweightedWakeSleep", "GUIDE_UPDATES"]
@@ -29,7 +30,7 @@ __all__ = ["ReweightedWakeSleep", "GUIDE_UPDATES"]
 GUIDE_UPDATES = ("wake", "sleep", "wake+sleep")
 
 
-class ReweightedWakeSleep:
+class ReweightedWakeSleep(MultiPlayerObjective):
     """RWS losses for two players, ``"model"`` and ``"guide"``.
 
     Both players report the negative IWAE bound of the batch as their loss value (a number you
@@ -57,11 +58,6 @@ class ReweightedWakeSleep:
         self.guide_update = check_choice("guide_update", guide_update, GUIDE_UPDATES)
         self.data_plate = data_plate
         self._nesting: int | None = None
-
-    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
-                 **kwargs: Any) -> dict[str, torch.Tensor]:
-        return {name: self.player_loss(name, model, guide, *args, **kwargs)
-                for name in self.player_names}
 
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],
                     *args: Any, **kwargs: Any) -> torch.Tensor:

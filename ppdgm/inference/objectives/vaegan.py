@@ -52,6 +52,7 @@ from torch.nn import functional as F
 
 from ..._validation import check_choice
 from .adversarial import ADVERSARIAL_LOSSES, gradient_penalty, guide_logits
+from .base import MultiPlayerObjective
 
 __all__ = ["VAEGANLoss", "VAEGAN_PLAYERS"]
 
@@ -89,7 +90,7 @@ def _generator_term(kind: str, f: torch.Tensor) -> torch.Tensor:
     return -f
 
 
-class VAEGANLoss:
+class VAEGANLoss(MultiPlayerObjective):
     """The VAE-GAN's encoder, decoder and discriminator losses (see the module docstring).
 
     ``loss(model, guide, x)`` returns ``{"encoder": ..., "decoder": ..., "discriminator": ...}``;
@@ -129,11 +130,6 @@ class VAEGANLoss:
     def __repr__(self) -> str:
         return (f"VAEGANLoss(kind={self.kind!r}, gamma={self.gamma}, gp_weight={self.gp_weight}, "
                 f"analytic_kl={self.analytic_kl})")
-
-    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], x: torch.Tensor, *,
-                 discriminator: Callable[..., Any] | None = None) -> dict[str, torch.Tensor]:
-        return {name: self.player_loss(name, model, guide, x, discriminator=discriminator)
-                for name in self.player_names}
 
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],
                     x: torch.Tensor, *, discriminator: Callable[..., Any] | None = None

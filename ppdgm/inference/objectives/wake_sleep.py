@@ -16,10 +16,12 @@ from typing import Any
 import pyro.poutine as poutine
 import torch
 
+from .base import MultiPlayerObjective
+
 __all__ = ["WakeSleep"]
 
 
-class WakeSleep:
+class WakeSleep(MultiPlayerObjective):
     """The wake and sleep losses of a model/guide pair, as ``{"wake": ..., "sleep": ...}``.
 
     The **wake** loss reports the negative ELBO of the batch, -(log p(x, z) - log q(z | x)), and
@@ -37,11 +39,6 @@ class WakeSleep:
     """
 
     player_names = ("wake", "sleep")
-
-    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
-                 **kwargs: Any) -> dict[str, torch.Tensor]:
-        return {name: self.player_loss(name, model, guide, *args, **kwargs)
-                for name in self.player_names}
 
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],
                     *args: Any, **kwargs: Any) -> torch.Tensor:

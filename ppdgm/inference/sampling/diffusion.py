@@ -24,9 +24,9 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..._random import seeded
 from ..._validation import check_positive_int
 from ...models.diffusion import Diffusion
-from ..evaluate import _seeded
 
 __all__ = ["SAMPLERS", "ddim_sample", "ddim_timesteps", "ddpm_sample", "sample_diffusion"]
 
@@ -128,7 +128,7 @@ def _run(diffusion: Diffusion, n: int, ts: torch.Tensor, *, eta: float | None, c
     lo, hi = diffusion.normalize(ref.new_zeros(())), diffusion.normalize(ref.new_ones(()))
     if progress is None:
         progress = _stderr_is_terminal()
-    with _seeded(seed, ref.device):
+    with seeded(seed, ref.device):
         y = torch.randn(n, *cfg.x_shape, device=ref.device, dtype=diffusion.reverse_variance.dtype)
         if on_step is not None:
             on_step(int(ts[0]), diffusion.denormalize(y))
