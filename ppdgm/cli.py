@@ -20,6 +20,8 @@ from .models.nets import ACTIVATIONS
 __all__ = ["main", "build_parser"]
 
 DEMO_DATA = "digits-binarized"
+_DATA_HELP = ("a registered dataset ({names}), a path to an .npz/.npy array file or to a folder of "
+              "PNG/JPEG images, or torchvision:NAME (with --data-root, --download)")
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -58,7 +60,8 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
 
 
 def _add_data_flags(p: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
-    p.add_argument("--data", default=DEMO_DATA, choices=list(datasets))
+    p.add_argument("--data", default=DEMO_DATA, metavar="DATA", help=_DATA_HELP.format(
+        names=", ".join(datasets)))
     p.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
     p.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
     p.add_argument("--download", action="store_true", help="allow torchvision to download")
@@ -201,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="importance-sampled log p(x) and the ELBO of a checkpoint on a split "
                          "(diffusion models: the exact variational bound)")
     evaluate.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
-    evaluate.add_argument("--data", default=None, choices=list(DATASETS),
-                          help="default: the dataset the checkpoint was trained on")
+    evaluate.add_argument("--data", default=None, metavar="DATA",
+                          help="default: the dataset the checkpoint was trained on; "
+                               "names as for fit")
     evaluate.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
     evaluate.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
     evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
@@ -215,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose = sub.add_parser(
         "diagnose", help="ArviZ diagnostics of a checkpoint's guide: summary, PSIS k-hat, plots")
     diagnose.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
-    diagnose.add_argument("--data", default=None, choices=list(DATASETS),
-                          help="default: the dataset the checkpoint was trained on")
+    diagnose.add_argument("--data", default=None, metavar="DATA",
+                          help="default: the dataset the checkpoint was trained on; "
+                               "names as for fit")
     diagnose.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
     diagnose.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
     diagnose.add_argument("--split", default="test", choices=["train", "valid", "test"])

@@ -20,62 +20,11 @@ from .inference.coverage import ModeCoverage, dataset_coverage
 from .inference.distributed import is_main_process
 from .inference.objectives.denoising import DenoisingLoss, variational_bound
 from .inference.sampling.diffusion import SAMPLERS, ddim_timesteps, sample_diffusion
-from .models.diffusion import Diffusion, DiffusionConfig
+from .models.diffusion import Diffusion, DiffusionConfig, diffusion_config_for, quantization_levels
 from .runs import RunResult, check_run_inputs, write_run_files
 
+# diffusion_config_for and quantization_levels live with the model; re-exported for old imports.
 __all__ = ["diffusion_config_for", "fit_diffusion", "quantization_levels"]
-
-#: Grids tried for data in [0, 1]: binary, scikit-learn's digits (0..16), 8-bit images.
-LEVEL_CANDIDATES = (2, 17, 256)
-
-
-def quantization_levels(x: torch.Tensor) -> int | None:
-    """The fewest of :data:`LEVEL_CANDIDATES` values in [0, 1] that ``x`` lies on, else ``None``.
-
-    Example:
-        >>> quantization_levels(torch.tensor([0.0, 0.5, 1.0])), quantization_levels(torch.rand(9))
-        (17, None)
-    """
-    if bool((x < 0).any()) or bool((x > 1).any()):
-        return None
-    for levels in LEVEL_CANDIDATES:
-        scaled = x * (levels - 1)
-        if bool(((scaled - scaled.round()).abs() < 1e-3).all()):
-            return levels
-    return None
-
-
-def diffusion_config_for(dataset: Dataset, **overrides: Any) -> DiffusionConfig:
-    """The default :class:`DiffusionConfig` for a dataset, with ``overrides`` applied.
-
-    Images get the U-Net and the [0, 1] -> [-1, 1] map; quantized data (binary, digits, 8-bit)
-    get the discretized decoder. Other data are standardized by the training set's mean and
-    standard deviation (one number each, over all coordinates), keep a Gaussian decoder, and get
-    the MLP with 8 octaves of Fourier input features.
-
-    Example:
-        >>> from ppdgm.data import load_dataset
-        >>> cfg = diffusion_config_for(load_dataset("digits"))
-        >>> cfg.denoiser, cfg.levels, cfg.data_shift, cfg.data_scale
-        ('unet', 17, 0.5, 0.5)
-    """
-    x = dataset.train
-    images = x.dim() == 4
-    defaults: dict[str, Any] = {"x_shape": tuple(dataset.event_shape),
-                                "denoiser": "unet" if images else "mlp",
-                                "time_dim": 128 if images else 64,
-                                # Sharp, close modes need the input's high frequencies (grid25:
-                                # 12% of samples within 3 std at 15,000 steps without, 97% with).
-                                "fourier": 0 if images else 8}
-    levels = quantization_levels(x) if dataset.support in ("binary", "unit") else None
-    if dataset.support in ("binary", "unit"):
-        defaults.update(data_shift=0.5, data_scale=0.5, levels=levels)
-    else:
-        defaults.update(data_shift=round(x.mean().item(), 6), data_scale=round(x.std().item(), 6))
-    defaults.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = DiffusionConfig(**defaults)
-    cfg.validate()
-    return cfg
 
 
 def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict[str, Any] | None = None,

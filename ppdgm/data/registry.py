@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 from .._validation import check_positive_int
 from .base import Dataset
 from .binarized_mnist import load_binarized_mnist
 from .digits import load_digits
+from .files import (
+    TORCHVISION_PREFIX,
+    load_array_file,
+    load_image_folder,
+    load_torchvision,
+    looks_like_a_path,
+)
 from .mnist import load_mnist
 from .synthetic import load_bars_and_stripes, load_mixture
 
@@ -82,6 +91,11 @@ def load_dataset(
     ``path``, ``root``, ``download`` and ``binarize`` raise a ValueError on datasets that have
     no use for them.
 
+    ``name`` may also be the user's own data (:mod:`ppdgm.data.files`): a path to an ``.npz`` or
+    ``.npy`` array file or to a folder of PNG/JPEG images (the dataset is then named by the
+    absolute path, which checkpoints record), or ``"torchvision:NAME"`` for any torchvision
+    dataset class with train/test splits, under ``root`` and fetched with ``download=True``.
+
     Example:
         >>> ds = load_dataset("digits")
         >>> ds.train.shape, ds.test.shape, ds.support
@@ -89,8 +103,11 @@ def load_dataset(
         >>> load_dataset("ring8", num_train=100).centres.shape
         torch.Size([8, 2])
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"name: expected one of {', '.join(map(repr, DATASETS))}, got {name!r}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(_unknown(name))
+    if name not in DATASETS:
+        return _load_users_data(name, path=path, root=root, download=download, seed=seed,
+                                num_train=num_train, num_test=num_test, binarize=binarize)
     _check_path_like("path", path)
     _check_path_like("root", root)
     for flag, value in (("download", download), ("binarize", binarize)):
@@ -129,3 +146,28 @@ def load_dataset(
     if name in ("ring8", "grid25"):
         return load_mixture(name, seed=seed, num_train=num_train, num_test=num_test)
     return load_bars_and_stripes(seed=seed, num_train=num_train, num_test=num_test)
+
+
+def _load_users_data(name: str, *, path: object, root: object, download: bool, seed: int,
+                     num_train: int | None, num_test: int | None, binarize: bool) -> Any:
+    check_positive_int("seed", seed, minimum=0)
+    if binarize or path is not None:
+        option = "binarize" if binarize else "path"
+        raise ValueError(f"{option}: not used with the user's own data ({name!r})")
+    if name.startswith(TORCHVISION_PREFIX):
+        return load_torchvision(name, root=root, download=download, num_train=num_train,
+                                num_test=num_test)
+    if root is not None or download:
+        raise ValueError(f"root: --data-root and --download are for torchvision datasets, not "
+                         f"{name!r}")
+    if not looks_like_a_path(name):
+        raise ValueError(_unknown(name))
+    where = Path(name).expanduser()
+    if where.is_dir():
+        return load_image_folder(where, seed=seed, num_train=num_train, num_test=num_test)
+    return load_array_file(where, seed=seed, num_train=num_train, num_test=num_test)
+
+
+def _unknown(name: object) -> str:
+    return (f"name: expected one of {', '.join(map(repr, DATASETS))}, got {name!r} (or a path to "
+            "an .npz/.npy file or a folder of images, or torchvision:NAME)")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
@@ -50,9 +51,12 @@ from .diffusion_schedule import SCHEDULES, NoiseSchedule, make_betas
 from .discretized import DiscretizedNormal
 
 __all__ = ["Diffusion", "DiffusionConfig", "PREDICTIONS", "VARIANCES", "OBS", "STEP",
-           "NOISY", "PREDICTION", "TARGET", "UniformSteps", "chain_site"]
+           "NOISY", "PREDICTION", "TARGET", "UniformSteps", "chain_site", "diffusion_config_for",
+           "quantization_levels", "LEVEL_CANDIDATES"]
 
 PREDICTIONS = ("eps", "x0", "v")
+#: Quantizations a dataset in [0, 1] is recognised as: binary, the digits' 17 levels, 8 bits.
+LEVEL_CANDIDATES = (2, 17, 256)
 VARIANCES = ("small", "large")
 DENOISERS = ("mlp", "unet")
 _SCALAR = torch.Size()
@@ -396,3 +400,55 @@ class _FlatDenoiser(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(x.reshape(x.shape[0], -1), t).reshape(x.shape)
+
+
+def quantization_levels(x: torch.Tensor) -> int | None:
+    """The fewest of :data:`LEVEL_CANDIDATES` values in [0, 1] that ``x`` lies on, else ``None``.
+
+    Example:
+        >>> quantization_levels(torch.tensor([0.0, 0.5, 1.0])), quantization_levels(torch.rand(9))
+        (17, None)
+    """
+    if bool((x < 0).any()) or bool((x > 1).any()):
+        return None
+    for levels in LEVEL_CANDIDATES:
+        scaled = x * (levels - 1)
+        if bool(((scaled - scaled.round()).abs() < 1e-3).all()):
+            return levels
+    return None
+
+
+def diffusion_config_for(dataset: Any, **overrides: Any) -> DiffusionConfig:
+    """The default :class:`DiffusionConfig` for a dataset, with ``overrides`` applied.
+
+    ``dataset`` is a :class:`ppdgm.data.Dataset` (or anything with its ``train``,
+    ``event_shape`` and ``support``).
+
+    Images get the U-Net and the [0, 1] -> [-1, 1] map; quantized data (binary, digits, 8-bit)
+    get the discretized decoder. Other data are standardized by the training set's mean and
+    standard deviation (one number each, over all coordinates), keep a Gaussian decoder, and get
+    the MLP with 8 octaves of Fourier input features.
+
+    Example:
+        >>> from ppdgm.data import load_dataset
+        >>> cfg = diffusion_config_for(load_dataset("digits"))
+        >>> cfg.denoiser, cfg.levels, cfg.data_shift, cfg.data_scale
+        ('unet', 17, 0.5, 0.5)
+    """
+    x = dataset.train
+    images = x.dim() == 4
+    defaults: dict[str, Any] = {"x_shape": tuple(dataset.event_shape),
+                                "denoiser": "unet" if images else "mlp",
+                                "time_dim": 128 if images else 64,
+                                # Sharp, close modes need the input's high frequencies (grid25:
+                                # 12% of samples within 3 std at 15,000 steps without, 97% with).
+                                "fourier": 0 if images else 8}
+    levels = quantization_levels(x) if dataset.support in ("binary", "unit") else None
+    if dataset.support in ("binary", "unit"):
+        defaults.update(data_shift=0.5, data_scale=0.5, levels=levels)
+    else:
+        defaults.update(data_shift=round(x.mean().item(), 6), data_scale=round(x.std().item(), 6))
+    defaults.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = DiffusionConfig(**defaults)
+    cfg.validate()
+    return cfg
