@@ -51,14 +51,14 @@ def train(objective: str, x, *, epochs: int, k: int, lr: float, seed: int) -> tu
     return rows, sbn
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/sbn-bas")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--k", type=int, default=10, help="particles of RWS and VIMCO")
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     x = load_dataset("bars-and-stripes").train
@@ -83,7 +83,9 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "exact_log_likelihood.png", dpi=120)
     (out / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    plt.close(fig)
     print(f"wrote {out / 'exact_log_likelihood.png'}")
+    return results
 
 
 if __name__ == "__main__":

@@ -207,7 +207,16 @@ def plot_to_file(kind: str, data: Any, path: str | Path, *, rows: int = 1) -> Pa
             options: dict[str, Any] = {}
             if kind == "rank" and data["posterior"].sizes["chain"] < 2:
                 options["method"] = "envelope"  # the multi-chain test needs two chains
-            collection = plot(data, backend="matplotlib", **options)
+            try:
+                collection = plot(data, backend="matplotlib", **options)
+            except ValueError:
+                if kind == "rank":
+                    raise
+                # arviz-plots' density estimate fails on some degenerate draws (a chain that
+                # never moved next to discrete sites); the empirical CDF draws any data.
+                plt.close("all")
+                fallback = {"kind": "ecdf"} if kind == "trace" else {"marginal_kind": "ecdf"}
+                collection = plot(data, backend="matplotlib", **fallback)
             collection.savefig(path, dpi=80, bbox_inches="tight")
             plt.close("all")
             return path
