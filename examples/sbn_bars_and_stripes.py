@@ -5,7 +5,7 @@ A sigmoid belief net with one layer of 8 binary units learns the 30 bars-and-str
 compare wake-sleep, reweighted wake-sleep, VIMCO and NVIL without any estimator in the way. The
 best possible value is log(1/30) = -3.40 nats (every pattern equally likely, nothing else).
 
-    python examples/sbn_bars_and_stripes.py --out runs/sbn-bas     # about a minute on 2 CPU cores
+    python examples/sbn_bars_and_stripes.py --out runs/sbn-bas   # 13 s on 2 CPU cores
 
 Writes ``exact_log_likelihood.png`` (one curve per objective), ``samples_<objective>.png`` and
 ``results.json``.
