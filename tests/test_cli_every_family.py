@@ -6,7 +6,8 @@ works or refuses in one line that says why; no invocation prints a traceback.
 
 import pytest
 
-from ppdgm.cli import main
+from ppdgm.cli import build_parser, main
+from ppdgm.recipes import RECIPES
 
 # family -> (fit flags, commands that work; the others must refuse in one line)
 FAMILIES = {
@@ -30,6 +31,13 @@ COMMANDS = {
     "diagnose": lambda ckpt, out: ["diagnose", ckpt, "--num-data", "2", "--num-samples", "30",
                                    "--chains", "2", "--out", f"{out}/diagnose"],
 }
+
+
+def test_every_recipe_is_a_fit_command_and_is_tested_here():
+    assert set(FAMILIES) == set(RECIPES)
+    fit = next(a for a in build_parser()._subparsers._group_actions[0].choices.items()
+               if a[0] == "fit")[1]
+    assert set(fit._subparsers._group_actions[0].choices) == set(RECIPES)
 
 
 def _one_line_error(err: str, command: str) -> None:
