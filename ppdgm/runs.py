@@ -195,32 +195,13 @@ def require_likelihood(model: torch.nn.Module, command: str) -> None:
         >>> try:
         ...     require_likelihood(GAN(), "evaluate")
         ... except ValueError as err:
-        ...     print(str(err)[:36])
-        checkpoint: a GAN has no likelihood,
+        ...     print(str(err)[:54])
+        checkpoint: `ppdgm evaluate`: a GAN has no likelihood,
     """
-    from .models import GAN, VAEGAN
-    from .models.rbm import RBM
-
-    if isinstance(model, GAN):
-        raise ValueError(f"checkpoint: a GAN has no likelihood, so `ppdgm {command}` has nothing to "
-                         "estimate; measure it by mode coverage (ppdgm fit gan writes it for ring8 "
-                         "and grid25)")
-    if isinstance(model, VAEGAN):
-        raise ValueError(f"checkpoint: a VAE-GAN's likelihood lives in its discriminator's feature "
-                         f"space, not over x, so `ppdgm {command}` would report no log p(x); measure "
-                         "it by mode coverage (ppdgm fit vae-gan writes it for ring8 and grid25)")
-    if isinstance(model, Diffusion) and command != "evaluate":
-        raise ValueError(f"checkpoint: a diffusion model's posterior is its fixed forward chain, "
-                         f"so `ppdgm {command}` has nothing to diagnose; `ppdgm evaluate` reports "
-                         "its exact variational bound")
-    if isinstance(model, RBM) and command == "diagnose":
-        raise ValueError("checkpoint: an RBM's guide is its exact conditional p(h | v), so its "
-                         "importance weights are constant and `ppdgm diagnose` has nothing to "
-                         "report; diagnose a Gibbs run instead (RBMGibbs under pyro.infer.MCMC, "
-                         "then ppdgm.diagnostics.to_inference_data)")
-    if isinstance(model, RBM) and command == "evaluate":
-        raise ValueError("checkpoint: an RBM's log p(x) needs its log Z, which importance sampling "
-                         "from the guide does not give; `ppdgm fit rbm` reports it (exact or AIS)")
+    need = {"evaluate": "likelihood", "diagnose": "posterior"}.get(command)
+    reason = getattr(type(model), "unsupported", {}).get(need) if need else None
+    if reason:
+        raise ValueError(f"checkpoint: `ppdgm {command}`: {reason}")
 
 
 def load_trained_model(checkpoint: str | Path, device: str = "auto") -> torch.nn.Module:

@@ -46,6 +46,7 @@ from .._validation import check_choice, check_int_tuple, check_positive_int, che
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
+from .capabilities import Capabilities
 from .denoisers import DenoisingMLP, DenoisingUNet
 from .diffusion_schedule import SCHEDULES, NoiseSchedule, make_betas
 from .discretized import DiscretizedNormal
@@ -142,7 +143,7 @@ class DiffusionConfig:
             check_positive_int("levels", self.levels, minimum=2)
 
 
-class Diffusion(PyroModule):
+class Diffusion(Capabilities, PyroModule):
     """A denoising diffusion model: the reverse chain as ``model``, the forward chain as ``guide``.
 
     ``model(x=None, num_samples=None, step=False, t=None)`` and ``guide`` of the same signature
@@ -162,6 +163,14 @@ class Diffusion(PyroModule):
         >>> bool(torch.isfinite(torch.tensor(Trace_ELBO().loss(d.model, d.guide, x))))
         True
     """
+
+    #: Measurements this model does not support, and why (see :mod:`ppdgm.models.capabilities`).
+    unsupported = {
+        "posterior": (
+            "a diffusion model's posterior is its fixed forward chain, so there is nothing to diagnose; "
+            "`ppdgm evaluate` reports its exact variational bound"
+        ),
+    }
 
     def __init__(self, config: DiffusionConfig | None = None, *,
                  network: torch.nn.Module | None = None, **overrides: object) -> None:

@@ -37,6 +37,7 @@ from .._validation import check_choice, check_int_tuple, check_positive_int, che
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
+from .capabilities import Capabilities
 from .nets import ACTIVATIONS, MLP, DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["GAN", "GANConfig", "LATENT", "OBS", "LABEL", "ARCHS"]
@@ -100,7 +101,7 @@ class GANConfig:
             )
 
 
-class GAN(PyroModule):
+class GAN(Capabilities, PyroModule):
     """A GAN: ``model`` is the generator z ~ N(0, I), x = G(z); ``guide`` is the discriminator.
 
     ``model(x=None, num_samples=None)`` draws ``len(x)`` (or ``num_samples``) points as the
@@ -125,6 +126,18 @@ class GAN(PyroModule):
         >>> gan.discriminator_logits(torch.zeros(6, 2)).shape
         torch.Size([6])
     """
+
+    #: Measurements this model does not support, and why (see :mod:`ppdgm.models.capabilities`).
+    unsupported = {
+        "likelihood": (
+            "a GAN has no likelihood, so there is nothing to estimate; measure it by mode coverage "
+            "(ppdgm fit gan writes it for ring8 and grid25)"
+        ),
+        "posterior": (
+            "a GAN has no likelihood, so there is nothing to estimate; measure it by mode coverage "
+            "(ppdgm fit gan writes it for ring8 and grid25)"
+        ),
+    }
 
     def __init__(self, config: GANConfig | None = None, **overrides: object) -> None:
         with local_params():  # each instance owns its weights (see ppdgm._pyro)

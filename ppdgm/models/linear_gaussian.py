@@ -18,6 +18,7 @@ from torch.distributions import constraints
 
 from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
+from .capabilities import Capabilities
 
 __all__ = ["LinearGaussian", "LinearGaussianConfig", "LATENT", "OBS"]
 
@@ -44,7 +45,7 @@ class LinearGaussianConfig:
             )
 
 
-class LinearGaussian(PyroModule):
+class LinearGaussian(Capabilities, PyroModule):
     """Probabilistic PCA with an amortized linear-Gaussian guide q(z | x) = N(A x + c, diag(s^2)).
 
     For ``z_dim=1`` (or whenever the exact posterior covariance is diagonal) the guide family

@@ -20,6 +20,7 @@ from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
 from ._batch import batch_size
 from ._params import svi_compatible_
+from .capabilities import Capabilities
 
 __all__ = ["MixtureConfig", "BernoulliMixture", "GaussianMixture", "COMPONENT", "OBS"]
 
@@ -44,7 +45,7 @@ class MixtureConfig:
         check_positive_int("components", self.components)
 
 
-class _Mixture(PyroModule):
+class _Mixture(Capabilities, PyroModule):
     def __init__(self, config: MixtureConfig | None, seed: int) -> None:
         with local_params():
             super().__init__()

@@ -33,6 +33,7 @@ from .._validation import check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
+from .capabilities import Capabilities
 
 __all__ = [
     "RBM",
@@ -247,7 +248,7 @@ def _all_states(width: int, start: int, stop: int, like: torch.Tensor) -> torch.
 # ---------------------------------------------------------------------- the model
 
 
-class RBM(PyroModule):
+class RBM(Capabilities, PyroModule):
     """A binary restricted Boltzmann machine: parameters ``weight`` (W, V x H), ``visible_bias``
     (b) and ``hidden_bias`` (c).
 
@@ -271,6 +272,19 @@ class RBM(PyroModule):
         >>> round(rbm.log_prob(all_v, log_z).exp().sum().item(), 4)
         1.0
     """
+
+    #: Measurements this model does not support, and why (see :mod:`ppdgm.models.capabilities`).
+    unsupported = {
+        "likelihood": (
+            "an RBM's log p(x) needs its log Z, which importance sampling from the guide does not give; "
+            "`ppdgm fit rbm` reports it (exact or AIS)"
+        ),
+        "posterior": (
+            "an RBM's guide is its exact conditional p(h | v), so its importance weights are constant "
+            "and there is nothing to report; diagnose a Gibbs run instead (RBMGibbs under "
+            "pyro.infer.MCMC, then ppdgm.diagnostics.to_inference_data)"
+        ),
+    }
 
     def __init__(self, config: RBMConfig | None = None, **overrides: object) -> None:
         with local_params():  # see ppdgm._pyro: each instance owns its weights

@@ -30,6 +30,7 @@ from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .autoregressive import AutoregressiveBernoulli
+from .capabilities import Capabilities
 
 __all__ = ["SigmoidBeliefNet", "SBNConfig", "OBS", "latent_name", "MAX_EXACT_STATES"]
 
@@ -83,7 +84,7 @@ class SBNConfig:
             raise TypeError(f"autoregressive: expected a bool, got {type(self.autoregressive).__name__}")
 
 
-class SigmoidBeliefNet(PyroModule):
+class SigmoidBeliefNet(Capabilities, PyroModule):
     """A sigmoid belief net (``model``) with its recognition network (``guide``).
 
     Both are plain Pyro programs over Bernoulli sites in a ``data`` plate, so Pyro's ELBOs,

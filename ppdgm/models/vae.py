@@ -25,6 +25,7 @@ from .._validation import check_choice, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
+from .capabilities import Capabilities
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
 
 __all__ = ["VAE", "VAEConfig", "LATENT", "OBS", "ARCHS", "LIKELIHOODS"]
@@ -108,7 +109,7 @@ class VAEConfig:
             raise ValueError(f"obs_scale: expected a finite positive float, got {scale!r}")
 
 
-class VAE(PyroModule):
+class VAE(Capabilities, PyroModule):
     """A variational autoencoder: ``model`` is p(z) p(x | z), ``guide`` is q(z | x).
 
     Pyro's ELBOs return the loss of a batch as a **sum** over its data points (the ``data``

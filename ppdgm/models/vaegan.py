@@ -43,6 +43,7 @@ from .._validation import check_choice, check_int_tuple, check_positive_int, che
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
+from .capabilities import Capabilities
 from .nets import ACTIVATIONS, MLP, ConvEncoder, DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["VAEGAN", "VAEGANConfig", "LATENT", "OBS", "FEATURES", "LABEL", "ARCHS", "PLAYERS"]
@@ -158,7 +159,7 @@ class _Owns:
         return f"VAEGAN.owns({self.player!r})"
 
 
-class VAEGAN(PyroModule):
+class VAEGAN(Capabilities, PyroModule):
     """A VAE-GAN: ``guide`` is the encoder, ``model`` the decoder with a feature-space likelihood.
 
     ``model(x=None, num_samples=None)``: z ~ N(0, I), x~ = G(z) at the deterministic site
@@ -180,6 +181,20 @@ class VAEGAN(PyroModule):
         torch.Size([5])
         >>> loss = Trace_ELBO().loss(m.model, m.guide, x)  # KL + feature-space NLL, summed
     """
+
+    #: Measurements this model does not support, and why (see :mod:`ppdgm.models.capabilities`).
+    unsupported = {
+        "likelihood": (
+            "a VAE-GAN's likelihood lives in its discriminator's feature space, not over x, so there is "
+            "no log p(x) to report; measure it by mode coverage (ppdgm fit vae-gan writes it for ring8 "
+            "and grid25)"
+        ),
+        "posterior": (
+            "a VAE-GAN's likelihood lives in its discriminator's feature space, not over x, so there is "
+            "no log p(x) to report; measure it by mode coverage (ppdgm fit vae-gan writes it for ring8 "
+            "and grid25)"
+        ),
+    }
 
     def __init__(self, config: VAEGANConfig | None = None, **overrides: object) -> None:
         with local_params():  # each instance owns its weights (see ppdgm._pyro)
