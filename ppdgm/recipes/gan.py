@@ -9,13 +9,25 @@ from ..inference.objectives.adversarial import ADVERSARIAL_LOSSES
 from ..models.nets import ACTIVATIONS
 from .base import Recipe, hidden_widths, train_config
 
-__all__ = ["GANRecipe", "coverage_text"]
+__all__ = ["GANRecipe", "add_adversarial_flags", "coverage_text"]
 
 
 def coverage_text(coverage: dict[str, Any]) -> str:
     """``"8/8 modes, 97.4% high-quality"`` from a mode-coverage record."""
     return (f"{coverage['modes_captured']}/{coverage['num_modes']} modes, "
             f"{coverage['high_quality_percent']:.1f}% high-quality")
+
+
+def add_adversarial_flags(p: argparse.ArgumentParser) -> None:
+    """The flags a GAN and a VAE-GAN share: penalty, latent size, architecture, the
+    discriminator's learning rate and the samples scored."""
+    p.add_argument("--gp-weight", type=float, default=10.0, help="wasserstein-gp's penalty weight")
+    p.add_argument("--z-dim", type=int, default=None, help="default: 2 for 2-D data, 64 for images")
+    p.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
+    p.add_argument("--lr-discriminator", type=float, default=None, help="default: --lr")
+    p.add_argument("--num-samples", type=int, default=1000,
+                   help="generated points for mode coverage and the sample figure")
 
 
 class GANRecipe(Recipe):
@@ -30,14 +42,8 @@ class GANRecipe(Recipe):
                        help="discriminator steps per generator step (WGAN-GP uses 5)")
         p.add_argument("--pack", type=int, default=1,
                        help="PacGAN: points the discriminator judges at once (divides --batch-size)")
-        p.add_argument("--gp-weight", type=float, default=10.0, help="wasserstein-gp's penalty weight")
-        p.add_argument("--z-dim", type=int, default=None, help="default: 2 for 2-D data, 64 for images")
         p.add_argument("--hidden", type=hidden_widths, default=(128, 128), help="MLP widths, e.g. 128,128")
-        p.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
-        p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
-        p.add_argument("--lr-discriminator", type=float, default=None, help="default: --lr")
-        p.add_argument("--num-samples", type=int, default=1000,
-                       help="generated points for mode coverage and the sample figure")
+        add_adversarial_flags(p)
 
     def fit(self, args: argparse.Namespace, dataset: Any) -> Any:
         from ..runs_gan import fit_gan

@@ -6,9 +6,8 @@ import argparse
 from typing import Any
 
 from ..inference.objectives.adversarial import ADVERSARIAL_LOSSES
-from ..models.nets import ACTIVATIONS
 from .base import Recipe, hidden_widths, train_config
-from .gan import coverage_text
+from .gan import add_adversarial_flags, coverage_text
 
 __all__ = ["VAEGANRecipe"]
 
@@ -24,19 +23,13 @@ class VAEGANRecipe(Recipe):
                        help="the GAN terms of the decoder's and discriminator's losses")
         p.add_argument("--gamma", type=float, default=1.0,
                        help="decoder's weight of feature-space reconstruction vs fooling D")
-        p.add_argument("--gp-weight", type=float, default=10.0, help="wasserstein-gp's penalty weight")
-        p.add_argument("--z-dim", type=int, default=None, help="default: 2 for 2-D data, 64 for images")
         p.add_argument("--hidden", type=hidden_widths, default=(128, 128),
                        help="encoder MLP widths (decoder reversed), e.g. 128,128")
         p.add_argument("--discriminator-hidden", type=hidden_widths, default=None,
                        help="discriminator MLP widths (default: --hidden)")
         p.add_argument("--feature-layer", type=int, default=-1,
                        help="discriminator hidden layer used as the similarity metric (-1: last)")
-        p.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
-        p.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
-        p.add_argument("--lr-discriminator", type=float, default=None, help="default: --lr")
-        p.add_argument("--num-samples", type=int, default=1000,
-                       help="generated points for mode coverage and the sample figure")
+        add_adversarial_flags(p)
 
     def fit(self, args: argparse.Namespace, dataset: Any) -> Any:
         from ..runs_vaegan import fit_vaegan
