@@ -9,6 +9,7 @@ when several players take turns (generator/discriminator, wake/sleep).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -59,6 +60,11 @@ from .players import Player, adam
 __all__ = ["Engine", "TrainConfig", "NonFiniteLossError", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+_LOG = logging.getLogger(__name__)
+# Resuming with other values of these would not continue the saved run exactly.
+_MUST_MATCH = ("batch_size", "seed", "shuffle", "drop_last", "lr", "grad_clip", "precision")
+# These only say how long, where and how visibly the run goes on.
+_MAY_CHANGE = ("epochs", "max_steps", "checkpoint_every", "progress", "device", "validate")
 VALIDATE_CHOICES = ("first-epoch", "always", "never")
 PRECISIONS = ("fp32", "bf16")
 
@@ -288,6 +294,7 @@ class Engine:
         self._guide_names: set[str] = set()
         self._store_names: list[str] = []  # param-store names the run's objective touched
         self._known_count = -1
+        self._batches_per_epoch = 0
 
     # ------------------------------------------------------------------ public API
 
@@ -342,6 +349,7 @@ class Engine:
             if self._dist is not None and cfg.seed is not None:
                 # Each process draws its own noise; rank 0's stream is a single process's.
                 pyro.set_rng_seed(cfg.seed + 1_000_003 * self._dist.rank)
+            self._batches_per_epoch = len(feed)
             self._train(feed, seed, self._maybe_resume())
         if cfg.out_dir is not None and self._is_main:
             self.history.save(cfg.out_dir)
@@ -459,9 +467,46 @@ class Engine:
         path = self.checkpoint_path if resume is True else Path(resume)
         assert path is not None
         state = load_checkpoint(path, map_location=self.device)
+        self._check_resumable(state, str(path))
         self._load_state(state, path)
         pos = state["position"]
         return _Position(pos["epoch"], pos["batch"], pos["step"], pos.get("seconds", 0.0))
+
+    def _check_resumable(self, state: dict[str, Any], where: str) -> None:
+        """Refuse a resume that could not continue the saved run exactly (or at all)."""
+        saved_params = state.get("params") if isinstance(state.get("params"), dict) else {}
+        for name, leaf in self._params.items():  # another model first: it explains the rest
+            other = saved_params.get(name)
+            if isinstance(other, torch.Tensor) and other.shape != leaf.shape:
+                raise CheckpointError(
+                    f"resume: parameter {name!r} has shape {tuple(other.shape)} in {where!r} but "
+                    f"{tuple(leaf.shape)} in the model: the checkpoint holds another model")
+        saved = state.get("train_config") or {}
+        now = _plain(asdict(self.config))
+        changed = [f"{k}={saved[k]!r} in the checkpoint, {now[k]!r} now" for k in _MUST_MATCH
+                   if k in saved and saved[k] != now[k]]
+        if changed:
+            raise CheckpointError(
+                f"resume: {where!r} was written by a run with other settings ({'; '.join(changed)}); "
+                "resume with the same ones, or start afresh in another out_dir")
+        spec = state.get("model_spec")
+        if spec is not None and self.model_spec is not None and spec != self.model_spec:
+            raise CheckpointError(f"resume: {where!r} holds another model ({spec.get('name')!r} "
+                                  "with another configuration); resume with the same model")
+        batches = state.get("batches_per_epoch")
+        if batches is not None and batches != self._batches_per_epoch:
+            raise CheckpointError(
+                f"resume: the data gives {self._batches_per_epoch} batches per epoch, the run in "
+                f"{where!r} had {batches} (other data, or another size); resume on the same data")
+        position = state.get("position") or {}
+        if not isinstance(position.get("batch"), int) or not \
+                0 <= position["batch"] < self._batches_per_epoch:
+            raise CheckpointError(f"resume: {where!r} stopped at batch {position.get('batch')!r} of "
+                                  f"an epoch of {self._batches_per_epoch} batches")
+        accepted = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in _MAY_CHANGE
+                    if k in saved and saved[k] != now[k]]
+        if accepted and self._is_main:
+            _LOG.warning("resume: continuing %s with %s", where, ", ".join(accepted))
 
     # ------------------------------------------------------------------ the loop
 
@@ -478,6 +523,7 @@ class Engine:
             while pos.epoch < cfg.epochs and pos.step < total:
                 started = time.perf_counter() - pos.seconds
                 finished = None
+                before = pos.step
                 with pyro.validation_enabled(self._validating(pos.epoch)):
                     for batch in feed.epoch(pos.epoch, seed=seed, start=pos.batch):
                         self._step(batch, pos)
@@ -496,6 +542,9 @@ class Engine:
                             self._checkpoint(pos)
                         if pos.step >= total or finished is not None:
                             break
+                if pos.step == before:  # never loop on an epoch that yields nothing
+                    raise RuntimeError(f"data: epoch {pos.epoch} gave no batch from batch {pos.batch} "
+                                       f"on (expected {per_epoch} per epoch)")
             if pos.batch != 0:
                 self._checkpoint(pos)  # stopped by max_steps mid-epoch
         finally:
@@ -654,6 +703,7 @@ class Engine:
                            for s in self._states if s.scheduler is not None},
             "rng": capture_rng_state(),
             "history": self.history.state_dict(),
+            "batches_per_epoch": self._batches_per_epoch,
             "train_config": _plain(asdict(self.config)),
             "model_spec": self.model_spec,
             "objective": _objective_state(self.objective),

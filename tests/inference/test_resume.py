@@ -117,3 +117,31 @@ def test_objective_state_is_checkpointed_and_restored(tmp_path):
     torch.testing.assert_close(resumed_objective.carry, full_objective.carry)
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"batch_size": 64}, "batch_size=32 in the checkpoint, 64 now"),  # once hung at 100% CPU
+    ({"lr": 0.5}, "lr=0.02 in the checkpoint, 0.5 now"),
+    ({"seed": 8}, "seed=7 in the checkpoint, 8 now"),
+])
+def test_resume_with_settings_that_cannot_continue_the_run_is_refused(tmp_path, change, match):
+    x = _data()
+    _, part = _engine(tmp_path, init_seed=0, max_steps=5)
+    part.fit(x)
+    _, resumed = _engine(tmp_path, init_seed=0, resume=True, **change)
+    with pytest.raises(CheckpointError, match=match):
+        resumed.fit(x)
+
+
+def test_resume_on_other_data_is_refused_and_longer_runs_are_accepted(tmp_path, caplog):
+    x = _data()
+    _, part = _engine(tmp_path, init_seed=0, max_steps=5)
+    part.fit(x)
+    _, fewer = _engine(tmp_path, init_seed=0, resume=True)
+    with pytest.raises(CheckpointError, match="gives 4 batches per epoch, the run in .* had 7"):
+        fewer.fit(x[:100])
+    _, longer = _engine(tmp_path, init_seed=0, resume=True, epochs=5)
+    with caplog.at_level("WARNING", logger="ppdgm.inference.engine"):
+        longer.fit(x)
+    assert "epochs 4 -> 5" in caplog.text and "max_steps 5 -> None" in caplog.text
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 35
