@@ -44,7 +44,8 @@ from ppdgm.inference.objectives.denoising import DenoisingLoss
 from ppdgm.inference.sampling.diffusion import ddim_sample, ddpm_sample
 from ppdgm.models import DenoisingMLP, DenoisingUNet, Diffusion
 from ppdgm.models.diffusion import _FlatDenoiser
-from ppdgm.runs_diffusion import diffusion_config_for, fit_diffusion
+from ppdgm.models.diffusion import diffusion_config_for
+from ppdgm.recipes import fit_diffusion
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path(__file__).resolve().parent / "runs"
@@ -68,7 +69,7 @@ def _train(args: argparse.Namespace, data: str, out: Path, **overrides: Any):
 
 
 def speed(args: argparse.Namespace) -> dict[str, Any]:
-    from ppdgm.runs import load_trained_model
+    from ppdgm.recipes import load_trained_model
 
     ds, run = _train(args, args.data, Path(args.runs) / f"diffusion-speed-{args.data}",
                      timesteps=args.timesteps)
@@ -187,7 +188,7 @@ def rebound(args: argparse.Namespace) -> dict[str, Any]:
     import dataclasses
 
     from ppdgm.inference.objectives.denoising import variational_bound
-    from ppdgm.runs import checkpoint_data, load_trained_model
+    from ppdgm.recipes import checkpoint_data, load_trained_model
 
     trained = load_trained_model(args.checkpoint, device=args.device)
     model = Diffusion(dataclasses.replace(trained.config, variance=args.variance)).to(args.device)

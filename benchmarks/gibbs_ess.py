@@ -37,8 +37,8 @@ from ppdgm._pyro import local_params
 from ppdgm.data import load_dataset
 from ppdgm.inference import CHECKPOINT_NAME, TrainConfig
 from ppdgm.inference.mcmc import Gibbs
-from ppdgm.runs import load_trained_model
-from ppdgm.runs_sbn import fit_sbn
+from ppdgm.recipes import load_trained_model
+from ppdgm.recipes import fit_sbn
 
 RESULTS = Path(__file__).parent / "results"
 

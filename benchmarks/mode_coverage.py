@@ -1,7 +1,7 @@
 """Mode coverage on ring8 and grid25 over seeds: VAE, GAN, PacGAN(m=2), VAE-GAN and diffusion, beside
 the numbers of the PacGAN paper (Lin et al. 2018, Table 1; the VEEGAN mixtures and metrics).
 
-Each seed is one :func:`ppdgm.runs_compare.compare_models` run: a fresh training set drawn with
+Each seed is one :func:`ppdgm.recipes.compare.compare_models` run: a fresh training set drawn with
 that seed (``--num-train`` points, 100,000 as in PacGAN), every model initialized, trained and
 sampled with it, ``--num-samples`` (2500) samples scored by
 :func:`ppdgm.inference.coverage.coverage_for_dataset` (high quality: within 3 std of a centre).
@@ -9,7 +9,7 @@ Reported: the mean and standard error over seeds of the modes captured, the perc
 high-quality samples and the reverse KL (:func:`~ppdgm.inference.coverage.summarize_coverage`),
 and the training time.
 
-Protocol, as far as :func:`ppdgm.runs_gan.fit_gan` offers it: non-saturating loss, z ~ N(0, I_2),
+Protocol, as far as :func:`ppdgm.recipes.gan.fit_gan` offers it: non-saturating loss, z ~ N(0, I_2),
 generator and discriminator MLPs of 4 hidden layers of 400 ReLU units, Adam lr 1e-4 with betas
 (0.5, 0.999) for both players, one discriminator step per generator step, 100 points (or 100
 groups of m points for PacGAN) per step. Every model takes ``--steps`` steps, so PacGAN(m) sees m
@@ -48,8 +48,8 @@ import torch
 from ppdgm.data import load_dataset
 from ppdgm.diagnostics import plot_samples_over_density
 from ppdgm.inference.coverage import ModeCoverage, summarize_coverage
-from ppdgm.runs import load_trained_model
-from ppdgm.runs_compare import CONTENDERS, _draw, compare_models, get_contender
+from ppdgm.recipes import load_trained_model
+from ppdgm.recipes.compare import CONTENDERS, _draw, compare_models, get_contender
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path(__file__).resolve().parent / "runs" / "mode-coverage"

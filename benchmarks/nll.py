@@ -54,7 +54,7 @@ from ppdgm.inference.evaluate import estimate_log_likelihood
 from ppdgm.inference.objectives import build_objective
 from ppdgm.inference.objectives.registry import build_player_objective
 from ppdgm.models import VAE, SBNConfig, SigmoidBeliefNet, VAEConfig
-from ppdgm.runs_sbn import NVIL_BASELINE_HIDDEN
+from ppdgm.recipes.sbn import NVIL_BASELINE_HIDDEN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ANCHORS = {

@@ -38,7 +38,7 @@ from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
 from ppdgm.inference.mcmc import RBMGibbs, gibbs_step
 from ppdgm.models.rbm import RBM
-from ppdgm.runs_rbm import fit_rbm
+from ppdgm.recipes import fit_rbm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ANCHOR = {"source": "Salakhutdinov & Murray (2008), CD-25, 500 hidden units", "test_log_px": -86.34}

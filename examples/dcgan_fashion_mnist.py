@@ -2,7 +2,7 @@
 
 The generator (a Pyro model: z ~ N(0, I), x = G(z)) and the discriminator (the guide,
 q(y | x)) are the DCGAN networks of ``GANConfig(arch="dcgan")``, trained as two players with the
-non-saturating loss and Adam (betas 0.5, 0.999) by :func:`ppdgm.runs_gan.fit_gan`, the function
+non-saturating loss and Adam (betas 0.5, 0.999) by :func:`ppdgm.recipes.gan.fit_gan`, the function
 behind ``ppdgm fit gan``. ``--num-train`` trains on the first N training images, which the
 command line has no flag for. The samples are drawn from the checkpoint reloaded in eval mode,
 so the generator's batch norms use their running statistics, not the statistics of the sample
@@ -35,8 +35,8 @@ import torch
 from ppdgm.data import load_dataset
 from ppdgm.diagnostics import save_image_grid
 from ppdgm.inference import CHECKPOINT_NAME, TrainConfig
-from ppdgm.runs import load_trained_model
-from ppdgm.runs_gan import GAN_BETAS, fit_gan
+from ppdgm.recipes import load_trained_model
+from ppdgm.recipes.gan import GAN_BETAS, fit_gan
 
 NUM_SHOWN = 64
 

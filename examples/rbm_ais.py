@@ -30,7 +30,7 @@ from ppdgm import (
     rbm_log_likelihood,
 )
 from ppdgm.diagnostics import save_image_grid
-from ppdgm.runs_rbm import sgd_momentum
+from ppdgm.recipes.rbm import sgd_momentum
 
 
 def main(argv: list[str] | None = None) -> dict:

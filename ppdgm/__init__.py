@@ -10,6 +10,7 @@ importable from here:
     torch.Size([3, 4])
 """
 
+from ._moved import install as _install_moved_paths
 from .data import DATASETS, Dataset, load_dataset
 from .device import resolve_device
 from .inference import (
@@ -66,6 +67,8 @@ from .models import (
 from .models.diffusion import diffusion_config_for
 
 __version__ = "0.1.0"
+
+_install_moved_paths()  # the old ppdgm.runs* import paths, with a DeprecationWarning
 
 # ArviZ and matplotlib load only when a diagnostic is first asked for, so `import ppdgm` and the
 # command line stay quick.

@@ -60,6 +60,23 @@ def check_tensor(
     return value
 
 
+def check_instance(name: str, value: object, cls: type, what: str | None = None, *,
+                   reason: str | None = None) -> object:
+    """Check that argument ``name`` is a ``cls``: the error says "expected ``what``" (default
+    "a ``cls``"), or ``reason`` instead when given.
+
+    Example:
+        >>> check_instance("n", "3", int)
+        Traceback (most recent call last):
+        ...
+        TypeError: n: expected a int, got str
+    """
+    if not isinstance(value, cls):
+        expected = reason or f"expected {what or 'a ' + cls.__name__}"
+        raise TypeError(f"{name}: {expected}, got {type(value).__name__}")
+    return value
+
+
 def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     """Validate an integer count (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -1,4 +1,5 @@
-"""The ``ppdgm`` command: ``fit``, ``evaluate``, ``diagnose``, ``sample`` and ``demo``.
+"""The ``ppdgm`` command: ``fit`` and ``demo`` from the recipes, the other commands from
+:data:`ppdgm.recipes.commands.COMMANDS`, and one error boundary around them all.
 
 Flags map one-to-one onto :class:`ppdgm.inference.TrainConfig` and the model's config dataclass.
 """
@@ -14,23 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .recipes import DEMO_RECIPE, RECIPES
-from .recipes.diffusion import bound_line
-from .recipes.vae import add_vae_flags, fit_vae_from_flags
+from .recipes.commands import COMMANDS, Report
 
 __all__ = ["main", "build_parser"]
 
 DEMO_DATA = "digits-binarized"
 _DATA_HELP = ("a registered dataset ({names}), a path to an .npz/.npy array file or to a folder of "
               "PNG/JPEG images, or torchvision:NAME (with --data-root, --download)")
-
-
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated names like vae,gan, got {text!r}")
-    return names
 
 
 def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None:
@@ -60,8 +51,6 @@ def _add_data_flags(p: argparse.ArgumentParser, datasets: Sequence[str]) -> None
                    help="also write figures: loss curve, samples, reconstructions, latent scatter")
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ppdgm`` command."""
     from .data import DATASETS
@@ -80,106 +69,29 @@ def build_parser() -> argparse.ArgumentParser:
             family.set_defaults(**recipe.defaults)
         recipe.add_flags(family)
 
-    evaluate = sub.add_parser(
-        "evaluate", help="importance-sampled log p(x) and the ELBO of a checkpoint on a split "
-                         "(diffusion models: the exact variational bound)")
-    evaluate.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
-    evaluate.add_argument("--data", default=None, metavar="DATA",
-                          help="default: the dataset the checkpoint was trained on; "
-                               "names as for fit")
-    evaluate.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
-    evaluate.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
-    evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    evaluate.add_argument("--k", type=int, default=5000, help="importance samples per data point")
-    evaluate.add_argument("--batch-size", type=int, default=100)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+    for name, command in COMMANDS.items():
+        command.add_flags(sub.add_parser(name, help=command.help))
 
-    diagnose = sub.add_parser(
-        "diagnose", help="ArviZ diagnostics of a checkpoint's guide: summary, PSIS k-hat, plots")
-    diagnose.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
-    diagnose.add_argument("--data", default=None, metavar="DATA",
-                          help="default: the dataset the checkpoint was trained on; "
-                               "names as for fit")
-    diagnose.add_argument("--data-path", default=None, help="file or folder (binarized-mnist)")
-    diagnose.add_argument("--data-root", default=None, help="torchvision root (mnist, fashion-mnist)")
-    diagnose.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    diagnose.add_argument("--num-data", type=int, default=8, help="data points (the split's first)")
-    diagnose.add_argument("--num-samples", type=int, default=200, help="guide draws per chain")
-    diagnose.add_argument("--chains", type=int, default=4)
-    diagnose.add_argument("--elements", type=int, default=4,
-                          help="latent coordinates in the summary and the plots")
-    diagnose.add_argument("--seed", type=int, default=0)
-    diagnose.add_argument("--device", default="auto")
-    diagnose.add_argument("--out", default=None, help="default: CHECKPOINT's folder/diagnose")
-    diagnose.add_argument("--amortization", type=int, default=0, metavar="N",
-                          help="VAE: run NUTS on p(z|x) of the first N points and measure the "
-                               "encoder's amortization and approximation gaps")
-
-    sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid")
-    sample.add_argument("checkpoint", help="a checkpoint.pt written by `ppdgm fit`")
-    sample.add_argument("--n", type=int, default=64)
-    sample.add_argument("--out", default="samples.png")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--device", default="auto")
-    sample.add_argument("--draw", action="store_true",
-                        help="show random draws instead of the likelihood's mean")
-    sample.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm",
-                        help="diffusion models: ancestral DDPM (all T steps) or DDIM")
-    sample.add_argument("--steps", type=int, default=None,
-                        help="diffusion: DDIM steps (default 50, at most T)")
-    sample.add_argument("--eta", type=float, default=0.0, help="diffusion: DDIM noise, 0..1")
-
-    compare = sub.add_parser(
-        "compare", help="train several models on ring8 or grid25 and compare their mode coverage")
-    compare.add_argument("--data", default="ring8", choices=["ring8", "grid25"])
-    compare.add_argument("--models", type=_names, default=None,
-                         help="comma-separated contenders (default: vae,gan,gan-pack2)")
-    compare.add_argument("--epochs", type=int, default=None,
-                         help="epochs for every model (default: each model's own, 20)")
-    compare.add_argument("--max-steps", type=int, default=None, help="stop each model after this")
-    compare.add_argument("--num-train", type=int, default=None, help="training points (default 50000)")
-    compare.add_argument("--num-samples", type=int, default=2500, help="samples scored per model")
-    compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    compare.add_argument("--out", default="runs/compare",
-                         help="directory for compare.json, compare.png and one run per model")
-    compare.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-
-    demo = sub.add_parser("demo", help=f"train a VAE on the bundled {DEMO_DATA} and write figures")
+    demo_recipe = RECIPES[DEMO_RECIPE]
+    demo = sub.add_parser("demo", help=f"train a {demo_recipe.name} on the bundled {DEMO_DATA} "
+                                       "and write figures")
     _add_run_flags(demo, epochs=200, out="ppdgm-demo")
-    add_vae_flags(demo)
-    demo.set_defaults(batch_size=64, hidden=(256, 128), z_dim=8)
+    demo_recipe.add_flags(demo)
+    demo.set_defaults(batch_size=64, plots=True)
     return parser
 
 
-
-
-
-
-
-
-def _report(result, title: str, lines: Sequence[str] = ()) -> None:
+def _report(report: Report) -> None:
     from .inference.distributed import is_main_process
 
     if not is_main_process():
         return  # data-parallel runs: rank 0 speaks for all
-    print(title)
-    metrics = result.metrics
-    if metrics.get("estimator") == "variational bound":
-        print(f"  {bound_line(metrics)}; {metrics['num_data']} points of {metrics['data']}/"
-              f"{metrics['split']} in {metrics['seconds']:.1f} s")
-    elif "log_px" in metrics:
-        print(f"  log p(x) per example (nats, K={metrics['num_samples']}): "
-              f"{metrics['log_px']:.3f} ± {metrics['log_px_stderr']:.3f}  "
-              f"(NLL {metrics['nll']:.3f})")
-        print(f"  ELBO per example (nats, same draws): {metrics['elbo']:.3f} ± "
-              f"{metrics['elbo_stderr']:.3f}; {metrics['n']} points of {metrics['data']}/"
-              f"{metrics['split']} in {metrics['seconds']:.1f} s on {metrics['device']}")
-    for line in lines:
+    if report.text:
+        print(report.text)
+    print(report.title)
+    for line in report.lines:
         print(f"  {line}")
-    for name, path in result.files.items():
+    for name, path in report.result.files.items():
         print(f"  {name:>15}: {path}")
 
 
@@ -237,7 +149,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if out is None:
         return
-    if args.command in ("fit", "demo", "compare", "diagnose"):
+    if args.command in ("fit", "demo") or COMMANDS[args.command].out_kind == "folder":
         _check_writable_folder(Path(out))
     else:  # sample, evaluate: --out names a file
         path = Path(out)
@@ -255,54 +167,18 @@ def _check_writable_folder(folder: Path) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import runs
     from .data import load_dataset
 
-    if args.command == "fit":
-        dataset = load_dataset(args.data, path=args.data_path, root=args.data_root,
-                               download=args.download)
-        recipe = RECIPES[args.model]
-        result = recipe.fit(args, dataset)
-        _report(result, f"{recipe.title(result, dataset)}; wrote:", recipe.lines(result))
-    elif args.command == "demo":
-        dataset = load_dataset(DEMO_DATA)
-        recipe = RECIPES[DEMO_RECIPE]
-        result = fit_vae_from_flags(args, dataset, figures=True)
-        _report(result, f"{recipe.title(result, dataset)}; wrote:", recipe.lines(result))
-    elif args.command == "evaluate":
-        name = args.data or runs.checkpoint_data(args.checkpoint)
-        if name is None:
-            raise ValueError("data: the checkpoint does not record its dataset; pass --data")
-        dataset = load_dataset(name, path=args.data_path, root=args.data_root)
-        result = runs.evaluate_checkpoint(args.checkpoint, dataset, split=args.split, k=args.k,
-                                          batch_size=args.batch_size, seed=args.seed,
-                                          device=args.device, out=args.out)
-        _report(result, f"Evaluated {args.checkpoint}:")
-    elif args.command == "diagnose":
-        from .runs_diagnose import diagnose_checkpoint, format_diagnosis
-
-        result = diagnose_checkpoint(
-            args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
-            split=args.split, num_data=args.num_data, num_samples=args.num_samples,
-            chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
-            out=args.out, amortization=args.amortization)
-        print(format_diagnosis(result))
-        _report(result, "Wrote:")
-    elif args.command == "compare":
-        from .runs_compare import DEFAULT_MODELS, compare_models, format_compare_table
-
-        result = compare_models(args.data, args.out, models=args.models or DEFAULT_MODELS,
-                                epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
-                                num_samples=args.num_samples, num_train=args.num_train,
-                                device=args.device,
-                                progress=False if args.no_progress else None)
-        print(format_compare_table(result.metrics))
-        _report(result, "Wrote:")
-    else:
-        result = runs.sample_checkpoint(args.checkpoint, args.out, n=args.n, seed=args.seed,
-                                        device=args.device, mean=not args.draw,
-                                        sampler=args.sampler, steps=args.steps, eta=args.eta)
-        _report(result, f"Wrote {args.n} samples:")
+    if args.command in COMMANDS:
+        _report(COMMANDS[args.command].run(args))
+        return 0
+    recipe = RECIPES[args.model if args.command == "fit" else DEMO_RECIPE]
+    data = args.data if args.command == "fit" else DEMO_DATA
+    dataset = load_dataset(data, path=getattr(args, "data_path", None),
+                           root=getattr(args, "data_root", None),
+                           download=getattr(args, "download", False))
+    result = recipe.fit(args, dataset)
+    _report(Report(result, f"{recipe.title(result, dataset)}; wrote:", recipe.lines(result)))
     return 0
 
 

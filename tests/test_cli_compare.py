@@ -9,7 +9,7 @@ import torch
 from ppdgm.cli import main
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
-from ppdgm.runs_compare import (
+from ppdgm.recipes.compare import (
     CONTENDERS,
     Contender,
     ContenderRun,
@@ -105,7 +105,7 @@ def test_per_model_budgets_options_and_a_registered_contender(tmp_path, monkeypa
 
 def test_run_fit_adapts_a_fit_function_and_validates_its_target(tmp_path):
     ds = load_dataset("ring8", num_train=64, num_test=8)
-    fit = run_fit("ppdgm.runs_gan:fit_gan", hidden=(8,), num_samples_kw="num_samples")
+    fit = run_fit("ppdgm.recipes.gan:fit_gan", hidden=(8,), num_samples_kw="num_samples")
     train = TrainConfig(epochs=1, batch_size=32, seed=1, device="cpu", progress=False,
                         out_dir=str(tmp_path))
     first = fit(ds, train, 40, hidden=(4,))  # options override the defaults
@@ -115,4 +115,4 @@ def test_run_fit_adapts_a_fit_function_and_validates_its_target(tmp_path):
     again = fit(ds, dataclasses.replace(train, out_dir=str(tmp_path / "again")), 40, hidden=(4,))
     assert torch.equal(first.samples, again.samples)
     with pytest.raises(TypeError, match="target: expected a function or 'module:function'"):
-        run_fit("ppdgm.runs_gan.fit_gan")
+        run_fit("ppdgm.recipes.gan.fit_gan")

@@ -8,8 +8,9 @@ import torch
 from ppdgm.cli import main
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
-from ppdgm.runs import load_trained_model
-from ppdgm.runs_diffusion import diffusion_config_for, fit_diffusion, quantization_levels
+from ppdgm.recipes import load_trained_model
+from ppdgm.models.diffusion import diffusion_config_for, quantization_levels
+from ppdgm.recipes import fit_diffusion
 
 
 def _train(tmp_path, **kwargs):

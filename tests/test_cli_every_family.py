@@ -106,7 +106,7 @@ def test_ctrl_c_says_how_to_continue(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ppdgm.runs.fit_vae", interrupted)
+    monkeypatch.setattr("ppdgm.recipes.vae.fit_vae", interrupted)
     assert main([*FIT, "--epochs", "2", "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert "interrupted; the last checkpoint is in" in err and "--resume" in err
@@ -116,7 +116,7 @@ def test_an_internal_error_is_one_line_unless_debugging(tmp_path, capsys, monkey
     def broken(*args, **kwargs):
         raise AttributeError("something inside broke")
 
-    monkeypatch.setattr("ppdgm.runs.fit_vae", broken)
+    monkeypatch.setattr("ppdgm.recipes.vae.fit_vae", broken)
     assert main([*FIT, "--out", str(tmp_path / "a")]) == 1
     err = capsys.readouterr().err
     assert "error: AttributeError: something inside broke" in err and "PPDGM_DEBUG=1" in err

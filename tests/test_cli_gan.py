@@ -9,8 +9,8 @@ from pyro.infer import Predictive
 from ppdgm.cli import main
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig, load_checkpoint
-from ppdgm.runs import load_trained_model, sample_checkpoint
-from ppdgm.runs_gan import fit_gan
+from ppdgm.recipes import load_trained_model, sample_checkpoint
+from ppdgm.recipes import fit_gan
 
 
 @pytest.fixture(scope="module")

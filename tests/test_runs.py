@@ -4,12 +4,12 @@ import pytest
 
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
-from ppdgm.runs import fit_vae
-from ppdgm.runs_diffusion import fit_diffusion
-from ppdgm.runs_gan import fit_gan
-from ppdgm.runs_rbm import fit_rbm
-from ppdgm.runs_sbn import fit_sbn
-from ppdgm.runs_vaegan import fit_vaegan
+from ppdgm.recipes import fit_vae
+from ppdgm.recipes import fit_diffusion
+from ppdgm.recipes import fit_gan
+from ppdgm.recipes import fit_rbm
+from ppdgm.recipes import fit_sbn
+from ppdgm.recipes import fit_vaegan
 
 FITS = [fit_vae, fit_sbn, fit_rbm, fit_gan, fit_vaegan, fit_diffusion]
 

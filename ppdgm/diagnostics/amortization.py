@@ -35,7 +35,7 @@ from pyro.infer import MCMC, NUTS, Trace_ELBO
 from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
 from .._pyro import local_params
-from .._validation import check_positive_int
+from .._validation import check_instance, check_positive_int
 from ..inference.evaluate import log_likelihood_per_point
 from ..models.vae import LATENT, VAE
 from .arviz_api import container, dataset
@@ -157,8 +157,7 @@ def amortization_gap(vae: VAE, x: torch.Tensor, *, num_samples: int = 300, warmu
         >>> gap.posterior.shape, bool((gap.amortization_gap > -0.5).all())
         (torch.Size([2, 20, 2, 2]), True)
     """
-    if not isinstance(vae, VAE):
-        raise TypeError(f"vae: expected a ppdgm.models.VAE, got {type(vae).__name__}")
+    check_instance("vae", vae, VAE, "a ppdgm.models.VAE")
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
         raise ValueError(f"x: expected a batch of data points (n, *x_shape), got {getattr(x, 'shape', x)!r}")
     for name, value in [("num_samples", num_samples), ("num_chains", num_chains), ("num_is", num_is),

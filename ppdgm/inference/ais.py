@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_positive_int, check_tensor
+from .._validation import check_instance, check_positive_int, check_tensor
 from ..models.rbm import RBM
 from .evaluate import Estimate
 
@@ -162,8 +162,7 @@ def ais_log_partition(
         >>> abs(result.log_z - rbm.log_partition_exact().item()) < 3 * result.log_z_stderr + 0.01
         True
     """
-    if not isinstance(rbm, RBM):
-        raise TypeError(f"rbm: expected a ppdgm.models.rbm.RBM, got {type(rbm).__name__}")
+    check_instance("rbm", rbm, RBM, "a ppdgm.models.rbm.RBM")
     check_positive_int("num_runs", num_runs)
     W, b, c = rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
     betas = _check_betas(betas, W)
@@ -222,8 +221,7 @@ def rbm_log_likelihood(rbm: RBM, data: torch.Tensor, log_z: float | torch.Tensor
         >>> round(est.mean, 4), est.n  # uniform over 2^3 states
         (-2.0794, 4)
     """
-    if not isinstance(rbm, RBM):
-        raise TypeError(f"rbm: expected a ppdgm.models.rbm.RBM, got {type(rbm).__name__}")
+    check_instance("rbm", rbm, RBM, "a ppdgm.models.rbm.RBM")
     check_tensor("data", data, event_shape=(rbm.visible,), floating=True, support="binary")
     check_positive_int("batch_size", batch_size)
     if isinstance(log_z, AISResult):

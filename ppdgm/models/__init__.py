@@ -48,6 +48,7 @@ __all__ = [
     "VAEConfig",
     "VAEGAN",
     "VAEGANConfig",
+    "build_from_config",
     "build_model",
 ]
 
@@ -87,6 +88,18 @@ def build_model(name: str, config: Mapping[str, object]) -> torch.nn.Module:
     if not isinstance(config, Mapping):
         raise TypeError(f"config: expected a mapping of field names, got {type(config).__name__}")
     model_cls, config_cls = MODELS[name]
+    return build_from_config(model_cls, config_cls, config)
+
+
+def build_from_config(model_cls: type, config_cls: type, config: Mapping[str, object]) -> torch.nn.Module:
+    """``model_cls(config_cls(**config))``, refusing fields the config class does not have.
+
+    Example:
+        >>> build_from_config(VAE, VAEConfig, {"x_shape": [4], "z_dim": 2, "hidden": [8]}).config.z_dim
+        2
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config: expected a mapping of field names, got {type(config).__name__}")
     fields = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(config) - fields)
     if unknown:

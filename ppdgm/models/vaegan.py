@@ -169,7 +169,7 @@ class VAEGAN(Capabilities, PyroModule):
     All three run in a ``"data"`` plate over the batch. Train them with
     :class:`~ppdgm.inference.objectives.VAEGANLoss` and three players owning
     :meth:`owns` ``("encoder")``, ``("decoder")`` and ``("discriminator")``
-    (:func:`ppdgm.runs_vaegan.fit_vaegan` does).
+    (:func:`ppdgm.recipes.vaegan.fit_vaegan` does).
 
     Example:
         >>> from pyro.infer import Trace_ELBO

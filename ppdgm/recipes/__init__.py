@@ -1,24 +1,57 @@
-"""One recipe per model family: what ``ppdgm fit <name>`` offers and runs (see :mod:`.base`).
+"""One recipe per model family, and the runs every family shares.
 
-Adding a family to the command line is its recipe module and one line in :data:`RECIPES`.
+A recipe (:class:`Recipe`) is what ``ppdgm fit <name>`` offers and runs: its flags, its model,
+objective and players, what it measures and prints, and how a checkpoint of it is sampled and
+evaluated. Every fit goes through one skeleton (:mod:`.run`); ``sample``, ``evaluate`` and
+``diagnose`` find the recipe from the checkpoint (:mod:`.checkpoints`).
+
+Adding a family is its model file, its recipe module and one line in :data:`RECIPES`.
 """
 
 from .base import Recipe
-from .diffusion import DiffusionRecipe
-from .gan import GANRecipe
-from .mixture import MixtureRecipe
-from .rbm import RBMRecipe
-from .sbn import SBNRecipe
-from .vae import VAERecipe
-from .vaegan import VAEGANRecipe
+from .checkpoints import (
+    OpenedCheckpoint,
+    checkpoint_data,
+    evaluate_checkpoint,
+    load_trained_model,
+    open_checkpoint,
+    require_likelihood,
+    sample_checkpoint,
+)
+from .compare import compare_models, format_compare_table
+from .diagnose import diagnose_checkpoint, format_diagnosis
+from .diffusion import fit_diffusion
+from .gan import fit_gan
+from .mixture import fit_mixture
+from .rbm import fit_rbm
+from .registry import DEMO_RECIPE, RECIPES, recipe_for
+from .run import RunResult
+from .sbn import fit_sbn
+from .vae import fit_vae
+from .vaegan import fit_vaegan
 
-__all__ = ["DEMO_RECIPE", "RECIPES", "Recipe"]
-
-#: Every family the command line trains, by name, in the order ``ppdgm fit --help`` lists them.
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
-    VAERecipe(), SBNRecipe(), RBMRecipe(), GANRecipe(), VAEGANRecipe(), DiffusionRecipe(),
-    MixtureRecipe(),
-)}
-
-#: The family ``ppdgm demo`` trains on the bundled digits.
-DEMO_RECIPE = "vae"
+__all__ = [
+    "DEMO_RECIPE",
+    "RECIPES",
+    "OpenedCheckpoint",
+    "Recipe",
+    "RunResult",
+    "checkpoint_data",
+    "compare_models",
+    "diagnose_checkpoint",
+    "evaluate_checkpoint",
+    "fit_diffusion",
+    "fit_gan",
+    "fit_mixture",
+    "fit_rbm",
+    "fit_sbn",
+    "fit_vae",
+    "fit_vaegan",
+    "format_compare_table",
+    "format_diagnosis",
+    "load_trained_model",
+    "open_checkpoint",
+    "recipe_for",
+    "require_likelihood",
+    "sample_checkpoint",
+]

@@ -7,7 +7,10 @@ A :class:`Recipe` is one family's entry in :data:`ppdgm.recipes.RECIPES`. The co
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
+
+import torch
 
 __all__ = ["Recipe", "hidden_widths", "summary_lines", "train_config"]
 
@@ -59,27 +62,44 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 class Recipe:
-    """One family on the command line. Subclasses set the class attributes and implement
-    :meth:`add_flags`, :meth:`fit` and :meth:`title`.
+    """One family on the command line and behind its checkpoints.
+
+    Subclasses set the class attributes and implement :meth:`add_flags` and :meth:`fit`; the
+    other methods have defaults that suit a model/guide pair with a likelihood.
 
     Attributes:
-        name: the family's name (``ppdgm fit <name>``, ``model_spec["name"]`` in checkpoints).
+        name: the family's name (``ppdgm fit <name>``).
         help: one line for ``ppdgm fit --help``.
         epochs: the default ``--epochs``; ``None`` for a family the engine does not train
             (then the shared run flags are not offered).
         defaults: other defaults of the shared flags (``{"lr": 2e-4}``).
+        models: the models this recipe trains and reads back, by the ``model_spec["name"]``
+            its checkpoints record: ``(model class, config dataclass)``. ``ppdgm sample``,
+            ``evaluate`` and ``diagnose`` pick the recipe, and rebuild the model, by it.
     """
 
     name: str = ""
     help: str = ""
     epochs: int | None = 20
     defaults: dict[str, Any] = {}
+    models: dict[str, tuple[type, type]] = {}
 
+    def handles(self, model_name: str) -> bool:
+        """Whether checkpoints whose ``model_spec["name"]`` is ``model_name`` are this family's."""
+        return model_name in self.models
+
+    def build(self, model_name: str, config: Mapping[str, Any]) -> torch.nn.Module:
+        """The untrained model a checkpoint's ``model_spec`` describes."""
+        from ..models import build_from_config
+
+        return build_from_config(*self.models[model_name], config)
+
+    # ppdgm fit
     def add_flags(self, parser: argparse.ArgumentParser) -> None:
         """Add the family's own flags to its ``ppdgm fit <name>`` parser."""
 
     def fit(self, args: argparse.Namespace, dataset: Any) -> Any:
-        """Train on ``dataset`` as ``args`` say; returns a :class:`~ppdgm.runs.RunResult`."""
+        """Train on ``dataset`` as ``args`` say; returns a :class:`~ppdgm.recipes.run.RunResult`."""
         raise NotImplementedError
 
     def title(self, result: Any, dataset: Any) -> str:
@@ -89,3 +109,41 @@ class Recipe:
     def lines(self, result: Any) -> list[str]:
         """What ``ppdgm fit`` prints under the title (the measured figures)."""
         return summary_lines(result.metrics)
+
+    # ppdgm sample
+    def add_sample_flags(self, parser: argparse.ArgumentParser) -> None:
+        """Flags of ``ppdgm sample`` that only this family reads (a sampler, its steps)."""
+
+    def sample_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The keyword options of :meth:`draw` that ``ppdgm sample``'s flags give."""
+        return {}
+
+    def draw(self, model: Any, n: int, *, mean: bool, seed: int,
+             **options: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``n`` samples of a trained model and what to record about how they were drawn.
+
+        ``mean=True`` shows the likelihood's mean instead of a random draw from it.
+        """
+        if options:
+            raise ValueError(f"options: a {self.name} checkpoint takes no sampling options, "
+                             f"got {sorted(options)}")
+        return model.sample(n, mean=mean), {}
+
+    # ppdgm evaluate
+    def evaluate(self, model: Any, x: torch.Tensor, *, k: int, batch_size: int,
+                 seed: int) -> dict[str, Any]:
+        """What ``ppdgm evaluate`` measures on ``x``: by default the importance-sampled
+        log p(x) with ``k`` proposals from the guide and the ELBO of the same draws."""
+        from ..inference.evaluate import estimate_log_likelihood
+
+        return estimate_log_likelihood(model.model, model.guide, x, num_samples=k,
+                                       batch_size=batch_size, seed=seed).as_dict()
+
+    def evaluation_lines(self, metrics: dict[str, Any]) -> list[str]:
+        """What ``ppdgm evaluate`` prints about the metrics :meth:`evaluate` returned."""
+        m = metrics
+        return [f"log p(x) per example (nats, K={m['num_samples']}): {m['log_px']:.3f} ± "
+                f"{m['log_px_stderr']:.3f}  (NLL {m['nll']:.3f})",
+                f"ELBO per example (nats, same draws): {m['elbo']:.3f} ± {m['elbo_stderr']:.3f}; "
+                f"{m['n']} points of {m['data']}/{m['split']} in {m['seconds']:.1f} s on "
+                f"{m['device']}"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ppdgm.runs import load_trained_model
+from ppdgm.recipes import load_trained_model
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ..._validation import check_instance
 from ...models._batch import batch_size
 from ...models.rbm import HIDDEN, RBM, VISIBLE, GibbsState, gibbs_step, sample_hidden, sample_visible
 from .base import DiscreteKernel
@@ -54,8 +55,7 @@ class RBMGibbs(DiscreteKernel):
 
     def __init__(self, rbm: RBM, chains: int | None = None, observed_visible: bool = False) -> None:
         super().__init__(chains)
-        if not isinstance(rbm, RBM):
-            raise TypeError(f"rbm: expected a ppdgm.models.rbm.RBM, got {type(rbm).__name__}")
+        check_instance("rbm", rbm, RBM, "a ppdgm.models.rbm.RBM")
         if not isinstance(observed_visible, bool):
             raise TypeError(f"observed_visible: expected a bool, got {type(observed_visible).__name__}")
         self.rbm = rbm

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..._validation import check_positive_int, check_tensor
+from ..._validation import check_instance, check_positive_int, check_tensor
 from ...models.rbm import RBM, free_energy, gibbs_step
 
 __all__ = ["ContrastiveDivergence"]
@@ -71,12 +71,8 @@ class ContrastiveDivergence:
 
     def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], x: torch.Tensor,
                  *args: Any, **kwargs: Any) -> torch.Tensor:
-        rbm = getattr(model, "__self__", None)
-        if not isinstance(rbm, RBM):
-            raise TypeError(
-                "model: contrastive divergence needs an RBM's bound model method (rbm.model), "
-                f"got {type(model).__name__}"
-            )
+        rbm = check_instance("model", getattr(model, "__self__", None), RBM, reason=(
+            "contrastive divergence needs an RBM's bound model method (rbm.model)"))
         if args or kwargs:
             raise TypeError(
                 "args: contrastive divergence takes one data batch, loss(model, guide, x); got "

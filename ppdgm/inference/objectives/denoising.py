@@ -25,7 +25,7 @@ import pyro.poutine as poutine
 import torch
 
 from ..._random import seeded
-from ..._validation import check_positive_int, check_tensor
+from ..._validation import check_instance, check_positive_int, check_tensor
 from ...models.diffusion import PREDICTION, TARGET, Diffusion
 
 __all__ = ["DenoisingLoss", "DiffusionBound", "variational_bound", "gaussian_kl"]
@@ -133,8 +133,7 @@ def variational_bound(diffusion: Diffusion, x: torch.Tensor, *, steps_per_call: 
         >>> b.steps.shape, bool(torch.allclose(b.total, b.prior + b.steps.sum(1) + b.decoder))
         (torch.Size([4, 19]), True)
     """
-    if not isinstance(diffusion, Diffusion):
-        raise TypeError(f"diffusion: expected a ppdgm.models.Diffusion, got {type(diffusion).__name__}")
+    check_instance("diffusion", diffusion, Diffusion, "a ppdgm.models.Diffusion")
     cfg = diffusion.config
     check_tensor("x", x, event_shape=cfg.x_shape, floating=True)
     check_positive_int("steps_per_call", steps_per_call)

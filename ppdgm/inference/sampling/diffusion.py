@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..._random import seeded
-from ..._validation import check_positive_int
+from ..._validation import check_instance, check_positive_int
 from ...models.diffusion import Diffusion
 
 __all__ = ["SAMPLERS", "ddim_sample", "ddim_timesteps", "ddpm_sample", "sample_diffusion"]
@@ -114,8 +114,7 @@ def sample_diffusion(diffusion: Diffusion, n: int, *, sampler: str = "ddpm", ste
 
 
 def _check(diffusion: Diffusion, n: int) -> None:
-    if not isinstance(diffusion, Diffusion):
-        raise TypeError(f"diffusion: expected a ppdgm.models.Diffusion, got {type(diffusion).__name__}")
+    check_instance("diffusion", diffusion, Diffusion, "a ppdgm.models.Diffusion")
     check_positive_int("n", n)
 
 

@@ -10,12 +10,12 @@ compared with. (The coverage of the decoder means is kept in ``compare.json`` as
 Contenders live in :data:`CONTENDERS`, a registry of name -> :class:`Contender`. A contender's
 ``fit(dataset, train, num_samples, **options)`` trains in ``train.out_dir`` with ``train.seed``
 and returns a :class:`ContenderRun` (the samples and the training seconds). Any ``fit_*``
-function of the ``ppdgm.runs*`` style (``fit(dataset, train, **kwargs) -> RunResult`` writing a
-checkpoint that :func:`ppdgm.runs.load_trained_model` reads back, on a model with
+function of the ``ppdgm.recipes`` style (``fit(dataset, train, **kwargs) -> RunResult`` writing a
+checkpoint that :func:`ppdgm.recipes.checkpoints.load_trained_model` reads back, on a model with
 ``sample(n, mean=...)``) becomes a contender through :func:`run_fit`, so a new model is one line,
 e.g.::
 
-    CONTENDERS["flow"] = Contender(run_fit("mypackage.runs_flow:fit_flow"), "flow",
+    CONTENDERS["flow"] = Contender(run_fit("mypackage.flow:fit_flow"), "flow",
                                    lr=1e-3, batch_size=100, epochs=20)
 """
 
@@ -34,15 +34,17 @@ from typing import Any
 import pyro
 import torch
 
-from ._validation import check_choice, check_positive_int
-from .data import Dataset, load_dataset
-from .data.synthetic import MIXTURES
-from .device import resolve_device
-from .diagnostics import plot_samples_over_density
-from .inference import TrainConfig
-from .inference.coverage import ModeCoverage, coverage_for_dataset
-from .runs import RunResult, fit_vae, load_trained_model
-from .runs_gan import fit_gan
+from .._validation import check_choice, check_positive_int
+from ..data import Dataset, load_dataset
+from ..data.synthetic import MIXTURES
+from ..device import resolve_device
+from ..diagnostics import plot_samples_over_density
+from ..inference import TrainConfig
+from ..inference.coverage import ModeCoverage, coverage_for_dataset
+from .checkpoints import load_trained_model
+from .gan import fit_gan
+from .run import RunResult
+from .vae import fit_vae
 
 __all__ = [
     "CONTENDERS",
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 #: PacGAN's (Lin et al. 2018) generator for the 2-D mixtures: 4 hidden layers of 400 ReLU units.
-#: :func:`~ppdgm.runs_gan.fit_gan` gives the discriminator the same widths.
+#: :func:`~ppdgm.recipes.gan.fit_gan` gives the discriminator the same widths.
 PACGAN_HIDDEN: tuple[int, ...] = (400, 400, 400, 400)
 
 #: The contenders ``ppdgm compare`` trains when ``--models`` is not given.
@@ -110,7 +112,7 @@ def run_fit(target: str | Callable[..., RunResult], *, sample_mean: bool = False
     ``target`` is the function or ``"module:function"``, imported on first use (so a module that
     is still being written does not break the registry's import). ``defaults`` are keyword
     arguments for it, which a caller's ``options`` override. After training, the model is read
-    back from the run's checkpoint with :func:`ppdgm.runs.load_trained_model`, the RNGs are
+    back from the run's checkpoint with :func:`ppdgm.recipes.checkpoints.load_trained_model`, the RNGs are
     seeded with ``train.seed`` and ``model.sample(num_samples, mean=sample_mean)`` is drawn.
     ``num_samples_kw`` names the fit function's own sample-count argument, if it has one, so its
     ``metrics.json`` counts the same number of samples.
@@ -118,7 +120,7 @@ def run_fit(target: str | Callable[..., RunResult], *, sample_mean: bool = False
     Example:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
-        >>> fit = run_fit("ppdgm.runs_gan:fit_gan", hidden=(8,))
+        >>> fit = run_fit("ppdgm.recipes.gan:fit_gan", hidden=(8,))
         >>> cfg = TrainConfig(epochs=1, batch_size=32, device="cpu", progress=False,
         ...                   out_dir=tempfile.mkdtemp())
         >>> fit(load_dataset("ring8", num_train=64, num_test=8), cfg, 10).samples.shape
@@ -196,11 +198,11 @@ CONTENDERS: dict[str, Contender] = {
                            description="the same GAN, discriminator judging groups of 4 (PacGAN, "
                                        "m=4); 100 groups per step"),
 }
-CONTENDERS["vae-gan"] = Contender(run_fit("ppdgm.runs_vaegan:fit_vaegan", z_dim=2,
+CONTENDERS["vae-gan"] = Contender(run_fit("ppdgm.recipes.vaegan:fit_vaegan", z_dim=2,
                                           num_samples_kw="num_samples"),
                                   "VAE-GAN", lr=1e-4, batch_size=100, epochs=20,
                                   description="VAE-GAN (Larsen et al. 2016), z_dim 2")
-CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.runs_diffusion:fit_diffusion", sample_mean=True,
+CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.recipes.diffusion:fit_diffusion", sample_mean=True,
                                             num_samples_kw="num_samples", bound_points=200),
                                     "Diffusion", lr=1e-3, batch_size=100, epochs=20,
                                     description="DDPM, T=1000 linear schedule, eps-prediction MLP "

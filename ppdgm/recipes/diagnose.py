@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_positive_int
-from .device import resolve_device
-from .diagnostics import KHAT_THRESHOLD, from_guide, save_mcmc_plots
-from .diagnostics.arviz_api import summary
-from .diagnostics.mcmc_plots import select_elements
-from .runs import RunResult, checkpoint_data, load_trained_model, require_likelihood
+from .._files import atomic_write_text
+from .._validation import check_choice, check_positive_int
+from ..device import resolve_device
+from ..diagnostics import KHAT_THRESHOLD, from_guide, save_mcmc_plots
+from ..diagnostics.arviz_api import summary
+from ..diagnostics.mcmc_plots import select_elements
+from .checkpoints import OpenedCheckpoint, open_checkpoint, require_likelihood
+from .run import RunResult
 
 __all__ = ["diagnose_checkpoint", "format_diagnosis"]
 
@@ -32,7 +34,7 @@ __all__ = ["diagnose_checkpoint", "format_diagnosis"]
 SUMMARY_COLUMNS = ["mean", "sd", "ess_bulk", "ess_tail", "r_hat"]
 
 
-def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
+def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str | None = None,
                         data_path: str | None = None, data_root: str | None = None,
                         split: str = "test", num_data: int = 8, num_samples: int = 200,
                         chains: int = 4, elements: int = 4, seed: int = 0, device: str = "auto",
@@ -53,7 +55,7 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> from ppdgm.inference import TrainConfig
-        >>> from ppdgm.runs import fit_vae
+        >>> from ppdgm.recipes.vae import fit_vae
         >>> run = tempfile.mkdtemp()
         >>> cfg = TrainConfig(epochs=1, batch_size=10, device="cpu", progress=False, out_dir=run)
         >>> _ = fit_vae(load_dataset("bars-and-stripes"), cfg, model_overrides={"z_dim": 2, "hidden": (8,)})
@@ -62,16 +64,17 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
         >>> sorted(result.files)
         ['inference_data', 'json', 'pair', 'rank', 'summary', 'trace']
     """
-    from .data import load_dataset
+    from ..data import load_dataset
 
     for name, value in (("num_data", num_data), ("num_samples", num_samples),
                         ("chains", chains), ("elements", elements)):
         check_positive_int(name, value)
     check_choice("split", split, ("train", "valid", "test"))
     started = time.perf_counter()
-    model = load_trained_model(checkpoint, device)
+    opened = open_checkpoint(checkpoint, device)
+    model = opened.model
     require_likelihood(model, "diagnose")
-    name = data or checkpoint_data(checkpoint)
+    name = data or opened.data
     if name is None:
         raise ValueError("data: the checkpoint does not record its dataset; pass --data")
     dataset = load_dataset(name, path=data_path, root=data_root)
@@ -79,14 +82,10 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
     if num_data > x.shape[0]:
         raise ValueError(f"num_data: the {split} split of {dataset.name!r} has {x.shape[0]} points, "
                          f"got num_data={num_data}")
-    expected = tuple(getattr(model.config, "x_shape", None) or (model.config.x_dim,))
-    if math.prod(x.shape[1:]) != math.prod(expected):
-        raise ValueError(f"dataset: {dataset.name!r} has points of shape {tuple(x.shape[1:])}, "
-                         f"the checkpoint's model expects {expected}")
-    x = x[:num_data].reshape(num_data, *expected).to(resolve_device(device))
+    x = opened.fit_data(x[:num_data], dataset.name).to(resolve_device(device))
 
     idata = from_guide(model.model, model.guide, x, num_samples, chains=chains, seed=seed)
-    out_dir = Path(out) if out is not None else Path(checkpoint).parent / "diagnose"
+    out_dir = Path(out) if out is not None else opened.path.parent / "diagnose"
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     summary = _summary(idata, elements)
@@ -102,7 +101,7 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
     log_weight = torch.from_numpy(idata.sample_stats["log_weight"].values).double().flatten(0, 1)
     log_px = torch.logsumexp(log_weight, 0) - math.log(log_weight.shape[0])
     metrics: dict[str, Any] = {
-        "checkpoint": str(checkpoint), "data": dataset.name, "split": split, "num_data": num_data,
+        "checkpoint": str(opened.path), "data": dataset.name, "split": split, "num_data": num_data,
         "chains": chains, "num_samples": num_samples, "seed": seed, "device": str(x.device),
         "latents": list(idata.posterior.data_vars),
         "summary": summary.to_dict(orient="index"),
@@ -119,19 +118,18 @@ def diagnose_checkpoint(checkpoint: str | Path, *, data: str | None = None,
     if amortization:
         metrics["amortization"] = _amortization(model, x[:amortization], out_dir, files, seed)
     files["json"] = out_dir / "diagnose.json"
-    files["json"].write_text(json.dumps({k: v for k, v in metrics.items() if k != "summary_text"},
-                                        indent=2) + "\n")
+    atomic_write_text(files["json"], json.dumps(
+        {k: v for k, v in metrics.items() if k != "summary_text"}, indent=2) + "\n")
     return RunResult(out_dir, files, metrics)
 
 
 def _amortization(model: Any, x: torch.Tensor, out_dir: Path, files: dict[str, Path],
                   seed: int) -> dict[str, list[float]]:
-    from .diagnostics.amortization import amortization_gap, plot_amortization_gap
-    from .models import VAE
+    from ..diagnostics.amortization import amortization_gap, plot_amortization_gap
 
-    if not isinstance(model, VAE):
-        raise ValueError(f"amortization: the gap is measured for VAEs, the checkpoint holds a "
-                         f"{type(model).__name__}")
+    if not hasattr(model, "encode"):
+        raise ValueError(f"amortization: the gap is measured for VAEs (an encoder to amortize), "
+                         f"the checkpoint holds a {type(model).__name__}")
     gap = amortization_gap(model, x, seed=seed)
     files["amortization"] = plot_amortization_gap(gap, out_dir / "amortization_gap.png")
     return gap.summary()
