@@ -43,8 +43,7 @@ from ppdgm.inference.coverage import mode_coverage
 from ppdgm.inference.objectives.denoising import DenoisingLoss
 from ppdgm.inference.sampling.diffusion import ddim_sample, ddpm_sample
 from ppdgm.models import DenoisingMLP, DenoisingUNet, Diffusion
-from ppdgm.models.diffusion import _FlatDenoiser
-from ppdgm.models.diffusion import diffusion_config_for
+from ppdgm.models.diffusion import _FlatDenoiser, diffusion_config_for
 from ppdgm.recipes import fit_diffusion
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -37,8 +37,7 @@ from ppdgm._pyro import local_params
 from ppdgm.data import load_dataset
 from ppdgm.inference import CHECKPOINT_NAME, TrainConfig
 from ppdgm.inference.mcmc import Gibbs
-from ppdgm.recipes import load_trained_model
-from ppdgm.recipes import fit_sbn
+from ppdgm.recipes import fit_sbn, load_trained_model
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -15,6 +15,7 @@ from .data import DATASETS, Dataset, load_dataset
 from .device import resolve_device
 from .inference import (
     CheckpointError,
+    DivergedError,
     Engine,
     History,
     NonFiniteLossError,
@@ -110,6 +111,7 @@ __all__ = [
     "LinearGaussianConfig",
     "MixtureConfig",
     "MultiPlayerObjective",
+    "DivergedError",
     "NonFiniteLossError",
     "Player",
     "RBMConfig",

@@ -77,12 +77,37 @@ def check_instance(name: str, value: object, cls: type, what: str | None = None,
     return value
 
 
-def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Validate an integer count (bools are rejected)."""
+#: The most weights one layer may have (2^28, 1 GiB of float32; the largest layer of any model
+#: here is under 2^24): anything larger is a typo in a size, refused by name before the allocator
+#: is asked for it or a minute goes into initialising it.
+MAX_LAYER_WEIGHTS = 2**28
+
+
+def check_layer_size(name: str, fan_in: int, fan_out: int) -> None:
+    """Refuse a ``fan_in`` x ``fan_out`` weight matrix beyond :data:`MAX_LAYER_WEIGHTS`.
+
+    Example:
+        >>> try:
+        ...     check_layer_size("hidden", 10**6, 10**6)
+        ... except ValueError as err:
+        ...     print(str(err)[:51])
+        hidden: a 1000000 x 1000000 layer has 1e+12 weights
+    """
+    if fan_in * fan_out > MAX_LAYER_WEIGHTS:
+        raise ValueError(f"{name}: a {fan_in} x {fan_out} layer has {float(fan_in * fan_out):.4g} "
+                         f"weights, more than the {float(MAX_LAYER_WEIGHTS):.4g} a layer may have; "
+                         "is a size mistyped?")
+
+
+def check_positive_int(name: str, value: object, *, minimum: int = 1,
+                       maximum: int | None = None) -> int:
+    """Validate an integer count (bools are rejected), at least ``minimum``, at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected an int <= {maximum}, got {value}")
     return value
 
 

@@ -39,6 +39,8 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
                    help="bf16: the loss's forward pass under bfloat16 autocast (GPUs)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes torchrun starts (--batch-size is global)")
+    p.add_argument("--divergence", type=float, default=1e6, metavar="FACTOR",
+                   help="stop when a loss exceeds FACTOR times its first value (0: never)")
 
 
 def _add_data_flags(p: argparse.ArgumentParser, datasets: Sequence[str]) -> None:

@@ -8,9 +8,8 @@ import torch
 from ppdgm.cli import main
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
-from ppdgm.recipes import load_trained_model
 from ppdgm.models.diffusion import diffusion_config_for, quantization_levels
-from ppdgm.recipes import fit_diffusion
+from ppdgm.recipes import fit_diffusion, load_trained_model
 
 
 def _train(tmp_path, **kwargs):

@@ -9,8 +9,7 @@ from pyro.infer import Predictive
 from ppdgm.cli import main
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig, load_checkpoint
-from ppdgm.recipes import load_trained_model, sample_checkpoint
-from ppdgm.recipes import fit_gan
+from ppdgm.recipes import fit_gan, load_trained_model, sample_checkpoint
 
 
 @pytest.fixture(scope="module")

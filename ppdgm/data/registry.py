@@ -54,6 +54,10 @@ def _check_path_like(name: str, value: object) -> None:
         )
 
 
+#: The most points a generated split may have (``num_train``/``num_test``).
+MAX_POINTS = 10**8
+
+
 def load_dataset(
     name: str,
     *,
@@ -116,7 +120,8 @@ def load_dataset(
     check_positive_int("seed", seed, minimum=0)
     for count, value in (("num_train", num_train), ("num_test", num_test)):
         if value is not None:
-            check_positive_int(count, value)
+            # Generated sets are drawn whole; 10^8 points is past any use and fits in memory.
+            check_positive_int(count, value, maximum=MAX_POINTS)
     if seed >= 2**32:
         # scikit-learn's random_state (the digits split) takes at most 32 bits.
         raise ValueError(f"seed: expected an int in [0, 2**32 - 1], got {seed}")

@@ -198,8 +198,17 @@ def _by_run(value: np.ndarray, n_chains: int, n_draws: int) -> np.ndarray:
                      f"({n_chains * n_draws}, ...), got {value.shape}")
 
 
+def _check_labels(coords: object, dims: object) -> None:
+    if coords is not None and not isinstance(coords, Mapping):
+        raise TypeError(f"coords: expected a dict of dimension name -> labels, got {type(coords).__name__}")
+    if dims is not None and (not isinstance(dims, Mapping) or not all(
+            isinstance(v, (list, tuple)) and all(isinstance(d, str) for d in v) for v in dims.values())):
+        raise TypeError(f"dims: expected a dict of site name -> list of dimension names, got {dims!r}")
+
+
 def _dataset_of(values: dict[str, np.ndarray], coords: dict[str, Any] | None,
                 dims: dict[str, list[str]] | None, **options: Any) -> Any:
+    _check_labels(coords, dims)
     return dataset(values, coords=_used_coords(coords, dims or {}, values), dims=dims, **options)
 
 
@@ -524,6 +533,7 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
         >>> dict(idata.prior.sizes), list(idata.prior_predictive.data_vars)
         ({'chain': 1, 'draw': 30, 'z_dim_0': 2}, ['x'])
     """
+    _check_labels(coords, dims)
     if source is not None and (guide is not None or data is not None):
         raise ValueError("source: pass either a source (MCMC or History) or guide=/model=/data=, "
                          "not both")

@@ -1,7 +1,7 @@
 """Objectives, kernels and the shared training engine."""
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .engine import CHECKPOINT_NAME, Engine, NonFiniteLossError, TrainConfig
+from .engine import CHECKPOINT_NAME, DivergedError, Engine, NonFiniteLossError, TrainConfig
 from .history import History
 from .players import Player, adam
 
@@ -10,6 +10,7 @@ __all__ = [
     "CheckpointError",
     "Engine",
     "History",
+    "DivergedError",
     "NonFiniteLossError",
     "Player",
     "TrainConfig",

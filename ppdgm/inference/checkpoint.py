@@ -1,13 +1,18 @@
-"""Checkpoints that survive crashes and never execute code when read.
+"""Checkpoints that survive crashes, detect corruption, and never execute code when read.
 
-A checkpoint is written to a temporary file in the same directory, flushed to disk and renamed
-over the previous one, so a crash or a kill mid-write leaves the last complete checkpoint in
-place. Reading uses ``torch.load(weights_only=True)``: only tensors and plain containers load.
+A checkpoint file is an 8-byte tag, the SHA-256 of what follows, and ``torch.save``'s archive of
+the state. It is written to a temporary file in the same directory, flushed to disk and renamed
+over the previous one (:func:`ppdgm._files.atomic_write`), so a crash, a kill or a full disk
+mid-write leaves the last complete checkpoint in place. Reading checks the digest before
+anything is unpacked, so a flipped byte anywhere is refused, and unpacks with
+``torch.load(weights_only=True)``: only tensors and plain containers load. Files of the first
+format (a bare ``torch.save`` archive, no digest) still load.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 import pickle
 import random
 from pathlib import Path
@@ -15,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .._files import atomic_write
 
 __all__ = [
     "CheckpointError",
@@ -26,7 +33,11 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "ppdgm.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_TAG = b"PPDGMCK2"  # the file's first bytes; then the SHA-256 of the archive, then the archive
+_DIGEST = hashlib.sha256().digest_size
+_ZIP = b"PK\x03\x04"  # version 1 files are torch's zip archive as it is
 
 
 class CheckpointError(ValueError):
@@ -34,7 +45,7 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Atomically write ``state`` (tensors and plain containers only) to ``path``.
+    """Atomically write ``state`` (tensors and plain containers only) to ``path``, with a digest.
 
     Example:
         >>> import tempfile
@@ -43,34 +54,17 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         tensor([1., 1.])
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_directory(path.parent)
-    return path
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    archive = buffer.getbuffer()
 
+    def write(handle: Any) -> None:
+        handle.write(_TAG)
+        handle.write(hashlib.sha256(archive).digest())
+        handle.write(archive)
 
-def _fsync_directory(directory: Path) -> None:
-    # The rename is only durable once the directory entry is on disk; not every OS allows this.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
@@ -78,8 +72,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is truncated, corrupt, holds code objects, or is not a ppdgm
-            checkpoint.
+        CheckpointError: the file is truncated, corrupt (its digest does not match), holds code
+            objects, or is not a ppdgm checkpoint.
 
     Example:
         >>> import tempfile
@@ -87,11 +81,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
         >>> load_checkpoint(p)["step"]
         3
     """
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path: expected a checkpoint path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no checkpoint file at {str(path)!r}")
+    data = path.read_bytes()
+    if data.startswith(_TAG):
+        digest, archive = data[len(_TAG):len(_TAG) + _DIGEST], memoryview(data)[len(_TAG) + _DIGEST:]
+        if hashlib.sha256(archive).digest() != digest:
+            raise CheckpointError(f"path: {str(path)!r} is truncated or corrupt: its contents do not "
+                                  "match the checksum written with them")
+        version_expected = CHECKPOINT_VERSION
+    elif data.startswith(_ZIP):
+        archive, version_expected = memoryview(data), 1
+    else:
+        raise CheckpointError(f"path: {str(path)!r} is not a ppdgm checkpoint (unknown file header)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(archive), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"path: {str(path)!r} holds objects that loading would have to execute code for, or is "
@@ -104,10 +111,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
         ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"path: {str(path)!r} is not a ppdgm checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
+    if state.get("version") not in _READABLE_VERSIONS or state.get("version") != version_expected:
         raise CheckpointError(
             f"path: {str(path)!r} has checkpoint version {state.get('version')!r}, "
-            f"this ppdgm reads version {CHECKPOINT_VERSION}"
+            f"this ppdgm reads versions {', '.join(map(str, _READABLE_VERSIONS))}"
         )
     return state
 

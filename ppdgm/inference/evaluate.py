@@ -22,7 +22,7 @@ from .._random import seeded
 from .._validation import check_positive_int
 from .coverage import ModeCoverage, coverage_for_dataset, mode_coverage, summarize_coverage
 from .estimate import Estimate
-from .importance import log_weights, plate_nesting
+from .importance import check_importance_pair, log_weights, nesting_of
 
 __all__ = [
     "Estimate",
@@ -95,7 +95,7 @@ def estimate_elbo(model: Callable[..., Any], guide: Callable[..., Any], x: torch
     check_positive_int("num_particles", num_particles)
     check_positive_int("batch_size", batch_size)
     _check_data(x)
-    nesting = plate_nesting(model, guide, x[:1])
+    nesting = nesting_of(*check_importance_pair(model, guide, x[:1]))
     values = []
     for chunk in x.split(batch_size):
         lw, _ = log_weights(model, guide, chunk, num_particles=num_particles,
@@ -160,7 +160,7 @@ def log_likelihood_per_point(
     check_positive_int("batch_size", batch_size)
     check_positive_int("max_draws", max_draws)
     _check_data(x)
-    nesting = plate_nesting(model, guide, x[:1])
+    nesting = nesting_of(*check_importance_pair(model, guide, x[:1]))
     log_px, elbo = [], []
     with seeded(seed, x.device):
         for batch in x.split(batch_size):

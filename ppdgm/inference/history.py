@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_write_text
+
 __all__ = ["History"]
 
 _STEP_FIELDS = ("step", "epoch", "player", "loss", "batch_size")
@@ -67,6 +69,20 @@ class History:
             )
         self._open = {}
 
+    def first_loss(self, player: str, default: float) -> float:
+        """The first loss recorded for ``player`` (``default`` when none is).
+
+        Example:
+            >>> h = History()
+            >>> h.record_step(step=0, epoch=0, player="d", loss=1.5, batch_size=4)
+            >>> h.first_loss("d", default=0.0), h.first_loss("g", default=0.0)
+            (1.5, 0.0)
+        """
+        for name, loss in zip(self._columns["player"], self._columns["loss"]):
+            if name == player:
+                return loss
+        return default
+
     def last(self, player: str | None = None) -> float:
         """The last epoch's loss per example (of ``player``, or of the last player recorded)."""
         rows = [r for r in self.epochs if player is None or r["player"] == player]
@@ -127,7 +143,8 @@ class History:
             "epochs_csv": directory / "history_epochs.csv",
             "json": directory / "history.json",
         }
-        self.to_frame("steps").to_csv(paths["steps_csv"], index=False)
-        self.to_frame("epochs").to_csv(paths["epochs_csv"], index=False)
-        paths["json"].write_text(json.dumps(self.state_dict(), indent=1))
+        # Each file is replaced whole: a kill mid-write leaves the previous version readable.
+        atomic_write_text(paths["steps_csv"], self.to_frame("steps").to_csv(index=False))
+        atomic_write_text(paths["epochs_csv"], self.to_frame("epochs").to_csv(index=False))
+        atomic_write_text(paths["json"], json.dumps(self.state_dict(), indent=1))
         return paths

@@ -14,6 +14,7 @@ such a latent gets a clear error instead of a bound of the whole batch.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,8 @@ from pyro.poutine.util import prune_subsample_sites
 
 from .._validation import check_positive_int
 
-__all__ = ["log_weights", "particle_log_probs", "plate_nesting", "PARTICLE_PLATE"]
+__all__ = ["PARTICLE_PLATE", "PairCheck", "check_importance_pair", "log_weights", "nesting_of",
+           "paired_traces", "particle_log_probs", "plate_nesting"]
 
 PARTICLE_PLATE = "ppdgm_particles"
 
@@ -44,10 +46,79 @@ def plate_nesting(model: Callable[..., Any], guide: Callable[..., Any], *args: A
         >>> plate_nesting(m.model, m.guide, m.sample(3))
         1
     """
-    deepest = 0
+    return nesting_of(*paired_traces(model, guide, *args, **kwargs))
+
+
+def paired_traces(model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> tuple[Any, Any]:
+    """One trace of the guide and one of the model replayed on it, run as :func:`plate_nesting`
+    runs them (no gradients, nothing leaked, the global RNG untouched)."""
     with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=_cuda_devices(args, kwargs)):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    return guide_trace, model_trace
+
+
+def check_importance_pair(model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                          **kwargs: Any) -> tuple[Any, Any]:
+    """Refuse a model without a likelihood of the data, or a guide that does not propose exactly
+    the model's latent sites, as importance sampling (log p(x), IWAE, RWS, VIMCO, wake-sleep)
+    needs; returns the pair of traces it ran (see :func:`paired_traces`).
+
+    Example:
+        >>> from ppdgm.models import GAN, GANConfig
+        >>> gan = GAN(GANConfig(x_shape=(2,), hidden=(4,)))
+        >>> try:
+        ...     check_importance_pair(gan.model, gan.guide, torch.zeros(1, 2))
+        ... except ValueError as err:
+        ...     print(str(err)[:31])
+        model: a GAN has no likelihood,
+    """
+    owner = getattr(model, "__self__", None)
+    reason = getattr(type(owner), "unsupported", {}).get("likelihood")
+    if reason:
+        raise ValueError(f"model: {reason}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pyro's own "vars in model but not guide" says less
+        guide_trace, model_trace = paired_traces(model, guide, *args, **kwargs)
+    guide_sites = prune_subsample_sites(guide_trace).nodes  # a plate's subsample is no latent
+    sites = [(n, s) for n, s in prune_subsample_sites(model_trace).nodes.items()
+             if s["type"] == "sample"]
+    if not any(s["is_observed"] for _, s in sites):
+        raise ValueError("model: observes nothing when given the data, so it has no likelihood "
+                         "of them")
+    latent = {n for n, s in sites if not s["is_observed"]}
+    proposed = {n for n, s in guide_sites.items() if s["type"] == "sample" and not s["is_observed"]}
+    if latent != proposed:
+        raise ValueError(
+            f"guide: proposes {sorted(proposed)} but the model's latent sites are {sorted(latent)} "
+            f"(missing {sorted(latent - proposed)}, extra {sorted(proposed - latent)}); "
+            "importance sampling needs the guide written for this model")
+    return guide_trace, model_trace
+
+
+class PairCheck:
+    """:func:`check_importance_pair` once per model/guide pair an objective meets."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[int, Any, int, Any]] = set()
+
+    def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                 **kwargs: Any) -> None:
+        key = (*_identity(model), *_identity(guide))
+        if key not in self._seen:
+            check_importance_pair(model, guide, *args, **kwargs)
+            self._seen.add(key)
+
+
+def _identity(f: Callable[..., Any]) -> tuple[int, Any]:
+    # A bound method is a new object on every attribute access; its owner and function are not.
+    return id(getattr(f, "__self__", f)), getattr(f, "__func__", None)
+
+
+def nesting_of(guide_trace: Any, model_trace: Any) -> int:
+    """The deepest plate nesting of a pair of traces (see :func:`plate_nesting`)."""
+    deepest = 0
     for trace in (guide_trace, model_trace):
         for site in trace.nodes.values():
             if site["type"] == "sample":

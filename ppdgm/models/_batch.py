@@ -19,6 +19,9 @@ def batch_size(x: torch.Tensor | None, num_samples: int | None,
             raise ValueError("num_samples: needed when x is None (how many points to draw)")
         return check_positive_int("num_samples", num_samples)
     check_x(x)
+    if x.shape[0] == 0:
+        raise ValueError(f"x: expected at least one data point, got an empty batch of shape "
+                         f"{tuple(x.shape)}")
     if num_samples is not None and num_samples != x.shape[0]:
         raise ValueError(
             f"num_samples: expected None or x's batch size {x.shape[0]}, got {num_samples!r}"

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._validation import check_positive_int
+from .._validation import check_layer_size, check_positive_int
 
 __all__ = ["DenoisingMLP", "DenoisingUNet", "timestep_embedding"]
 
@@ -181,6 +181,8 @@ class DenoisingMLP(nn.Module):
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(fourier, dtype=torch.float32),
                              persistent=False)
         widths = (x_dim * (1 + 2 * fourier), *self.hidden)
+        for a, b in [*zip(widths[:-1], widths[1:]), (time_dim, max(self.hidden)), (self.hidden[-1], x_dim)]:
+            check_layer_size("hidden", a, b)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         # The bias lives in W_i; U_i needs none of its own.
         self.time_proj = nn.ModuleList(nn.Linear(time_dim, b, bias=False) for b in self.hidden)

@@ -121,16 +121,20 @@ class DiffusionConfig:
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
         check_int_tuple("x_shape", self.x_shape)
-        check_positive_int("timesteps", self.timesteps)
+        # Schedules are buffers of length T; a million steps is already far past any paper's.
+        check_positive_int("timesteps", self.timesteps, maximum=2**20)
+        check_int_tuple("hidden", self.hidden)
+        check_int_tuple("multipliers", self.multipliers)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("prediction", self.prediction, PREDICTIONS)
         check_choice("variance", self.variance, VARIANCES)
         check_choice("denoiser", self.denoiser, DENOISERS)
         if self.denoiser == "unet" and len(self.x_shape) != 3:
             raise ValueError(f"x_shape: denoiser='unet' needs (C, H, W), got {tuple(self.x_shape)}")
-        check_positive_int("channels", self.channels)
-        check_positive_int("fourier", self.fourier, minimum=0)
-        check_positive_int("time_dim", self.time_dim, minimum=2)
+        check_positive_int("channels", self.channels, maximum=4096)  # a U-Net's base width
+        # Fourier features multiply the input width; the time embedding is a square layer.
+        check_positive_int("fourier", self.fourier, minimum=0, maximum=64)
+        check_positive_int("time_dim", self.time_dim, minimum=2, maximum=2**14)
         if self.time_dim % 2:
             raise ValueError(f"time_dim: expected an even int, got {self.time_dim}")
         for name in ("data_shift", "data_scale"):

@@ -17,7 +17,7 @@ from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from .._pyro import local_params
-from .._validation import check_positive_int, check_tensor
+from .._validation import check_layer_size, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -43,9 +43,13 @@ class MixtureConfig:
     def validate(self) -> None:
         check_positive_int("x_dim", self.x_dim)
         check_positive_int("components", self.components)
+        check_layer_size("components", self.components, self.x_dim)
 
 
 class _Mixture(Capabilities, PyroModule):
+    #: What values a data point's entries take ("binary": {0, 1}); None for any real value.
+    data_support: str | None = None
+
     def __init__(self, config: MixtureConfig | None, seed: int) -> None:
         with local_params():
             super().__init__()
@@ -132,7 +136,8 @@ class _Mixture(Capabilities, PyroModule):
         return batch_size(x, num_samples, self._check_x)
 
     def _check_x(self, x: object) -> None:
-        check_tensor("x", x, ndim=2, event_shape=(self.config.x_dim,), floating=True)
+        check_tensor("x", x, ndim=2, event_shape=(self.config.x_dim,), floating=True,
+                     support=self.data_support)
 
 
 class BernoulliMixture(_Mixture):
@@ -144,6 +149,8 @@ class BernoulliMixture(_Mixture):
         >>> m.responsibilities(x).shape, m.log_marginal(x).shape
         (torch.Size([10, 2]), torch.Size([10]))
     """
+
+    data_support = "binary"
 
     def __init__(self, config: MixtureConfig | None = None, seed: int = 0) -> None:
         super().__init__(config, seed)

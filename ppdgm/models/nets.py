@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._validation import check_positive_int
+from .._validation import check_layer_size, check_positive_int
 
 __all__ = [
     "MLP",
@@ -94,6 +94,10 @@ class MLP(nn.Module):
         act = _activation(activation)
         layers: list[nn.Module] = []
         previous = in_features
+        for name, width in [*(("hidden", w) for w in widths), ("out_features", out_features)]:
+            check_layer_size(name, previous, width)
+            previous = width
+        previous = in_features
         for width in widths:
             layers += [nn.Linear(previous, width), act()]
             previous = width
@@ -134,6 +138,7 @@ class ConvEncoder(nn.Module):
         c1, c2 = _int_tuple("channels", channels, length=2)
         act = _activation(activation)
         c, h, w = self.in_shape
+        check_layer_size("x_shape", c2 * (h // 4) * (w // 4), out_features)
         self.net = nn.Sequential(
             nn.Conv2d(c, c1, kernel_size=4, stride=2, padding=1),
             act(),
@@ -179,6 +184,7 @@ class ConvDecoder(nn.Module):
         c1, c2 = _int_tuple("channels", channels, length=2)
         act = _activation(activation)
         c, h, w = self.out_shape
+        check_layer_size("x_shape", in_features, c1 * (h // 4) * (w // 4))
         self.net = nn.Sequential(
             nn.Linear(in_features, c1 * (h // 4) * (w // 4)),
             nn.Unflatten(-1, (c1, h // 4, w // 4)),
@@ -250,6 +256,7 @@ class DCGANGenerator(nn.Module):
             return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
 
         c, h, w = self.out_shape
+        check_layer_size("x_shape", in_features, c1 * (h // 4) * (w // 4))
         self.net = nn.Sequential(
             nn.Linear(in_features, c1 * (h // 4) * (w // 4)),
             nn.Unflatten(-1, (c1, h // 4, w // 4)),

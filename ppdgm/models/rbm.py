@@ -29,7 +29,7 @@ from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from .._pyro import local_params
-from .._validation import check_positive_int, check_tensor
+from .._validation import check_layer_size, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
@@ -92,6 +92,7 @@ class RBMConfig:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
         check_positive_int("visible", self.visible)
         check_positive_int("hidden", self.hidden)
+        check_layer_size("hidden", self.visible, self.hidden)
         scale = self.init_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise TypeError(f"init_scale: expected a number, got {type(scale).__name__}")

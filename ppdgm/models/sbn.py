@@ -25,7 +25,7 @@ from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from .._pyro import local_params
-from .._validation import check_positive_int, check_tensor
+from .._validation import check_int_tuple, check_layer_size, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
@@ -74,11 +74,7 @@ class SBNConfig:
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
         for name in ("x_shape", "layers"):
-            value = getattr(self, name)
-            if not isinstance(value, (tuple, list)) or not value:
-                raise ValueError(f"{name}: expected a non-empty tuple of ints, got {value!r}")
-            for item in value:
-                check_positive_int(name, item)
+            check_int_tuple(name, getattr(self, name))
         check_positive_int("baseline_hidden", self.baseline_hidden, minimum=0)
         if not isinstance(self.autoregressive, bool):
             raise TypeError(f"autoregressive: expected a bool, got {type(self.autoregressive).__name__}")
@@ -106,8 +102,11 @@ class SigmoidBeliefNet(Capabilities, PyroModule):
             self.config = _resolve_config(config, overrides)
             widths = list(self.config.layers)
             x_dim = math.prod(self.config.x_shape)
-            self.top_logits = nn.Parameter(torch.zeros(widths[0]))
             below = [*widths[1:], x_dim]
+            for a, b in zip(widths, below):  # before any weight is allocated
+                check_layer_size("layers" if b != x_dim or len(widths) > 1 else "x_shape", a, b)
+            check_layer_size("baseline_hidden", x_dim, self.config.baseline_hidden)
+            self.top_logits = nn.Parameter(torch.zeros(widths[0]))
             generative = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, below))
             above = [*reversed(widths)]
             recognition = nn.ModuleList(
@@ -191,14 +190,14 @@ class SigmoidBeliefNet(Capabilities, PyroModule):
         log p(x) = logsumexp_s alpha_k(s) + log p(x | zk = s).
         """
         self._check_x(x)
-        states = [_all_states(w, x.device, x.dtype) for w in self.config.layers]
         widths = list(self.config.layers)
-        for a, b in zip([1, *widths], widths):
+        for a, b in zip([1, *widths], widths):  # before anything of size 2^width is allocated
             if 2**a * 2**b > MAX_EXACT_STATES:
                 raise ValueError(
                     f"layers: {tuple(widths)} is too wide to enumerate (2^{a} x 2^{b} transitions); "
                     "exact log p(x) is for small nets"
                 )
+        states = [_all_states(w, x.device, x.dtype) for w in self.config.layers]
         with local_params():
             alpha = dist.Bernoulli(logits=self.top_logits).log_prob(states[0]).sum(-1)
             for i in range(self.depth - 1):

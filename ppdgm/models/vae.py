@@ -21,7 +21,7 @@ from torch.distributions import constraints
 from torch.nn import functional as F
 
 from .._pyro import local_params
-from .._validation import check_choice, check_positive_int, check_tensor
+from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
@@ -42,16 +42,6 @@ _MIN_SCALE = 1e-4
 # A learned Gaussian std shrinks without bound on pixels the decoder fits exactly (constant MNIST
 # borders), sending the likelihood to +inf; the lower bound stops that collapse.
 _MIN_OBS_SCALE = 1e-3
-
-
-def _positivecheck_int_tuple(name: str, value: object, *, allow_empty: bool) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name}: expected a tuple of ints, got {type(value).__name__}")
-    if not value and not allow_empty:
-        raise ValueError(f"{name}: expected at least one entry, got {tuple(value)}")
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-        raise ValueError(f"{name}: expected positive ints, got {tuple(value)}")
-    return tuple(value)
 
 
 @dataclass
@@ -84,9 +74,9 @@ class VAEConfig:
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
-        x_shape = _positivecheck_int_tuple("x_shape", self.x_shape, allow_empty=False)
+        x_shape = check_int_tuple("x_shape", self.x_shape, allow_empty=False)
         check_positive_int("z_dim", self.z_dim)
-        _positivecheck_int_tuple("hidden", self.hidden, allow_empty=True)
+        check_int_tuple("hidden", self.hidden, allow_empty=True)
         check_choice("arch", self.arch, ARCHS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))

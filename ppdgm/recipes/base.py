@@ -36,7 +36,7 @@ def train_config(args: argparse.Namespace) -> Any:
         device=args.device, out_dir=args.out, checkpoint_every=args.checkpoint_every,
         resume=args.resume, max_steps=args.max_steps,
         progress=False if args.no_progress else None, distributed=args.distributed,
-        precision=args.precision,
+        precision=args.precision, divergence=getattr(args, "divergence", None) or None,
     )
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import pyro
 import torch
 
+from .._files import atomic_write_text
 from .._validation import check_choice, check_positive_int
 from ..data import Dataset, load_dataset
 from ..data.synthetic import MIXTURES
@@ -343,7 +344,7 @@ def compare_models(
                      "python": platform.python_version()},
     }
     files["compare"] = out / "compare.json"
-    files["compare"].write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(files["compare"], json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     if figure:
         labels = {name: contenders[name].label for name in models}
         files["figure"] = plot_samples_over_density(

@@ -90,7 +90,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     files: dict[str, Path] = {}
     summary = _summary(idata, elements)
     files["summary"] = out_dir / "summary.csv"
-    summary.to_csv(files["summary"])
+    atomic_write_text(files["summary"], summary.to_csv())
     netcdf_note = _write_netcdf(idata, out_dir / "inference_data.nc")
     if netcdf_note is None:
         files["inference_data"] = out_dir / "inference_data.nc"

@@ -29,7 +29,7 @@ def fit_mixture(dataset: Dataset, out: str | Path, *, components: int = 10, iter
 
     Binary data gets a Bernoulli mixture, other data a diagonal Gaussian one. ``metrics.json``
     holds the exact mean log p(x) on train and test and the train log-likelihood after every
-    iteration; ``checkpoint.pt`` holds the parameters (loadable with ``weights_only=True``).
+    iteration; ``checkpoint.pt`` holds the parameters (read it with :func:`ppdgm.load_checkpoint`).
 
     Example:
         >>> import tempfile

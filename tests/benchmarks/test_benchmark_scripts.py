@@ -185,3 +185,14 @@ def test_compile_script_times_eager_and_compiled_steps(tmp_path):
     # A real compile, even when an earlier test compiled the same network class in this process.
     assert row["compile_seconds"] * 1000 > 10 * row["median_step_ms"]["compiled"]
     assert (tmp_path / "compile.md").read_text().startswith("| workload")
+
+
+def test_robustness_script_counts_inputs_and_flips(tmp_path, capsys):
+    robustness = _load("robustness")
+    assert robustness.main(["--inputs", "200", "--stride", "97", "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "robustness.json").read_text())
+    bad, flips = record["bad_inputs"], record["byte_flips"]
+    assert bad["inputs"] == 200 == bad["accepted"] + bad["clean_error"] + bad["other_error"] + bad["hang"]
+    assert bad["other_error"] == 0 and bad["hang"] == 0, bad["examples"]
+    assert flips["flips"] > 100 and flips["refused"] == flips["flips"]
+    assert "byte flips" in capsys.readouterr().out

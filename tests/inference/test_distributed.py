@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from ppdgm.inference import TrainConfig
 from ppdgm.inference.batches import BatchFeed
+from ppdgm.inference.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -43,7 +44,7 @@ def test_two_processes_take_the_steps_of_one_on_the_global_batch(tmp_path):
     rank1 = torch.load(tmp_path / "two" / "params-rank1.pt", weights_only=True)
     assert _close(two, rank1, atol=0)
     assert (tmp_path / "two" / "checkpoint.pt").exists()
-    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert state["position"]["step"] == 12 and len(state["rng_by_rank"]) == 2
 
 
@@ -94,6 +95,6 @@ def test_cli_trains_data_parallel_under_torchrun(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Trained a VAE on bars-and-stripes") == 1  # rank 0 alone reports
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(out / "checkpoint.pt")
     assert state["train_config"]["distributed"] is True and len(state["rng_by_rank"]) == 2
     assert (out / "metrics.json").exists()

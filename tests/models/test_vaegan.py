@@ -15,8 +15,7 @@ from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig, load_checkpoint
 from ppdgm.models import MODELS, VAEGAN, VAEGANConfig, build_model
 from ppdgm.models.vaegan import FEATURES, LABEL, LATENT, OBS
-from ppdgm.recipes import load_trained_model
-from ppdgm.recipes import fit_vaegan
+from ppdgm.recipes import fit_vaegan, load_trained_model
 
 
 def _trace(fn, *args, **kwargs):

@@ -79,6 +79,12 @@ class DiscreteKernel(MCMCKernel):
         return self.chains
 
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
+        for where, value in [*((f"args[{i}]", a) for i, a in enumerate(args)), *kwargs.items()]:
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(
+                    torch.isfinite(value).all()):
+                # NaN log-densities compare false with everything: the chain would never move.
+                raise ValueError(f"{where}: the data hold NaN or Inf; a Gibbs update cannot weigh "
+                                 "candidates against them (drop or impute those entries)")
         self._warmup_steps = warmup_steps
         self._t = 0
         self._flip_sums, self._flip_count, self._logged = {}, 0, OrderedDict()

@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from ..importance import PairCheck
+
 __all__ = ["MultiPlayerObjective", "PlayerObjective"]
 
 
@@ -56,6 +58,15 @@ class MultiPlayerObjective:
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],
                     *args: Any, **kwargs: Any) -> torch.Tensor:
         raise NotImplementedError
+
+    def check_pair(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
+                   **kwargs: Any) -> None:
+        """For objectives that importance-sample the guide's proposals: refuse, once per pair, a
+        model without a likelihood or a guide that is not a proposal for its latent sites
+        (:func:`~ppdgm.inference.importance.check_importance_pair`)."""
+        if "_pair_check" not in self.__dict__:
+            self._pair_check = PairCheck()
+        self._pair_check(model, guide, *args, **kwargs)
 
     def check_player(self, player: str) -> None:
         """Raise ``ValueError`` unless ``player`` is one of ``player_names``."""

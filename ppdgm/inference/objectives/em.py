@@ -19,7 +19,7 @@ import torch
 from pyro.infer import config_enumerate
 
 from ..._pyro import local_params
-from ..._validation import check_positive_int
+from ..._validation import check_positive_int, check_tensor
 
 __all__ = ["EMResult", "enumerate_joint", "posterior_by_enumeration", "expectation_maximization"]
 
@@ -90,6 +90,7 @@ def expectation_maximization(model: Any, x: torch.Tensor, *, site: str = "c", it
         True
     """
     check_positive_int("iterations", iterations)
+    check_tensor("x", x, ndim=2, floating=True, support=getattr(model, "data_support", None))
     if m_step not in ("auto", "closed-form", "gradient"):
         raise ValueError(f"m_step: expected 'auto', 'closed-form' or 'gradient', got {m_step!r}")
     closed = hasattr(model, "m_step") if m_step == "auto" else m_step == "closed-form"

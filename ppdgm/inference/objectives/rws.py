@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..._validation import check_choice, check_positive_int
-from ..importance import particle_log_probs, plate_nesting
+from ..importance import check_importance_pair, nesting_of, particle_log_probs
 from .base import MultiPlayerObjective
 from .wake_sleep import WakeSleep
 
@@ -65,7 +65,8 @@ class ReweightedWakeSleep(MultiPlayerObjective):
         if player not in self.player_names:
             raise ValueError(f"player: expected one of {self.player_names}, got {player!r}")
         if self._nesting is None:
-            self._nesting = plate_nesting(model, guide, *args, **kwargs)
+            # Once, with the same traces: a model with a likelihood, a guide for its latents.
+            self._nesting = nesting_of(*check_importance_pair(model, guide, *args, **kwargs))
         log_p, log_q, scale = particle_log_probs(
             model, guide, *args, num_particles=self.num_particles,
             max_plate_nesting=self._nesting, data_plate=self.data_plate, **kwargs,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..._validation import check_positive_int
-from ..importance import particle_log_probs, plate_nesting
+from ..importance import check_importance_pair, nesting_of, particle_log_probs
 
 __all__ = ["VIMCO", "leave_one_out_bounds"]
 
@@ -68,7 +68,8 @@ class VIMCO:
     def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
                  **kwargs: Any) -> torch.Tensor:
         if self._nesting is None:
-            self._nesting = plate_nesting(model, guide, *args, **kwargs)
+            # Once, with the same traces: a model with a likelihood, a guide for its latents.
+            self._nesting = nesting_of(*check_importance_pair(model, guide, *args, **kwargs))
         log_p, log_q, scale = particle_log_probs(
             model, guide, *args, num_particles=self.num_particles,
             max_plate_nesting=self._nesting, data_plate=self.data_plate, reparam=False, **kwargs,

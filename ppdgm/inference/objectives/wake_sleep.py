@@ -43,6 +43,7 @@ class WakeSleep(MultiPlayerObjective):
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],
                     *args: Any, **kwargs: Any) -> torch.Tensor:
         """The loss of ``player`` (``"wake"`` or ``"sleep"``) on this batch."""
+        self.check_pair(model, guide, *args, **kwargs)
         if player == "wake":
             return self.wake(model, guide, *args, **kwargs)
         if player == "sleep":

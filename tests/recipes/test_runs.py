@@ -4,12 +4,7 @@ import pytest
 
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
-from ppdgm.recipes import fit_vae
-from ppdgm.recipes import fit_diffusion
-from ppdgm.recipes import fit_gan
-from ppdgm.recipes import fit_rbm
-from ppdgm.recipes import fit_sbn
-from ppdgm.recipes import fit_vaegan
+from ppdgm.recipes import fit_diffusion, fit_gan, fit_rbm, fit_sbn, fit_vae, fit_vaegan
 
 FITS = [fit_vae, fit_sbn, fit_rbm, fit_gan, fit_vaegan, fit_diffusion]
 
