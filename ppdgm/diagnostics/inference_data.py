@@ -534,6 +534,11 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
         ({'chain': 1, 'draw': 30, 'z_dim_0': 2}, ['x'])
     """
     _check_labels(coords, dims)
+    # Checked whatever the source, so that a bad value is never silently ignored.
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("chains", chains)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
     if source is not None and (guide is not None or data is not None):
         raise ValueError("source: pass either a source (MCMC or History) or guide=/model=/data=, "
                          "not both")

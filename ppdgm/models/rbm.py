@@ -96,8 +96,9 @@ class RBMConfig:
         scale = self.init_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise TypeError(f"init_scale: expected a number, got {type(scale).__name__}")
-        if not (math.isfinite(scale) and scale >= 0):
-            raise ValueError(f"init_scale: expected a finite number >= 0, got {scale!r}")
+        if not (math.isfinite(scale) and 0 <= scale <= 1e3):
+            # The initial weights' standard deviation (0.01 is usual); past this, energies overflow.
+            raise ValueError(f"init_scale: expected a finite number >= 0 and <= 1000, got {scale!r}")
 
 
 # ---------------------------------------------------------------------- pure functions
