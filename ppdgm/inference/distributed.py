@@ -127,12 +127,16 @@ class PlayerReplica(torch.nn.Module):
 
 
 def replicate(params: Sequence[torch.Tensor], loss_fn: Callable[..., torch.Tensor],
-              device: torch.device) -> DistributedDataParallel:
-    """Wrap one player's parameters in DDP (rank 0's values are broadcast to every process)."""
+              device: torch.device, *, find_unused: bool = True) -> DistributedDataParallel:
+    """Wrap one player's parameters in DDP (rank 0's values are broadcast to every process).
+
+    ``find_unused=True`` is for a player whose loss leaves some of its parameters out (a
+    critic-only term): DDP then traverses the graph on every step to find them, which costs
+    time, so the engine asks for it only for such players.
+    """
     ids = [device.index] if device.type == "cuda" else None
-    # A player's loss may leave some of its parameters out on a step (a critic-only term).
     return DistributedDataParallel(PlayerReplica(params, loss_fn), device_ids=ids,
-                                   broadcast_buffers=False, find_unused_parameters=True)
+                                   broadcast_buffers=False, find_unused_parameters=find_unused)
 
 
 def all_reduce_scalar(value: float, *, average: bool, device: torch.device) -> float:

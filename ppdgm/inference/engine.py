@@ -405,14 +405,29 @@ class Engine:
     def _discover(self, batch: tuple[Any, ...]) -> None:
         assert self._states is not None
         args, kwargs = _call_args(batch)
+        unused: dict[str, bool] = {}
         with preserved_rng(), pyro.validation_enabled(self._validating(0)):
             for state in self._states:
-                self._recorded_loss(state, args, kwargs)
+                loss = self._recorded_loss(state, args, kwargs)
+                if self._dist is not None:
+                    unused[state.player.name] = self._leaves_params_out(state, loss)
         for p in self._params.values():
             p.grad = None  # an objective that differentiates inside its loss left gradients
         if self._dist is not None:
             for state in self._states:
-                state.replica = replicate(state.params, self._loss_of(state), self.device)
+                state.replica = replicate(state.params, self._loss_of(state), self.device,
+                                          find_unused=unused[state.player.name])
+
+    def _leaves_params_out(self, state: _PlayerState, loss: Any) -> bool:
+        # DDP must search the graph for unused parameters on every step unless none are: one
+        # backward of the discovery run says which (tuple losses and losses without a graph are
+        # assumed to leave some out, which is always safe).
+        if self._grads_inside:
+            return any(p.grad is None for p in state.params)
+        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+            return True
+        grads = torch.autograd.grad(loss, state.params, allow_unused=True)
+        return any(g is None for g in grads)
 
     def _recorded_loss(self, state: _PlayerState, args: tuple, kwargs: dict) -> Any:
         # The objective's own run, recorded as SVI records it; model and guide report their reads.
@@ -870,7 +885,8 @@ class Engine:
         for group in groups:
             self._give(state, list(group))
         if state.replica is not None:
-            state.replica = replicate(state.params, self._loss_of(state), self.device)
+            state.replica = replicate(state.params, self._loss_of(state), self.device,
+                                      find_unused=True)
 
 
 def _saved_position(state: dict[str, Any], where: str) -> _Position:

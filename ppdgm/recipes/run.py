@@ -32,6 +32,7 @@ __all__ = [
     "Trained",
     "check_optional_lr",
     "check_run_inputs",
+    "evaluation_points",
     "finish_run",
     "sample_figure",
     "train_with_engine",
@@ -133,6 +134,25 @@ def write_run_files(out: Path, metrics: dict[str, Any], *, allow_nan: bool = Tru
     if is_main_process():
         atomic_write_text(files["metrics"], json.dumps(metrics, indent=2, allow_nan=allow_nan))
     return files
+
+
+def evaluation_points(x: torch.Tensor, limit: int | None) -> torch.Tensor:
+    """At most ``limit`` points of ``x`` for a run's closing estimate: all of them when there are
+    that few (or ``limit`` is ``None``), else a uniform subset drawn by a fixed generator, so that
+    the estimate is unbiased, its standard error honest, and the global RNG untouched.
+
+    Example:
+        >>> evaluation_points(torch.arange(10.0), 4).shape, evaluation_points(torch.arange(3.0), 4).shape
+        (torch.Size([4]), torch.Size([3]))
+    """
+    if limit is not None:
+        from .._validation import check_positive_int
+
+        check_positive_int("eval_points", limit)
+    if limit is None or x.shape[0] <= limit:
+        return x
+    chosen = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:limit]
+    return x[chosen.sort().values.to(x.device)]
 
 
 def finish_run(out: Path, metrics: dict[str, Any], *, figures: bool = False,

@@ -121,3 +121,24 @@ def test_every_fit_records_the_library_versions(tmp_path):
 
     versions = json.loads((out / "metrics.json").read_text())["versions"]
     assert versions["torch"] == torch.__version__
+
+
+def test_the_closing_estimate_reads_a_fixed_subset_of_a_large_split(tmp_path):
+    from ppdgm.data import load_dataset
+    from ppdgm.inference import TrainConfig
+    from ppdgm.recipes import fit_vae
+    from ppdgm.recipes.run import evaluation_points
+
+    ds = load_dataset("ring8", num_train=300, num_test=40)
+    cfg = TrainConfig(epochs=1, batch_size=100, device="cpu", progress=False, out_dir=str(tmp_path))
+    m = fit_vae(ds, cfg, model_overrides={"z_dim": 1, "hidden": (4,)}, eval_points=50).metrics
+    assert (m["train_elbo_nats"]["points"], m["train_elbo_nats"]["of"]) == (50, 300)
+    assert (m["test_elbo_nats"]["points"], m["test_elbo_nats"]["of"]) == (40, 40)
+    x = torch.arange(300.0)
+    first, again = evaluation_points(x, 50), evaluation_points(x, 50)
+    assert torch.equal(first, again) and len(set(first.tolist())) == 50  # fixed, no repeats
+    state = torch.get_rng_state()
+    evaluation_points(x, 50)
+    assert torch.equal(state, torch.get_rng_state())  # the global RNG is not touched
+    with pytest.raises(ValueError, match="eval_points: expected an int >= 1"):
+        evaluation_points(x, 0)
