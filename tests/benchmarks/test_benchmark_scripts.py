@@ -196,3 +196,14 @@ def test_robustness_script_counts_inputs_and_flips(tmp_path, capsys):
     assert bad["other_error"] == 0 and bad["hang"] == 0, bad["examples"]
     assert flips["flips"] > 100 and flips["refused"] == flips["flips"]
     assert "byte flips" in capsys.readouterr().out
+
+
+def test_profile_script_splits_a_step_by_layer(tmp_path):
+    profile = _load("profile_step")
+    assert profile.main(["--steps", "5", "--threads", "1", "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "profile-step.json").read_text())
+    engine, hand = record["engine"], record["pytorch"]
+    assert "Pyro effect handlers and runtime" in engine["ms_by_layer"]
+    assert "Pyro effect handlers and runtime" not in hand["ms_by_layer"]
+    assert sum(engine["ms_by_layer"].values()) == pytest.approx(engine["ms_per_step"], rel=0.01)
+    assert "| **total** |" in (tmp_path / "profile-step.md").read_text()
