@@ -207,3 +207,17 @@ def test_profile_script_splits_a_step_by_layer(tmp_path):
     assert "Pyro effect handlers and runtime" not in hand["ms_by_layer"]
     assert sum(engine["ms_by_layer"].values()) == pytest.approx(engine["ms_per_step"], rel=0.01)
     assert "| **total** |" in (tmp_path / "profile-step.md").read_text()
+
+
+def test_sbn_overhead_script_runs_both_sides_on_the_same_draws(tmp_path, tiny_mnist):
+    sbn = _load("sbn_overhead")
+    assert sbn.main(["--data-path", str(tiny_mnist), "--num-train", "48", "--epochs", "2",
+                     "--vimco-k", "3", "--rws-k", "2", "--eval-k", "20", "--eval-points", "4",
+                     "--threads", "1", "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "sbn_overhead.json").read_text())
+    for objective in ("vimco", "rws"):
+        same = record[objective]["same_batch_loss"]
+        assert same["ppdgm"] == pytest.approx(same["pytorch"], rel=1e-5)
+        assert len(record[objective]["epoch_seconds"]["pytorch"]) == 2
+    assert record["evaluation"]["points"] == 4
+    assert "| VIMCO k = 3" in (tmp_path / "sbn_overhead.md").read_text()
