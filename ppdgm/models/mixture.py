@@ -136,8 +136,13 @@ class _Mixture(Capabilities, PyroModule):
         return batch_size(x, num_samples, self._check_x)
 
     def _check_x(self, x: object) -> None:
+        from pyro.infer.util import is_validation_enabled
+
+        # The value checks (a pass over the data) run while Pyro's validation does, as in the
+        # other models; the engine turns it off after the first epoch.
+        values = is_validation_enabled()
         check_tensor("x", x, ndim=2, event_shape=(self.config.x_dim,), floating=True,
-                     support=self.data_support)
+                     finite=values, support=self.data_support if values else None)
 
 
 class BernoulliMixture(_Mixture):
