@@ -56,6 +56,7 @@ from .params import (
     trainable_count,
 )
 from .players import Player, adam
+from .reads import DirectReads, reads_params_as_weights
 
 __all__ = ["Engine", "TrainConfig", "DivergedError", "NonFiniteLossError", "CHECKPOINT_NAME"]
 
@@ -324,6 +325,9 @@ class Engine:
         self._store_names: list[str] = []  # param-store names the run's objective touched
         self._known_count = -1
         self._batches_per_epoch = 0
+        self._reads_directly = (self.local_params and not self._grads_inside
+                                and reads_params_as_weights(objective))
+        self._direct_reads: DirectReads | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -467,6 +471,7 @@ class Engine:
             if owned:
                 self._give(state, owned)
         self._known_count = trainable_count(self.modules)
+        self._direct_reads = None
 
     def _give(self, state: _PlayerState, names: list[str]) -> None:
         params = [self._params[n] for n in names]
@@ -621,7 +626,7 @@ class Engine:
             for _ in range(state.player.repeats):
                 for p in state.params:
                     p.grad = None
-                with self._autocast():
+                with self._autocast(), self._reads(state):
                     if state.replica is not None:
                         loss, values = self._replica_loss(state, args, kwargs)
                     else:
@@ -684,6 +689,15 @@ class Engine:
     def _kept(self) -> str:
         path = self.checkpoint_path
         return f"; the last good checkpoint is {path}" if path is not None and path.exists() else ""
+
+    def _reads(self, state: _PlayerState) -> contextlib.AbstractContextManager:
+        # A player's first run is recorded with every param statement; later ones read the
+        # weights found then directly (see ppdgm.inference.reads).
+        if not (state.started and self._reads_directly):
+            return contextlib.nullcontext()
+        if self._direct_reads is None:
+            self._direct_reads = DirectReads(self.modules, self._params.values())
+        return self._direct_reads
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.config.precision == "fp32":
