@@ -76,6 +76,7 @@ def test_sbn_posterior_matches_enumeration(sbn, metropolized):
         prior_tv.append(_total_variation(codes[..., i].reshape(-1), exact[1 - i]))
     assert max(prior_tv) > 0.3  # the two points' posteriors differ: the check has teeth
     assert set(kernel.diagnostics()["flip rate"]) == {"z1", "z2"}
+    assert not any(set(vars(m)) & set(m._parameters) for m in sbn.modules())  # no shadow left
 
 
 def test_plan_blocks_independent_plates_and_sweeps_events(sbn):
@@ -108,6 +109,33 @@ def test_categorical_posterior_matches_closed_form(metropolized):
     z = mcmc.get_samples()["z"].long()
     for i in range(len(y)):
         assert _total_variation(z[..., i].reshape(-1), exact[i]) < 0.02
+
+
+def _categorical_pair(y):
+    # Two 3-valued units in one event, tied by an observed sum: swept one at a time, and each
+    # unit's update after the first reuses the density of the value kept before it.
+    prior = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.3, 0.6]])
+    z = pyro.sample("z", dist.Categorical(prior).to_event(1))
+    pyro.sample("y", dist.Normal(z.sum(-1).float(), 0.7), obs=y)
+
+
+@pytest.mark.parametrize("metropolized", [False, True])
+def test_swept_categorical_units_match_enumeration(metropolized):
+    y = torch.tensor(2.6)
+    states = torch.tensor(list(itertools.product(range(3), repeat=2)))  # (9, 2), unit 0 first
+    prior = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.3, 0.6]])
+    log_joint = (prior[0, states[:, 0]].log() + prior[1, states[:, 1]].log()
+                 + dist.Normal(states.sum(-1).float(), 0.7).log_prob(y))
+    exact = log_joint.softmax(0)
+    plan = gibbs_plan(_categorical_pair, (y,), chains=3)
+    assert plan.sites[0].event_shape == (2,)
+    torch.manual_seed(4)
+    mcmc = MCMC(Gibbs(_categorical_pair, chains=2000, metropolized=metropolized), num_samples=15,
+                warmup_steps=10, disable_progbar=True)
+    mcmc.run(y)
+    z = mcmc.get_samples()["z"].long().reshape(-1, 2)
+    assert _total_variation(z[:, 0] * 3 + z[:, 1], exact) < 0.02
+    assert _total_variation(z[:, 0] * 3 + z[:, 1], log_joint.mul(0).softmax(0)) > 0.3
 
 
 def test_sites_tied_by_an_observed_sum_are_swept_one_at_a_time():

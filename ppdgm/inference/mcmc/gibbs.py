@@ -33,8 +33,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -45,6 +45,8 @@ import torch
 from pyro.infer.inspect import get_dependencies
 from pyro.poutine.util import site_is_subsample
 
+from ..params import ParamRecorder, owning_modules
+from ..reads import DirectReads
 from .base import DiscreteKernel
 
 __all__ = ["CHAIN_PLATE", "Gibbs", "GibbsPlan", "SitePlan", "base_distribution", "gibbs_plan",
@@ -201,7 +203,10 @@ def _blanket_logits(trace: poutine.Trace, site: SitePlan, target: tuple[int, ...
     for name in site.blanket:
         lp = trace.nodes[name]["log_prob"]
         lp = lp.reshape((1,) * (len(target) - lp.dim()) + lp.shape)
-        lp = lp.expand(torch.broadcast_shapes(lp.shape, target)).sum_to_size(target)
+        # Each term is summed down to the target on its own, so that a term a swept dimension
+        # does not span counts once. Equal ranks: the broadcast shape is the larger size of each.
+        full = tuple(max(a, b) for a, b in zip(lp.shape, target))
+        lp = lp.expand(full).sum_to_size(target)
         total = lp if total is None else total + lp
     assert total is not None
     return total
@@ -213,18 +218,30 @@ def _gumbel_argmax(log_p: torch.Tensor) -> torch.Tensor:
     return (log_p - (-u.log()).log()).argmax(0)
 
 
-def _metropolized_choice(log_p: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Liu's (1996) Metropolized Gibbs: propose a value other than the current one from the
-    conditional renormalised without it, accept with min(1, (1 - p(current)) / (1 - p(proposal))).
-    It leaves the same conditional invariant and moves more often (for binary sites: flip with
-    probability min(1, p(other) / p(current)) instead of p(other))."""
-    is_current = torch.nn.functional.one_hot(current, log_p.shape[0]).movedim(-1, 0).bool()
-    proposal = _gumbel_argmax(log_p.masked_fill(is_current, -math.inf))
-    log_stay = log_p.gather(0, current.unsqueeze(0)).squeeze(0)
+def _metropolized_shift(log_p: torch.Tensor) -> torch.Tensor:
+    """Liu's (1996) Metropolized Gibbs, with candidates listed from the current value (shift 0):
+    propose a shift other than 0 from the conditional renormalised without it, accept with
+    min(1, (1 - p(current)) / (1 - p(proposal))). It leaves the same conditional invariant and
+    moves more often (for binary sites: flip with probability min(1, p(other) / p(current)))."""
+    if log_p.shape[0] == 2:
+        proposal = torch.ones(log_p.shape[1:], dtype=torch.long, device=log_p.device)
+    else:
+        proposal = 1 + _gumbel_argmax(log_p[1:])
+    log_stay = log_p[0]
     log_move = log_p.gather(0, proposal.unsqueeze(0)).squeeze(0)
     log_accept = torch.log(-torch.expm1(log_stay)) - torch.log(-torch.expm1(log_move))
     accept = torch.rand_like(log_accept).log() < log_accept
-    return torch.where(accept, proposal, current)
+    return torch.where(accept, proposal, torch.zeros_like(proposal))
+
+
+def _support_index(values: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Each element's position in ``support``; the base event dims (support's own) are matched whole."""
+    rank = support.dim() - 1
+    flat = support.reshape(support.shape[0], *[1] * (values.dim() - rank), *support.shape[1:])
+    same = values.unsqueeze(0) == flat
+    if rank:
+        same = same.flatten(-rank).all(-1)
+    return same.long().argmax(0)
 
 
 def gibbs_update(model: Callable, values: dict[str, torch.Tensor], site: SitePlan, nesting: int,
@@ -234,33 +251,43 @@ def gibbs_update(model: Callable, values: dict[str, torch.Tensor], site: SitePla
     ``model`` must already carry the chain plate if the plan has chains (see :func:`gibbs_sweep`).
     ``metropolized=True`` makes a Metropolized Gibbs move instead of a heat-bath draw.
     Returns the site's new value, of the shape of ``values[site.name]``.
+
+    Candidates are listed per element from its current value on (shift k = 0, 1, ..., V - 1
+    around the support), so the blanket density of the value an update keeps is the one the next
+    update of the site starts from: after a site's first element, each model run evaluates the
+    V - 1 other values only (one instead of two for binary units).
     """
     kwargs = {} if kwargs is None else kwargs
     value = values[site.name]
+    support = site.support.to(device=value.device, dtype=value.dtype)
+    n_values = support.shape[0]
+    if n_values == 1:
+        return value
     pad = nesting - site.batch_rank
     work = value.reshape((1,) * pad + tuple(value.shape)).clone()
+    current = _support_index(work, support)
     blocked = (False,) * pad + site.blocked
     sizes = work.shape[:nesting]
     swept = [range(sizes[i]) for i in range(nesting) if not blocked[i]] + [range(n) for n in site.event_shape]
     kept = [sizes[i] for i in range(nesting) if blocked[i]]
-    support = site.support.to(device=value.device, dtype=value.dtype)
-    n_values = support.shape[0]
-    candidates = support.reshape(n_values, *[1] * len(kept), *support.shape[1:])
-    target = (n_values, *[sizes[i] if blocked[i] else 1 for i in range(nesting)])
+    target = tuple(sizes[i] if blocked[i] else 1 for i in range(nesting))
+    all_shifts = torch.arange(n_values, device=value.device).reshape(n_values, *[1] * len(kept))
+    log_kept: torch.Tensor | None = None  # the blanket density of the current values
     for position in itertools.product(*swept):
         index = _position_index(blocked, position)
-        trial = work.expand(n_values, *work.shape).clone()
-        trial[(slice(None),) + index] = candidates
+        shifts = all_shifts if log_kept is None else all_shifts[1:]
+        chosen = (current[index].unsqueeze(0) + shifts) % n_values
+        trial = work.expand(len(shifts), *work.shape).clone()
+        trial[(slice(None),) + index] = support[chosen]
         conditioned = poutine.condition(model, data={**values, site.name: trial})
         trace = poutine.trace(conditioned).get_trace(*args, **kwargs)
-        log_p = _blanket_logits(trace, site, target).reshape(n_values, *kept).log_softmax(0)
-        if metropolized:
-            current = (work[index].unsqueeze(0) == candidates)
-            current = current.reshape(n_values, *kept, -1).all(-1).long().argmax(0)
-            choice = _metropolized_choice(log_p, current)
-        else:
-            choice = _gumbel_argmax(log_p)
-        work[index] = support[choice]
+        log_p = _blanket_logits(trace, site, (len(shifts), *target)).reshape(len(shifts), *kept)
+        if log_kept is not None:
+            log_p = torch.cat([log_kept.unsqueeze(0), log_p])
+        shift = _metropolized_shift(log_p.log_softmax(0)) if metropolized else _gumbel_argmax(log_p)
+        log_kept = log_p.gather(0, shift.unsqueeze(0)).squeeze(0)
+        current[index] = (current[index] + shift) % n_values
+        work[index] = support[current[index]]
     return work.reshape(value.shape)
 
 
@@ -315,12 +342,18 @@ class Gibbs(DiscreteKernel):
         self.sites = None if sites is None else list(sites)
         self.metropolized = bool(metropolized)
         self.plan: GibbsPlan | None = None
+        self._reads: DirectReads | contextlib.AbstractContextManager = contextlib.nullcontext()
         self._args: tuple = ()
         self._kwargs: dict[str, Any] = {}
 
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
         self._args, self._kwargs = args, kwargs
         self.plan = gibbs_plan(self.model, args, kwargs, sites=self.sites, chains=self.chains)
+        # A sweep runs the model once per swept element and reads only sample sites, so the
+        # weights the model reads as themselves skip their param statements during sweeps.
+        with torch.random.fork_rng(), torch.no_grad(), ParamRecorder() as recorder:
+            poutine.trace(self.model).get_trace(*args, **kwargs)
+        self._reads = DirectReads(owning_modules(self.model), recorder.found.values())
         super().setup(warmup_steps, *args, **kwargs)
 
     def _init_values(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
@@ -332,5 +365,6 @@ class Gibbs(DiscreteKernel):
 
     def _sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         assert self.plan is not None
-        return gibbs_sweep(self.model, params, self.plan, self._args, self._kwargs,
-                           metropolized=self.metropolized)
+        with self._reads:
+            return gibbs_sweep(self.model, params, self.plan, self._args, self._kwargs,
+                               metropolized=self.metropolized)
