@@ -88,6 +88,7 @@ def test_gibbs_ess_script_compares_with_pymc(tmp_path):
     result = gibbs_ess.main(["--draws", "30", "--tune", "5", "--train-epochs", "1", "--points", "2",
                              "--many-chains", "8", "--out", str(tmp_path)])
     assert len(result["ppdgm"]) == 3 and result["pymc"]["median_ess"] > 0
+    assert len(result["pymc"]["sampling_seconds_before_and_after_ppdgm"]) == 2
     assert json.loads((tmp_path / "gibbs_ess.json").read_text())["draws"] == 30
 
 
@@ -221,3 +222,15 @@ def test_sbn_overhead_script_runs_both_sides_on_the_same_draws(tmp_path, tiny_mn
         assert len(record[objective]["epoch_seconds"]["pytorch"]) == 2
     assert record["evaluation"]["points"] == 4
     assert "| VIMCO k = 3" in (tmp_path / "sbn_overhead.md").read_text()
+
+
+def test_step_ladder_times_every_rung_on_one_loss(tmp_path):
+    ladder = _load("step_ladder")
+    assert ladder.main(["--rounds", "2", "--block", "2", "--threads", "1",
+                        "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "step-ladder.json").read_text())
+    assert set(record["median_ms_per_step"]) == set(ladder.RUNGS)
+    assert record["ratio_to_pytorch"]["pytorch"] == 1.0
+    losses = record["same_loss_check"]
+    assert abs(losses["pyro"] - losses["pytorch"]) <= 1e-4 * abs(losses["pytorch"])
+    assert "+ the engine's step" in (tmp_path / "step-ladder.md").read_text()
