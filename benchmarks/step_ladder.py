@@ -15,7 +15,13 @@ its training step five ways, each adding one layer to the one before, interleave
 
 From one RNG state rungs 1 to 3 compute the same loss on the same batch; the script checks it.
 
+``--workload diffusion-mlp`` climbs the same ladder for the 0.2 M-parameter denoiser of
+``benchmarks/diffusion.py overhead`` on grid25 (batch 100, one thread there): the hand loop of that
+benchmark, then ppdgm's ``DenoisingLoss`` on the Diffusion model/guide pair (it has no density
+rung: the loss is a squared error, written the same way on both sides).
+
     python benchmarks/step_ladder.py          # writes benchmarks/results/step-ladder.{json,md}
+    python benchmarks/step_ladder.py --workload diffusion-mlp --threads 1   # step-ladder-diffusion-mlp.*
 """
 
 from __future__ import annotations
@@ -63,19 +69,9 @@ def _distributions_loss(vae: VAE, x: torch.Tensor) -> torch.Tensor:
     return -(likelihood.log_prob(x).sum() + prior.log_prob(z).sum() - q.log_prob(z).sum())
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--block", type=int, default=50, help="steps of one rung before the next")
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--results", default=str(RESULTS))
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+def _vae_rungs(threads_note: str) -> tuple[dict, Engine, list[torch.Tensor], dict]:
     torch.manual_seed(0)
     x = (torch.rand(BATCH * 40, 784) < 0.3).float()
-    batches = x.split(BATCH)
-
-    pyro.clear_param_store()
     pyro.set_rng_seed(0)
     engine_vae = VAE(x_shape=(784,), z_dim=Z_DIM, hidden=(400,))
     copies = {name: VAE(x_shape=(784,), z_dim=Z_DIM, hidden=(400,))
@@ -85,25 +81,87 @@ def main(argv: list[str] | None = None) -> int:
         vae.load_state_dict(engine_vae.state_dict())
     hand.encoder.load_state_dict(engine_vae.encoder.state_dict())
     hand.decoder.load_state_dict(engine_vae.decoder.state_dict())
-    same = _same_loss(hand, copies["distributions"], copies["pyro"], batches[0])
-
+    same = _same_loss(hand, copies["distributions"], copies["pyro"], x[:BATCH])
     engine = Engine(engine_vae.model, engine_vae.guide, Trace_ELBO(), config=TrainConfig(
         epochs=1, batch_size=BATCH, lr=LR, device="cpu", progress=False, seed=0))
     engine.fit(x[: BATCH * 4])  # its first step finds the parameters; validation off afterwards
-    position = type("Position", (), {"step": 0, "epoch": 1, "batch": 0})()
-    optimizers = {name: torch.optim.Adam(m.parameters(), lr=LR) for name, m in copies.items()}
-    optimizers["pytorch"] = torch.optim.Adam(hand.parameters(), lr=LR)
     reads = DirectReads([copies["pyro"]], list(copies["pyro"].parameters()))
     elbo = Trace_ELBO()
 
-    def loss_of(name: str, batch: torch.Tensor) -> torch.Tensor:
-        if name == "pytorch":
-            return hand.loss(batch)
+    def pyro_loss(name: str):
         vae = copies[name]
-        if name == "distributions":
-            return _distributions_loss(vae, batch)
-        with local_params(), reads if name == "pyro" else contextlib.nullcontext():
-            return elbo.differentiable_loss(vae.model, vae.guide, batch)
+
+        def loss(batch: torch.Tensor) -> torch.Tensor:
+            with local_params(), reads if name == "pyro" else contextlib.nullcontext():
+                return elbo.differentiable_loss(vae.model, vae.guide, batch)
+        return vae, loss
+
+    rungs = {"pytorch": (hand, hand.loss),
+             "distributions": (copies["distributions"],
+                               lambda b: _distributions_loss(copies["distributions"], b)),
+             "pyro": pyro_loss("pyro"), "pyro_statements": pyro_loss("pyro_statements")}
+    what = f"ms per training step, 784-400-20 MLP VAE, Trace_ELBO, batch 128, Adam(1e-3), {threads_note}"
+    return rungs, engine, list(x.split(BATCH)), {"what": what, "same_loss_check": same}
+
+
+def _diffusion_rungs(threads_note: str) -> tuple[dict, Engine, list[torch.Tensor], dict]:
+    from diffusion import _hand_loss  # noqa: PLC0415 - the diffusion benchmark's own hand loop
+
+    from ppdgm.data import load_dataset  # noqa: PLC0415
+    from ppdgm.inference.objectives.denoising import DenoisingLoss  # noqa: PLC0415
+    from ppdgm.models import Diffusion  # noqa: PLC0415
+    from ppdgm.models.denoisers import DenoisingMLP  # noqa: PLC0415
+    from ppdgm.models.diffusion import _FlatDenoiser, diffusion_config_for  # noqa: PLC0415
+
+    ds = load_dataset("grid25", num_train=4000)
+    cfg = diffusion_config_for(ds)
+    pyro.set_rng_seed(0)
+    models = {name: Diffusion(cfg) for name in ("engine", "pyro", "pyro_statements", "pytorch")}
+    for model in models.values():
+        model.load_state_dict(models["engine"].state_dict())
+    plain = models.pop("pytorch")
+    objective = DenoisingLoss()
+    engine = Engine(models["engine"].model, models["engine"].guide, objective, config=TrainConfig(
+        epochs=1, batch_size=100, lr=LR, device="cpu", progress=False, seed=0))
+    engine.fit(ds.train[:400])
+    reads = DirectReads([models["pyro"]], list(models["pyro"].parameters()))
+
+    def pyro_loss(name: str):
+        model = models[name]
+
+        def loss(batch: torch.Tensor) -> torch.Tensor:
+            with local_params(), reads if name == "pyro" else contextlib.nullcontext():
+                return objective(model.model, model.guide, batch)
+        return model, loss
+
+    # The hand loop runs the same denoiser as plain modules, as benchmarks/diffusion.py does.
+    hand_net = _FlatDenoiser(DenoisingMLP(2, cfg.hidden, time_dim=cfg.time_dim, fourier=cfg.fourier),
+                             cfg.x_shape)
+    hand_net.load_state_dict(plain.denoiser.state_dict())
+    schedule = plain.schedule
+    rungs = {"pytorch": (hand_net, lambda b: _hand_loss(hand_net, schedule, plain.normalize(b),
+                                                          cfg.timesteps)),
+             "pyro": pyro_loss("pyro"), "pyro_statements": pyro_loss("pyro_statements")}
+    what = f"ms per training step, diffusion MLP (0.2 M) on grid25, batch 100, Adam(1e-3), {threads_note}"
+    labels = {"pyro": "+ Pyro: ppdgm's DenoisingLoss on the model/guide (weights read directly)"}
+    return rungs, engine, list(ds.train.split(100)), {"what": what, "labels": labels}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workload", choices=["vae", "diffusion-mlp"], default="vae")
+    p.add_argument("--block", type=int, default=50, help="steps of one rung before the next")
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results", default=str(RESULTS))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    pyro.clear_param_store()
+    note = f"{args.threads} CPU thread{'s' if args.threads > 1 else ''}"
+    build = _vae_rungs if args.workload == "vae" else _diffusion_rungs
+    rungs, engine, batches, extra = build(note)
+    optimizers = {name: torch.optim.Adam(module.parameters(), lr=LR) for name, (module, _) in rungs.items()}
+    position = type("Position", (), {"step": 0, "epoch": 1, "batch": 0})()
 
     def step(name: str, batch: torch.Tensor) -> None:
         if name == "engine":
@@ -111,34 +169,36 @@ def main(argv: list[str] | None = None) -> int:
             return
         opt = optimizers[name]
         opt.zero_grad(set_to_none=True)
-        loss = loss_of(name, batch)
+        loss = rungs[name][1](batch)
         loss.backward()
         opt.step()
         loss.item()
 
-    times: dict[str, list[float]] = {name: [] for name in RUNGS}
+    names = [*rungs, "engine"]
+    times: dict[str, list[float]] = {name: [] for name in names}
     with pyro.validation_enabled(False):
         for _ in range(args.rounds):
-            for name in RUNGS:
+            for name in names:
                 started = time.perf_counter()
                 for i in range(args.block):
                     step(name, batches[i % len(batches)])
                 times[name].append(1e3 * (time.perf_counter() - started) / args.block)
     medians = {name: statistics.median(values[1:] or values) for name, values in times.items()}
+    labels = {**RUNGS, **extra.pop("labels", {})}
     record = {
-        "benchmark": "step ladder",
-        "what": "ms per training step, 784-400-20 MLP VAE, Trace_ELBO, batch 128, Adam(1e-3)",
-        "rungs": RUNGS, "median_ms_per_step": medians,
+        "benchmark": "step ladder", "workload": args.workload, **extra,
+        "rungs": {k: labels[k] for k in names},
+        "median_ms_per_step": medians,
         "ratio_to_pytorch": {k: v / medians["pytorch"] for k, v in medians.items()},
-        "ms_per_step": times, "same_loss_check": same, "block": args.block,
-        "rounds": args.rounds, "threads": args.threads,
+        "ms_per_step": times, "block": args.block, "rounds": args.rounds, "threads": args.threads,
         "versions": {"torch": torch.__version__, "pyro": pyro.__version__},
         "command": "python benchmarks/step_ladder.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    stem = "step-ladder" if args.workload == "vae" else f"step-ladder-{args.workload}"
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "step-ladder.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "step-ladder.md").write_text(markdown(record))
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(record))
     print(markdown(record))
     return 0
 
@@ -165,14 +225,17 @@ def markdown(r: dict) -> str:
     lines = [f"| {r['what']} | ms/step | / PyTorch | step over the rung above (ms) |",
              "|---|---|---|---|"]
     for name, label in r["rungs"].items():
-        delta = f"{m[name] - m[BELOW[name]]:+.3f}" if name in BELOW else ""
+        below = BELOW.get(name)
+        below = below if below in m else "pytorch"
+        delta = f"{m[name] - m[below]:+.3f}" if name != "pytorch" else ""
         lines.append(f"| {label} | {m[name]:.3f} | {ratio[name]:.3f}x | {delta} |")
+    same = r.get("same_loss_check")
     return ("\n".join(lines) + f"\n\nMedians of {r['rounds'] - 1} rounds of {r['block']} steps "
             f"per rung (after one warm-up round), interleaved, {r['threads']} threads; torch "
             f"{r['versions']['torch']}, Pyro {r['versions']['pyro']}. The last column compares "
-            f"each row with the one it adds to: {', '.join(f'{k} with {v}' for k, v in BELOW.items())}. "
-            f"Same loss on one batch and noise: {r['same_loss_check']}. "
-            f"Command: `{r['command']}`.\n")
+            "each row with the one it adds to (the statements row and the engine row with the "
+            "Pyro row). " + (f"Same loss on one batch and noise: {same}. " if same else "")
+            + f"Command: `{r['command']}`.\n")
 
 
 if __name__ == "__main__":
