@@ -117,7 +117,7 @@ def build(args: argparse.Namespace, x_shape: tuple[int, ...]) -> dict:
     k = args.k if name in ("rws", "vimco") else 1
     objective, registry_players = build_player_objective(name, k=k, lr=args.lr)
     labels = {"wake-sleep": "wake-sleep", "rws": f"RWS(k={k})", "vimco": f"VIMCO(k={k})",
-              "nvil": "NVIL (TraceGraph_ELBO, neural baselines)"}
+              "nvil": "NVIL (local signals, neural baselines, running centring and normalisation)"}
     return {"model": SigmoidBeliefNet(config), "objective": objective, "k": k,
             "players": [player(p.name, p.owns) for p in registry_players],
             "bound": f"iwae-{k}" if k > 1 else "elbo", "label": f"SBN, {labels[name]}",

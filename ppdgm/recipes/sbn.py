@@ -29,7 +29,8 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
     """Train a :class:`SigmoidBeliefNet` on binary ``dataset`` with two players, then evaluate.
 
     ``objective`` is ``"wake-sleep"``, ``"rws"``, ``"vimco"`` (``k`` particles) or ``"nvil"``
-    (one sample, Pyro's ``TraceGraph_ELBO`` with input-dependent baselines).
+    (one sample, :class:`~ppdgm.inference.objectives.NVIL`: local signals, input-dependent
+    baselines, running centring and normalisation).
     ``autoregressive=True`` makes each recognition layer autoregressive within itself.
     ``metrics.json`` holds the importance-sampled log p(x) per data point (``eval_k`` proposals
     from the recognition network) on the train and test splits and, for nets small enough to

@@ -234,3 +234,13 @@ def test_step_ladder_times_every_rung_on_one_loss(tmp_path):
     losses = record["same_loss_check"]
     assert abs(losses["pyro"] - losses["pytorch"]) <= 1e-4 * abs(losses["pytorch"])
     assert "+ the engine's step" in (tmp_path / "step-ladder.md").read_text()
+
+
+def test_nvil_script_trains_the_three_objectives_from_one_start(tmp_path):
+    nvil = _load("nvil")
+    assert nvil.main(["--epochs", "1", "--layers", "4", "--eval-k", "5", "--eval-points", "10",
+                      "--threads", "1", "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "nvil-digits-binarized.json").read_text())
+    assert list(record["runs"]) == ["nvil", "tracegraph", "wake-sleep"]
+    assert all(run["final"]["log_px"] < 0 for run in record["runs"].values())
+    assert "TraceGraph_ELBO" in (tmp_path / "nvil-digits-binarized.md").read_text()

@@ -6,6 +6,7 @@ from .contrastive_divergence import ContrastiveDivergence
 from .denoising import DenoisingLoss, DiffusionBound, variational_bound
 from .em import EMResult, expectation_maximization, posterior_by_enumeration
 from .iwae import IWAE
+from .nvil import NVIL
 from .registry import OBJECTIVES, build_objective
 from .rws import ReweightedWakeSleep
 from .vaegan import VAEGAN_PLAYERS, VAEGANLoss
@@ -21,6 +22,7 @@ __all__ = [
     "EMResult",
     "IWAE",
     "MultiPlayerObjective",
+    "NVIL",
     "OBJECTIVES",
     "PlayerObjective",
     "ReweightedWakeSleep",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyro.infer import ELBO, Trace_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from ..._validation import check_choice, check_positive_int
 from ..players import Player, adam
 from .iwae import IWAE
+from .nvil import NVIL
 from .rws import ReweightedWakeSleep
 from .vimco import VIMCO
 from .wake_sleep import WakeSleep
@@ -46,7 +47,8 @@ PLAYER_OBJECTIVES = {
     "wake-sleep": "WakeSleep: wake (model on z ~ q) and sleep (guide on dreams (x, z) ~ p)",
     "rws": "ReweightedWakeSleep(k): model and guide under per-data-point normalized weights",
     "vimco": "VIMCO(k): the k-sample bound with leave-one-out score-function baselines",
-    "nvil": "TraceGraph_ELBO with the model's input-dependent neural baselines (NVIL-style)",
+    "nvil": "NVIL: local learning signals centred by running means and input-dependent baselines, "
+            "and normalised by a running standard deviation (Mnih and Gregor 2014)",
 }
 
 
@@ -66,8 +68,8 @@ def build_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any
     if name == "vimco":
         return VIMCO(num_particles=k), [Player("svi", optimizer=adam(lr))]
     if name == "nvil":
-        # The baselines are the guide's own (``SBNConfig.baseline_hidden``); Pyro trains them.
-        return TraceGraph_ELBO(), [Player("svi", optimizer=adam(lr))]
+        # The baselines are the guide's own (``SBNConfig.baseline_hidden``); the loss trains them.
+        return NVIL(), [Player("svi", optimizer=adam(lr))]
     if name == "wake-sleep":
         objective: Any = WakeSleep()
         names = ("wake", "sleep")
