@@ -31,6 +31,7 @@ from .inference.evaluate import estimate_elbo, estimate_log_likelihood
 from .inference.mcmc import Gibbs, HMCGibbs, RBMGibbs, typed_samples
 from .inference.objectives import (
     IWAE,
+    NVIL,
     VIMCO,
     AdversarialLoss,
     ContrastiveDivergence,
@@ -89,6 +90,7 @@ __all__ = [
     "DATASETS",
     "GAN",
     "IWAE",
+    "NVIL",
     "RBM",
     "VAE",
     "VAEGAN",

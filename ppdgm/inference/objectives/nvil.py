@@ -106,9 +106,11 @@ class NVIL:
         return f"NVIL(decay={self.decay}, normalize={self.normalize})"
 
     def state_dict(self) -> dict[str, Any]:
+        """The running mean and variance of each site's signal, as plain numbers."""
         return {"stats": {k: list(v) for k, v in self.stats.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the engine does so on resume)."""
         self.stats = {k: (float(v[0]), float(v[1])) for k, v in state["stats"].items()}
 
     def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
