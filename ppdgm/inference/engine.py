@@ -228,7 +228,10 @@ class Engine:
             enumeration, vectorized particles and lazily initialised autoguides behave as under
             SVI), and again whenever the param store or the modules gain a parameter later in
             the run. Param-store entries the run touches (the decaying-average baselines of
-            ``TraceGraph_ELBO``) are checkpointed by name.
+            ``TraceGraph_ELBO``) are checkpointed by name. For Pyro's ELBOs with
+            ``differentiable_loss`` and ppdgm's objectives, later steps read the PyroModule
+            weights found then without a ``param`` statement each (:mod:`ppdgm.inference.reads`);
+            the programs are unchanged outside the step.
         players: who updates what; default one player ``"svi"`` owning every parameter. Players
             take turns in list order, and each turn evaluates the objective afresh, so a
             discriminator's update is seen by the generator's loss on the same batch.
