@@ -17,6 +17,8 @@ mean test log p(x). Their CD-25 RBM with 500 hidden units: -86.34 nats.
 
     python benchmarks/rbm.py sweeps
     python benchmarks/rbm.py nll --cd-k 25 --epochs 50 --out benchmarks/runs/rbm-cd25
+    python benchmarks/rbm.py nll --cd-k 1 --cd-k-final 25 --lr-final 0.005 --ais-runs 1000 \
+        --epochs 200 --out benchmarks/runs/rbm-cd1-25    # their schedule: sweeps 1 -> 25, lr decayed
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def nll(args) -> dict:
                       device=args.device, out_dir=args.out, resume=Path(args.out, "checkpoint.pt").exists(),
                       checkpoint_every=args.checkpoint_every, progress=False)
     result = fit_rbm(data, cfg, hidden=args.hidden, cd_k=args.cd_k, persistent=args.persistent,
-                     ais_runs=args.ais_runs, figures=True)
+                     ais_runs=args.ais_runs, figures=True, cd_k_final=args.cd_k_final,
+                     lr_final=args.lr_final)
     m = result.metrics
     return {"benchmark": "rbm-nll", **m, "anchor": ANCHOR}
 
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     n = sub.add_parser("nll", help="train by CD-k on binarized MNIST, AIS test log-likelihood")
     n.add_argument("--hidden", type=int, default=500)
     n.add_argument("--cd-k", type=int, default=25)
+    n.add_argument("--cd-k-final", type=int, default=None,
+                   help="grow the sweeps from --cd-k to this (Salakhutdinov and Murray: 1 to 25)")
+    n.add_argument("--lr-final", type=float, default=None, help="geometric decay of lr to this")
     n.add_argument("--persistent", action="store_true")
     n.add_argument("--epochs", type=int, default=50)
     n.add_argument("--batch-size", type=int, default=100)

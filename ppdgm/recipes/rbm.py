@@ -51,12 +51,17 @@ def sgd_momentum(lr: float, batch_size: int, momentum: float = 0.9, weight_decay
 def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: int = 1,
             persistent: bool = False, optimizer: str = "sgd", ais_runs: int = 100,
             ais_betas: int | None = None, figures: bool = False, num_samples: int = 64,
-            sample_steps: int = 1000) -> RunResult:
+            sample_steps: int = 1000, cd_k_final: int | None = None,
+            lr_final: float | None = None) -> RunResult:
     """Train an :class:`~ppdgm.models.rbm.RBM` on binary ``dataset`` with (P)CD-``cd_k``.
 
     ``optimizer="sgd"`` is :func:`sgd_momentum` at ``train.lr`` (e.g. 0.05); ``"adam"`` is Adam at
-    ``train.lr`` (e.g. 1e-3). The visible biases start at the training data's log-odds (Hinton's
-    practical guide), and AIS starts from the same base-rate model. ``ais_betas`` ``None`` is the
+    ``train.lr`` (e.g. 1e-3). Salakhutdinov and Murray's recipe: ``cd_k_final`` grows the Gibbs
+    sweeps linearly from ``cd_k`` to ``cd_k_final`` over the epochs (set after each epoch), and
+    ``lr_final`` decays the learning rate geometrically to ``lr_final`` by the last epoch; both
+    are checkpointed, so a resumed run continues them exactly. The visible biases start at the
+    training data's log-odds (Hinton's practical guide), and AIS starts from the same base-rate
+    model. ``ais_betas`` ``None`` is the
     14,500-temperature schedule of Salakhutdinov and Murray, an int a uniform schedule.
 
     Example:
@@ -84,17 +89,24 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
         return rbm
 
     factory = sgd_momentum(train.lr, train.batch_size) if optimizer == "sgd" else None
+    sweeps = f"{cd_k}" if cd_k_final is None else f"{cd_k}..{cd_k_final}"
     spec = {"name": "rbm", "config": dataclasses.asdict(config), "data": dataset.name,
             "x_shape": list(dataset.event_shape),
-            "objective": f"{'p' if persistent else ''}cd-{cd_k}"}
-    objective = ContrastiveDivergence(k=cd_k, persistent=persistent)
+            "objective": f"{'p' if persistent else ''}cd-{sweeps}"}
+    objective = ContrastiveDivergence(k=cd_k, persistent=persistent, k_final=cd_k_final)
+    player = Player("cd", optimizer=factory, scheduler=_decay(train, lr_final))
+
+    def anneal(engine: Engine, epoch: int) -> None:
+        objective.anneal((epoch + 1) / train.epochs)
+
     run = train_with_engine(dataset, train, build, lambda rbm: Engine(
-        rbm.model, rbm.guide, objective, [Player("cd", optimizer=factory)], train,
-        model_spec=spec), data=x_train)
+        rbm.model, rbm.guide, objective, [player], train, model_spec=spec,
+        callbacks=[anneal] if cd_k_final is not None else []), data=x_train)
     rbm = run.model
     metrics: dict[str, Any] = {
         "model": "rbm", "data": dataset.name, "visible": config.visible, "hidden": hidden,
-        "objective": spec["objective"], "optimizer": optimizer, **run.run_metrics(train),
+        "objective": spec["objective"], "optimizer": optimizer, "lr_final": lr_final,
+        "cd_k_reached": objective.k, **run.run_metrics(train),
     }
     metrics.update(_log_likelihoods(rbm, dataset, x_train, ais_runs, ais_betas))
 
@@ -108,6 +120,16 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
         return files
 
     return finish_run(run.out, metrics, figures=figures, draw_figures=draw_figures)
+
+
+def _decay(train: TrainConfig, lr_final: float | None):
+    if lr_final is None:
+        return None
+    if (isinstance(lr_final, bool) or not isinstance(lr_final, (int, float))
+            or not (math.isfinite(lr_final) and 0 < lr_final <= train.lr)):
+        raise ValueError(f"lr_final: expected a number in (0, lr = {train.lr}], got {lr_final!r}")
+    gamma = (lr_final / train.lr) ** (1.0 / train.epochs)
+    return lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
 
 
 def _log_likelihoods(rbm: RBM, dataset: Dataset, x_train: torch.Tensor, ais_runs: int,
@@ -147,6 +169,10 @@ class RBMRecipe(Recipe):
     def add_flags(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--hidden", type=int, default=100, help="hidden units")
         p.add_argument("--cd-k", type=int, default=1, help="Gibbs sweeps per update")
+        p.add_argument("--cd-k-final", type=int, default=None,
+                       help="grow the sweeps linearly from --cd-k to this by the last epoch")
+        p.add_argument("--lr-final", type=float, default=None,
+                       help="decay the learning rate geometrically to this by the last epoch")
         p.add_argument("--persistent", action="store_true", help="persistent CD (PCD-k)")
         p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                        help="sgd: momentum 0.9, --lr a step on the batch-mean gradient (e.g. 0.05); "
@@ -158,7 +184,8 @@ class RBMRecipe(Recipe):
     def fit(self, args: argparse.Namespace, dataset: Any) -> Any:
         return fit_rbm(dataset, train_config(args), hidden=args.hidden, cd_k=args.cd_k,
                        persistent=args.persistent, optimizer=args.optimizer,
-                       ais_runs=args.ais_runs, ais_betas=args.ais_steps, figures=args.plots)
+                       ais_runs=args.ais_runs, ais_betas=args.ais_steps, figures=args.plots,
+                       cd_k_final=args.cd_k_final, lr_final=args.lr_final)
 
     def title(self, result: Any, dataset: Any) -> str:
         return f"Trained an RBM on {dataset.name}"

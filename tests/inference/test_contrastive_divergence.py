@@ -174,3 +174,50 @@ def test_pcd_trains_on_the_test_device(device):
     restored = ContrastiveDivergence(k=1, persistent=True, num_chains=10)
     restored.load_state_dict(objective.state_dict())
     assert restored.negative_samples(rbm, _three_patterns().to(device)).device.type == device.type
+
+
+def test_the_sweeps_grow_from_k_to_k_final_and_resume_with_the_run():
+    cd = ContrastiveDivergence(k=1, k_final=25)
+    assert [cd.anneal(f) for f in (0.0, 0.04, 0.5, 1.0)] == [1, 2, 13, 25]
+    saved = cd.state_dict()
+    restored = ContrastiveDivergence(k=1, k_final=25)
+    restored.load_state_dict(saved)
+    assert restored.k == 25
+    with pytest.raises(ValueError, match=r"state: saved for \{'k': 1, 'k_final': 25"):
+        ContrastiveDivergence(k=1, k_final=10).load_state_dict(saved)
+    with pytest.raises(ValueError, match=r"k_final: expected at least k \(5\), got 2"):
+        ContrastiveDivergence(k=5, k_final=2)
+    with pytest.raises(ValueError, match="fraction"):
+        cd.anneal(1.5)
+    fixed = ContrastiveDivergence(k=3)
+    assert fixed.anneal(1.0) == 3  # no k_final: the sweeps stay put
+    # A state saved before k_final existed (its "k" is the setting) still loads.
+    ContrastiveDivergence(k=2).load_state_dict({"k": 2, "persistent": False, "num_chains": None,
+                                                "chains": None})
+
+
+def test_the_rbm_recipe_schedules_sweeps_and_learning_rate_and_resumes_exactly(tmp_path):
+    from ppdgm.data import load_dataset
+    from ppdgm.inference import load_checkpoint
+    from ppdgm.recipes import fit_rbm
+
+    ds = load_dataset("bars-and-stripes")
+
+    def run(out, **settings):
+        cfg = TrainConfig(epochs=4, batch_size=10, lr=0.05, seed=0, device="cpu", progress=False,
+                          out_dir=str(out), **settings)
+        return fit_rbm(ds, cfg, hidden=4, cd_k=1, cd_k_final=7, lr_final=0.005, ais_runs=10)
+
+    whole = run(tmp_path / "whole").metrics
+    assert whole["objective"] == "cd-1..7" and whole["cd_k_reached"] == 7
+    state = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    assert state["objective"]["k"] == 7
+    lr = state["optimizers"]["cd"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(0.005 / 10)  # sgd_momentum steps on the batch mean: lr / batch
+    run(tmp_path / "part", max_steps=5)  # stopped in the second epoch, k already grown to 3
+    assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["objective"]["k"] == 3
+    resumed = run(tmp_path / "part", resume=True).metrics
+    assert resumed["test_log_px"] == whole["test_log_px"]
+    with pytest.raises(ValueError, match="lr_final"):
+        fit_rbm(ds, TrainConfig(epochs=1, batch_size=10, lr=0.05, progress=False,
+                                out_dir=str(tmp_path / "bad")), hidden=4, lr_final=0.5)

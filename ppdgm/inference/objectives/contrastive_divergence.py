@@ -41,6 +41,8 @@ class ContrastiveDivergence:
         persistent: keep the chains between calls (PCD) instead of restarting them at the data.
         num_chains: PCD only: how many persistent chains (default: the first batch's size). The
             chains start at the first batch's data points, repeated to fill ``num_chains``.
+        k_final: grow the sweeps from ``k`` to ``k_final`` as training goes (:meth:`anneal`), as
+            Salakhutdinov and Murray trained their CD-25 RBM; ``None`` keeps ``k``.
 
     The persistent chains are the objective's state: :meth:`state_dict` and
     :meth:`load_state_dict` save and restore them, so a resumed PCD run continues its chains.
@@ -54,8 +56,13 @@ class ContrastiveDivergence:
         (torch.Size([]), True)
     """
 
-    def __init__(self, k: int = 1, persistent: bool = False, num_chains: int | None = None) -> None:
+    def __init__(self, k: int = 1, persistent: bool = False, num_chains: int | None = None,
+                 k_final: int | None = None) -> None:
         self.k = check_positive_int("k", k)
+        self.k_start = self.k
+        if k_final is not None and check_positive_int("k_final", k_final) < self.k:
+            raise ValueError(f"k_final: expected at least k ({self.k}), got {k_final}")
+        self.k_final = k_final
         if not isinstance(persistent, bool):
             raise TypeError(f"persistent: expected a bool, got {type(persistent).__name__}")
         self.persistent = persistent
@@ -84,6 +91,21 @@ class ContrastiveDivergence:
         W, b, c = rbm.energy_parameters()  # as param sites: pyro.infer.SVI optimizes those
         negative = self.negative_samples(rbm, x)
         return x.shape[0] * (free_energy(x, W, b, c).mean() - free_energy(negative, W, b, c).mean())
+
+    def anneal(self, fraction: float) -> int:
+        """Set the sweeps for the ``fraction`` of training done: ``k`` at 0, ``k_final`` at 1, linear
+        in between (rounded); returns them. The fit recipe calls it after every epoch.
+
+        Example:
+            >>> cd = ContrastiveDivergence(k=1, k_final=25)
+            >>> cd.anneal(0.5), cd.anneal(1.0)
+            (13, 25)
+        """
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction: expected a number in [0, 1], got {fraction!r}")
+        if self.k_final is not None:
+            self.k = self.k_start + round((self.k_final - self.k_start) * fraction)
+        return self.k
 
     @torch.no_grad()
     def negative_samples(self, rbm: RBM, x: torch.Tensor) -> torch.Tensor:
@@ -127,14 +149,14 @@ class ContrastiveDivergence:
 
         Example:
             >>> sorted(ContrastiveDivergence(k=3).state_dict())
-            ['chains', 'k', 'num_chains', 'persistent']
+            ['chains', 'k', 'k_final', 'k_start', 'num_chains', 'persistent']
         """
         chains = None if self.chains is None else self.chains.detach().clone()
-        return {"k": self.k, "persistent": self.persistent, "num_chains": self.num_chains,
-                "chains": chains}
+        return {"k": self.k, "k_start": self.k_start, "k_final": self.k_final,
+                "persistent": self.persistent, "num_chains": self.num_chains, "chains": chains}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the persistent chains from :meth:`state_dict` (settings must match).
+        """Restore the sweeps and the persistent chains from :meth:`state_dict` (settings must match).
 
         Example:
             >>> pcd = ContrastiveDivergence(persistent=True)
@@ -148,10 +170,15 @@ class ContrastiveDivergence:
         missing = sorted({"k", "persistent", "num_chains", "chains"} - set(state))
         if missing:
             raise ValueError(f"state: missing keys {missing}")
-        ours = {"k": self.k, "persistent": self.persistent, "num_chains": self.num_chains}
-        theirs = {name: state[name] for name in ours}
+        # The settings must match; the current sweeps (grown by anneal) are restored. States
+        # saved before k_final existed hold the fixed k as "k".
+        ours = {"k": self.k_start, "k_final": self.k_final, "persistent": self.persistent,
+                "num_chains": self.num_chains}
+        theirs = {"k": state.get("k_start", state["k"]), "k_final": state.get("k_final"),
+                  "persistent": state["persistent"], "num_chains": state["num_chains"]}
         if ours != theirs:
             raise ValueError(f"state: saved for {theirs}, but this objective is {ours}")
+        self.k = check_positive_int("state['k']", state["k"])
         chains = state["chains"]
         if chains is not None:
             check_tensor("state['chains']", chains, ndim=2, floating=True, support="binary")
