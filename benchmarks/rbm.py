@@ -117,6 +117,12 @@ def nll(args) -> dict:
     return {"benchmark": "rbm-nll", **m, "anchor": ANCHOR}
 
 
+def _nll_name(args) -> str:
+    """``rbm-nll-cd25``, ``rbm-nll-cd1-25`` (sweeps grown), ``rbm-nll-pcd1``: one file a recipe."""
+    sweeps = str(args.cd_k) if args.cd_k_final is None else f"{args.cd_k}-{args.cd_k_final}"
+    return f"rbm-nll-{'p' if args.persistent else ''}cd{sweeps}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                    + shlex.join(argv if argv is not None else sys.argv[1:])})
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    name = "rbm-sweeps" if args.what == "sweeps" else f"rbm-nll-cd{args.cd_k}"
+    name = "rbm-sweeps" if args.what == "sweeps" else _nll_name(args)
     (results / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0

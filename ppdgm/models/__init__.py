@@ -15,7 +15,9 @@ from .denoisers import DenoisingMLP, DenoisingUNet
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
+from .logistic_regression import LogisticRegression, LogisticRegressionConfig
 from .mixture import BernoulliMixture, GaussianMixture, MixtureConfig
+from .naive_bayes import NaiveBayes, NaiveBayesConfig
 from .nets import MLP, ConvDecoder, ConvEncoder, DCGANDiscriminator, DCGANGenerator
 from .rbm import RBM, RBMConfig
 from .sbn import SBNConfig, SigmoidBeliefNet
@@ -40,6 +42,10 @@ __all__ = [
     "GANConfig",
     "LinearGaussian",
     "LinearGaussianConfig",
+    "LogisticRegression",
+    "LogisticRegressionConfig",
+    "NaiveBayes",
+    "NaiveBayesConfig",
     "RBM",
     "RBMConfig",
     "SBNConfig",
@@ -58,6 +64,8 @@ MODELS: dict[str, tuple[type, type]] = {
     "linear-gaussian": (LinearGaussian, LinearGaussianConfig),
     "sbn": (SigmoidBeliefNet, SBNConfig),
     "bernoulli-mixture": (BernoulliMixture, MixtureConfig),
+    "naive-bayes": (NaiveBayes, NaiveBayesConfig),
+    "logistic-regression": (LogisticRegression, LogisticRegressionConfig),
     "gaussian-mixture": (GaussianMixture, MixtureConfig),
     "rbm": (RBM, RBMConfig),
     "gan": (GAN, GANConfig),

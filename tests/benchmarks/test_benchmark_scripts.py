@@ -244,3 +244,16 @@ def test_nvil_script_trains_the_three_objectives_from_one_start(tmp_path):
     assert list(record["runs"]) == ["nvil", "tracegraph", "wake-sleep"]
     assert all(run["final"]["log_px"] < 0 for run in record["runs"].values())
     assert "TraceGraph_ELBO" in (tmp_path / "nvil-digits-binarized.md").read_text()
+
+
+def test_ng_jordan_script_writes_its_three_curves(tmp_path):
+    ng_jordan = _load("ng_jordan")
+    assert ng_jordan.main(["--sizes", "10,20", "--seeds", "2", "--steps", "5",
+                           "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "ng-jordan.json").read_text())
+    assert list(record["summary"]) == ["binarized digits", "digits in [0, 1]",
+                                       "unlabelled digits by EM (binarized)"]
+    assert {r["model"] for r in record["summary"]["unlabelled digits by EM (binarized)"]} == {
+        "naive Bayes", "naive Bayes + EM", "naive Bayes + EM, weight 0.1"}
+    assert (tmp_path / "ng-jordan.png").stat().st_size > 0
+    assert "m = 20" in (tmp_path / "ng-jordan.md").read_text()
