@@ -48,10 +48,15 @@ from .inference.objectives.registry import build_player_objective
 from .inference.sampling import ancestral_samples, ddim_sample, ddpm_sample, sample_diffusion
 from .models import (
     GAN,
+    MADE,
+    NADE,
     RBM,
     VAE,
     VAEGAN,
+    AutoregressiveConfig,
     BernoulliMixture,
+    DeepVAE,
+    DeepVAEConfig,
     Diffusion,
     DiffusionConfig,
     GANConfig,
@@ -80,7 +85,9 @@ _install_moved_paths()  # the old ppdgm.runs* import paths, with a DeprecationWa
 # command line stay quick.
 _LAZY = {"to_inference_data": "ppdgm.diagnostics", "psis_khat": "ppdgm.diagnostics",
          "amortization_gap": "ppdgm.diagnostics.amortization",
-         "plot_amortization_gap": "ppdgm.diagnostics.amortization"}
+         "plot_amortization_gap": "ppdgm.diagnostics.amortization",
+         "fit_logistic_regression": "ppdgm.recipes.generative_discriminative",
+         "semi_supervised_em": "ppdgm.recipes.generative_discriminative"}
 
 
 def __getattr__(name: str):
@@ -93,6 +100,8 @@ def __getattr__(name: str):
 __all__ = [
     "DATASETS",
     "GAN",
+    "MADE",
+    "NADE",
     "IWAE",
     "NVIL",
     "RBM",
@@ -100,10 +109,13 @@ __all__ = [
     "VAEGAN",
     "VIMCO",
     "AdversarialLoss",
+    "AutoregressiveConfig",
     "BernoulliMixture",
     "CheckpointError",
     "ContrastiveDivergence",
     "Dataset",
+    "DeepVAE",
+    "DeepVAEConfig",
     "DenoisingLoss",
     "Diffusion",
     "DiffusionConfig",
@@ -148,6 +160,7 @@ __all__ = [
     "ddpm_sample",
     "diffusion_config_for",
     "estimate_elbo",
+    "fit_logistic_regression",
     "estimate_log_likelihood",
     "expectation_maximization",
     "load_checkpoint",
@@ -158,6 +171,7 @@ __all__ = [
     "rbm_log_likelihood",
     "resolve_device",
     "sample_diffusion",
+    "semi_supervised_em",
     "save_checkpoint",
     "to_inference_data",
     "typed_samples",

@@ -24,6 +24,8 @@ FAMILIES = {
                 {"sample"}),
     "diffusion": (["--data", "ring8", "--epochs", "1", "--max-steps", "3", "--timesteps", "10",
                    "--num-samples", "50", "--bound-points", "20"], {"sample", "evaluate"}),
+    "autoregressive": (["--data", "bars-and-stripes", "--epochs", "1", "--hidden", "8"],
+                       {"sample", "evaluate"}),
 }
 COMMANDS = {
     "sample": lambda ckpt, out: ["sample", ckpt, "--n", "4", "--out", f"{out}/s.png"],

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 
 import torch
 
+from .deep_vae import DeepVAE, DeepVAEConfig
 from .denoisers import DenoisingMLP, DenoisingUNet
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .linear_gaussian import LinearGaussian, LinearGaussianConfig
 from .logistic_regression import LogisticRegression, LogisticRegressionConfig
 from .mixture import BernoulliMixture, GaussianMixture, MixtureConfig
+from .nade import MADE, NADE, AutoregressiveConfig
 from .naive_bayes import NaiveBayes, NaiveBayesConfig
 from .nets import MLP, ConvDecoder, ConvEncoder, DCGANDiscriminator, DCGANGenerator
 from .rbm import RBM, RBMConfig
@@ -26,6 +28,11 @@ from .vaegan import VAEGAN, VAEGANConfig
 
 __all__ = [
     "MODELS",
+    "DeepVAE",
+    "DeepVAEConfig",
+    "MADE",
+    "NADE",
+    "AutoregressiveConfig",
     "MLP",
     "BernoulliMixture",
     "GaussianMixture",
@@ -61,6 +68,7 @@ __all__ = [
 #: Model name -> (model class, config dataclass); the model is built as ``cls(config)``.
 MODELS: dict[str, tuple[type, type]] = {
     "vae": (VAE, VAEConfig),
+    "deep-vae": (DeepVAE, DeepVAEConfig),
     "linear-gaussian": (LinearGaussian, LinearGaussianConfig),
     "sbn": (SigmoidBeliefNet, SBNConfig),
     "bernoulli-mixture": (BernoulliMixture, MixtureConfig),
@@ -71,6 +79,8 @@ MODELS: dict[str, tuple[type, type]] = {
     "gan": (GAN, GANConfig),
     "vae-gan": (VAEGAN, VAEGANConfig),
     "diffusion": (Diffusion, DiffusionConfig),
+    "nade": (NADE, AutoregressiveConfig),
+    "made": (MADE, AutoregressiveConfig),
 }
 
 

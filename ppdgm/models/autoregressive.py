@@ -14,7 +14,7 @@ import pyro.distributions as dist
 import torch
 from torch.distributions import constraints
 
-__all__ = ["AutoregressiveBernoulli"]
+__all__ = ["AutoregressiveBernoulli", "AutoregressiveBinary"]
 
 _NO_SHAPE = torch.Size()
 
@@ -68,3 +68,60 @@ class AutoregressiveBernoulli(dist.TorchDistribution):
             logits = base[..., j] + z[..., :j] @ mask[j, :j]
             z[..., j] = torch.bernoulli(torch.sigmoid(logits))
         return z
+
+
+class AutoregressiveBinary(dist.TorchDistribution):
+    """Binary vectors whose element d, given the elements before it, is Bernoulli(sigmoid(l_d)).
+
+    ``logits_fn(x)`` maps ``(..., size)`` vectors to ``(..., size)`` logits in which logit d may
+    depend only on ``x[..., :d]`` (a NADE or a MADE network). Then ``log_prob`` is exact and one
+    call of the network; ``sample`` is ancestral sampling, element by element, ``size`` calls.
+
+    Args:
+        logits_fn: the autoregressive network.
+        prototype: a tensor whose device and dtype the samples take (e.g. a parameter).
+        size: the length of the vectors.
+        batch_shape: independent vectors drawn at once.
+        sampler: a faster ancestral sampler for the same network, ``sampler(shape) -> draws``
+            (e.g. NADE's, which keeps its running sums); ``None``, or one returning ``None``,
+            leaves the generic one.
+
+    Example:
+        >>> first = lambda x: torch.cat([torch.zeros_like(x[..., :1]), 100 * x[..., :-1] - 50], -1)
+        >>> d = AutoregressiveBinary(first, torch.zeros(()), 3)   # each unit copies the one before
+        >>> d.sample((4,)).sum(-1).remainder(3).int().tolist()
+        [0, 0, 0, 0]
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.boolean, 1)
+    has_rsample = False
+
+    def __init__(self, logits_fn, prototype: torch.Tensor, size: int,
+                 batch_shape: torch.Size | tuple[int, ...] = (),
+                 validate_args: bool | None = None, sampler=None) -> None:
+        self.logits_fn = logits_fn
+        self.prototype = prototype
+        self.sampler = sampler
+        super().__init__(torch.Size(batch_shape), torch.Size([size]), validate_args=validate_args)
+
+    def expand(self, batch_shape: torch.Size, _instance: object = None) -> AutoregressiveBinary:
+        return AutoregressiveBinary(self.logits_fn, self.prototype, self.event_shape[0],
+                                    batch_shape, validate_args=self._validate_args,
+                                    sampler=self.sampler)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.logits_fn(value)
+        return dist.Bernoulli(logits=logits).log_prob(value).sum(-1)
+
+    @torch.no_grad()
+    def sample(self, sample_shape: torch.Size = _NO_SHAPE) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        if self.sampler is not None and (drawn := self.sampler(shape)) is not None:
+            return drawn
+        x = torch.zeros(shape, dtype=self.prototype.dtype, device=self.prototype.device)
+        for d in range(shape[-1]):
+            x[..., d] = torch.bernoulli(torch.sigmoid(self.logits_fn(x)[..., d]))
+        return x

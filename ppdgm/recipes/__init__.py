@@ -8,6 +8,7 @@ evaluated. Every fit goes through one skeleton (:mod:`.run`); ``sample``, ``eval
 Adding a family is its model file, its recipe module and one line in :data:`RECIPES`.
 """
 
+from .autoregressive import fit_autoregressive
 from .base import Recipe
 from .checkpoints import (
     OpenedCheckpoint,
@@ -39,6 +40,7 @@ __all__ = [
     "checkpoint_data",
     "compare_models",
     "diagnose_checkpoint",
+    "fit_autoregressive",
     "evaluate_checkpoint",
     "fit_diffusion",
     "fit_gan",

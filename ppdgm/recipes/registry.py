@@ -5,6 +5,7 @@ Adding a family to the command line is its recipe module and one line in :data:`
 
 from __future__ import annotations
 
+from .autoregressive import AutoregressiveRecipe
 from .base import Recipe
 from .diffusion import DiffusionRecipe
 from .gan import GANRecipe
@@ -19,7 +20,7 @@ __all__ = ["DEMO_RECIPE", "RECIPES", "recipe_for"]
 #: Every family the command line trains, by name, in the order ``ppdgm fit --help`` lists them.
 RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
     VAERecipe(), SBNRecipe(), RBMRecipe(), GANRecipe(), VAEGANRecipe(), DiffusionRecipe(),
-    MixtureRecipe(),
+    MixtureRecipe(), AutoregressiveRecipe(),
 )}
 
 #: The family ``ppdgm demo`` trains on the bundled digits.

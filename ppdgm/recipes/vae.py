@@ -15,7 +15,7 @@ from ..inference import Engine, TrainConfig
 from ..inference.evaluate import estimate_elbo
 from ..inference.objectives import build_objective
 from ..inference.objectives.registry import OBJECTIVES
-from ..models import VAE, VAEConfig
+from ..models import VAE, DeepVAE, DeepVAEConfig, VAEConfig
 from ..models.nets import ACTIVATIONS
 from .base import Recipe, hidden_widths, train_config
 from .run import RunResult, check_run_inputs, evaluation_points, finish_run, train_with_engine
@@ -141,7 +141,8 @@ class VAERecipe(Recipe):
     name = "vae"
     help = "variational autoencoder (ELBO, analytic KL, IWAE)"
     epochs = 20
-    models = {"vae": (VAE, VAEConfig)}
+    # A two-layer VAE (benchmarks/nll.py --model iwae-2layer) is sampled and evaluated the same way.
+    models = {"vae": (VAE, VAEConfig), "deep-vae": (DeepVAE, DeepVAEConfig)}
 
     def add_flags(self, parser: argparse.ArgumentParser) -> None:
         add_vae_flags(parser)

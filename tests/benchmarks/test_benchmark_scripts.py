@@ -33,7 +33,7 @@ def tiny_mnist(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("model", ["vae", "iwae", "sbn-vimco", "sbn-wake-sleep"])
+@pytest.mark.parametrize("model", ["vae", "iwae", "iwae-2layer", "sbn-vimco", "sbn-wake-sleep"])
 def test_nll_script_trains_resumes_and_writes_its_table(tmp_path, tiny_mnist, model):
     nll = _load("nll")
     run, results = tmp_path / "run", tmp_path / "results"
@@ -46,7 +46,8 @@ def test_nll_script_trains_resumes_and_writes_its_table(tmp_path, tiny_mnist, mo
     assert record["test_nll_nats"] > 0 and record["command"].startswith("python benchmarks/nll.py")
     assert (run / "best.pt").exists() and len((run / "valid.jsonl").read_text().splitlines()) == 2
     best = load_trained_model(run / "best.pt", device="cpu")  # what `ppdgm sample best.pt` does
-    assert type(best).__name__ == ("VAE" if model in ("vae", "iwae") else "SigmoidBeliefNet")
+    expected = {"vae": "VAE", "iwae": "VAE", "iwae-2layer": "DeepVAE"}.get(model, "SigmoidBeliefNet")
+    assert type(best).__name__ == expected
     epoch_seconds = {r["epoch"]: r["seconds"]
                      for r in json.loads((run / "history.json").read_text())["epochs"]}
     assert record["train_seconds"] == pytest.approx(sum(epoch_seconds.values()), abs=0.1)
