@@ -21,7 +21,8 @@ from .._validation import check_tensor  # noqa: E402
 from ..inference.coverage import ModeCoverage  # noqa: E402
 from ..inference.history import History  # noqa: E402
 
-__all__ = ["plot_history", "plot_latents", "plot_samples_over_density", "save_image_grid"]
+__all__ = ["plot_history", "plot_latents", "plot_samples_over_density", "plot_series",
+           "save_image_grid"]
 
 
 def plot_history(history: History, path: str | Path, *, title: str = "Training loss",
@@ -141,6 +142,30 @@ def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, path)
+    return path
+
+
+def plot_series(values: list[float], path: str | Path, *, xlabel: str, ylabel: str,
+                title: str) -> Path:
+    """A line with markers of ``values`` against their index (e.g. EM's log-likelihood by iteration).
+
+    Example:
+        >>> import tempfile
+        >>> plot_series([1.0, 2.0, 2.5], Path(tempfile.mkdtemp()) / "s.png", xlabel="i", ylabel="v",
+        ...             title="t").suffix
+        '.png'
+    """
+    if not values:
+        raise ValueError("values: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(len(values)), values, marker="o", markersize=3, linewidth=1.8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path
 
 

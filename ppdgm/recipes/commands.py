@@ -148,6 +148,24 @@ def _compare(args: argparse.Namespace) -> Report:
     return Report(result, "Wrote:", text=format_compare_table(result.metrics))
 
 
+def _tour_flags(p: argparse.ArgumentParser) -> None:
+    from .tour import TOPICS
+
+    p.add_argument("--topics", type=_names, default=None,
+                   help=f"comma-separated, some of {','.join(TOPICS)} (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/tour", help="directory for index.html and every run")
+
+
+def _tour(args: argparse.Namespace) -> Report:
+    from .tour import run_tour
+
+    result = run_tour(args.out, seed=args.seed, topics=list(args.topics) if args.topics else None)
+    seconds = result.metrics["seconds"]
+    return Report(result, f"Toured {len(seconds)} topics in {sum(seconds.values()):.0f} s; open "
+                          f"{result.files['index']} in a browser. Wrote:")
+
+
 #: The commands besides ``fit`` and ``demo``, by name, in the order ``ppdgm --help`` lists them.
 COMMANDS: dict[str, Command] = {
     "evaluate": Command("importance-sampled log p(x) and the ELBO of a checkpoint on a split "
@@ -157,5 +175,8 @@ COMMANDS: dict[str, Command] = {
     "sample": Command("draw samples from a checkpoint into a PNG grid", _sample_flags, _sample),
     "compare": Command("train several models on ring8 or grid25 and compare their mode coverage",
                        _compare_flags, _compare, out_kind="folder"),
+    "tour": Command("the lecture in one run: every family trained on the bundled data, one HTML "
+                    "page with a figure and its numbers per topic (a few minutes on a CPU)",
+                    _tour_flags, _tour, out_kind="folder"),
 }
 

@@ -258,3 +258,15 @@ def test_ng_jordan_script_writes_its_three_curves(tmp_path):
         "naive Bayes", "naive Bayes + EM", "naive Bayes + EM, weight 0.1"}
     assert (tmp_path / "ng-jordan.png").stat().st_size > 0
     assert "m = 20" in (tmp_path / "ng-jordan.md").read_text()
+
+
+@pytest.mark.parametrize("arch", ["made", "nade"])
+def test_autoregressive_script_selects_by_validation_and_scores_exactly(tmp_path, tiny_mnist, arch):
+    script = _load("autoregressive")
+    assert script.main(["--arch", arch, "--hidden", "8", "--epochs", "2", "--valid-every", "1",
+                        "--batch-size", "40", "--threads", "1", "--data-path", str(tiny_mnist),
+                        "--out", str(tmp_path / "run"), "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / f"autoregressive-{arch}-8.json").read_text())
+    assert [row["epoch"] for row in record["valid_curve"]] == [1, 2]
+    assert record["selected_epoch"] in (1, 2) and record["test_points"] == 30
+    assert record["test_nll"] > 0 and (tmp_path / record["samples"]).stat().st_size > 0
