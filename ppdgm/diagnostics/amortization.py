@@ -248,6 +248,8 @@ def plot_amortization_gap(gap: AmortizationGap, path: str | Path, max_points: in
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
 
+    from .figures import save_figure
+
     n = min(gap.posterior.shape[2], check_positive_int("max_points", max_points))
     two_d = gap.posterior.shape[-1] >= 2
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
@@ -268,9 +270,4 @@ def plot_amortization_gap(gap: AmortizationGap, path: str | Path, max_points: in
         ax.set_title(f"point {i}: amort. {gap.amortization_gap[i]:.2f}\napprox. "
                      f"{gap.approximation_gap[i]:.2f} nats", fontsize=9)
     axes[0][0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

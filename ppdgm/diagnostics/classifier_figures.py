@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # figures are written to files; no display is assumed
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .figures import save_figure  # noqa: E402
+
 __all__ = ["plot_error_curves"]
 
 
@@ -47,9 +49,4 @@ def plot_error_curves(panels: Mapping[str, Sequence[Mapping[str, Any]]], path: s
         ax.set_ylabel("test error")
         ax.set_title(title)
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

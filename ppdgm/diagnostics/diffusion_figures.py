@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
-from .figures import save_image_grid  # noqa: E402
+from .figures import save_figure, save_image_grid  # noqa: E402
 
 __all__ = ["plot_reverse_process"]
 
@@ -56,7 +56,4 @@ def plot_reverse_process(snapshots: Mapping[int, torch.Tensor], path: str | Path
         ax.set_aspect("equal")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -21,8 +21,25 @@ from .._validation import check_tensor  # noqa: E402
 from ..inference.coverage import ModeCoverage  # noqa: E402
 from ..inference.history import History  # noqa: E402
 
-__all__ = ["plot_history", "plot_latents", "plot_samples_over_density", "plot_series",
+__all__ = ["plot_history", "plot_latents", "plot_samples_over_density", "plot_series", "save_figure",
            "save_image_grid"]
+
+
+def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 120) -> Path:
+    """Lay out ``fig``, write it to ``path`` (creating its folder) and close it; returns the path.
+
+    Example:
+        >>> import tempfile
+        >>> fig, ax = plt.subplots()
+        >>> save_figure(fig, Path(tempfile.mkdtemp()) / "sub" / "f.png").name
+        'f.png'
+    """
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def plot_history(history: History, path: str | Path, *, title: str = "Training loss",
@@ -63,12 +80,7 @@ def plot_history(history: History, path: str | Path, *, title: str = "Training l
         sns.scatterplot(data=epochs, x="step", y="loss_per_example", hue="player",
                         palette=palette, legend=False, s=18, ax=ax, zorder=3)
     ax.set(title=title, xlabel="step", ylabel="loss per example")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_latents(z: torch.Tensor, path: str | Path, *, labels: torch.Tensor | None = None,
@@ -113,12 +125,7 @@ def plot_latents(z: torch.Tensor, path: str | Path, *, labels: torch.Tensor | No
         ax.legend(title="class", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False,
                   markerscale=1.5)
     ax.set(title=title, xlabel=axes[0], ylabel=axes[1])
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
@@ -161,12 +168,7 @@ def plot_series(values: list[float], path: str | Path, *, xlabel: str, ylabel: s
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(len(values)), values, marker="o", markersize=3, linewidth=1.8)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_samples_over_density(
@@ -271,9 +273,4 @@ def plot_samples_over_density(
     if title:
         # Wrapped to the figure's width: a one-panel figure would cut a long title off.
         fig.suptitle(textwrap.fill(title, width=max(30, int(7.5 * fig.get_figwidth()))))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

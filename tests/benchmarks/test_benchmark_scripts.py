@@ -270,3 +270,14 @@ def test_autoregressive_script_selects_by_validation_and_scores_exactly(tmp_path
     assert [row["epoch"] for row in record["valid_curve"]] == [1, 2]
     assert record["selected_epoch"] in (1, 2) and record["test_points"] == 30
     assert record["test_nll"] > 0 and (tmp_path / record["samples"]).stat().st_size > 0
+
+
+def test_deep_vae_script_trains_four_vaes_from_one_seed(tmp_path):
+    deep_vae = _load("deep_vae")
+    assert deep_vae.main(["--epochs", "1", "--eval-k", "4", "--k", "2", "--threads", "1",
+                          "--results", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "deep-vae-digits.json").read_text())
+    assert [(r["model"].split(",")[0], r["objective"]) for r in record["rows"]] == [
+        ("one layer", "ELBO"), ("one layer", "IWAE(k=2)"),
+        ("two layers", "ELBO"), ("two layers", "IWAE(k=2)")]
+    assert all(r["test_elbo"] <= r["test_log_px"] + 1.0 for r in record["rows"])
