@@ -44,6 +44,7 @@ from .distributed import (
     loss_reduction,
     replicate,
 )
+from .ema import WeightAverage, check_ema_decay
 from .history import History
 from .objectives.base import PlayerObjective
 from .params import (
@@ -121,6 +122,11 @@ class TrainConfig:
             with ``pyro.infer.SVI``) never stops a finite run. The ``ppdgm fit`` recipes set 1e6.
             Independently of it, a NaN or Inf loss, gradient or parameter always stops the run
             (:class:`NonFiniteLossError`) before anything non-finite is checkpointed.
+        ema: keep an exponential moving average of every trained weight at this decay (e.g.
+            0.999; :mod:`ppdgm.inference.ema`), updated after each optimizer step. The average is
+            checkpointed and resumed exactly, and written beside the weights so that loading a
+            checkpoint (``ppdgm sample``, ``evaluate``) uses it; :meth:`Engine.ema_weights`
+            puts it in place for a block. ``None`` keeps no average.
     """
 
     epochs: int = 10
@@ -141,6 +147,7 @@ class TrainConfig:
     precision: str = "fp32"
     distributed: bool = False
     divergence: float | None = None
+    ema: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -171,6 +178,7 @@ class TrainConfig:
             raise TypeError(f"resume: expected a bool or a path, got {type(self.resume).__name__}")
         if self.resume is True and self.out_dir is None:
             raise ValueError("resume: resume=True needs out_dir (or pass the checkpoint's path)")
+        check_ema_decay(self.ema)
         check_choice("validate", self.validate, VALIDATE_CHOICES)
         check_choice("precision", self.precision, PRECISIONS)
         resolve_device(self.device)  # fail at configuration time, not after data loading
@@ -331,6 +339,7 @@ class Engine:
         self._reads_directly = (self.local_params and not self._grads_inside
                                 and reads_params_as_weights(objective))
         self._direct_reads: DirectReads | None = None
+        self._ema = WeightAverage(self.config.ema) if self.config.ema is not None else None
 
     # ------------------------------------------------------------------ public API
 
@@ -403,6 +412,40 @@ class Engine:
             if state.player.name == player:
                 return dict(zip(state.names, state.params))
         raise ValueError(f"player: expected one of {[s.player.name for s in self._states]}, got {player!r}")
+
+    def ema_weights(self) -> contextlib.AbstractContextManager:
+        """A block in which every averaged weight holds its moving average (``TrainConfig.ema``).
+
+        Example:
+            >>> from pyro.infer import Trace_ELBO
+            >>> pyro.clear_param_store()
+            >>> def model(x):
+            ...     loc = pyro.param("loc", torch.tensor(0.0))
+            ...     with pyro.plate("data", x.shape[0]):
+            ...         pyro.sample("x", pyro.distributions.Normal(loc, 1.0), obs=x)
+            >>> engine = Engine(model, lambda x: None, Trace_ELBO(),
+            ...                 config=TrainConfig(epochs=3, batch_size=4, lr=0.1, ema=0.9,
+            ...                                    device="cpu", progress=False))
+            >>> _ = engine.fit(torch.full((8,), 2.0))
+            >>> with engine.ema_weights():
+            ...     averaged = pyro.param("loc").item()
+            >>> 0 < averaged < pyro.param("loc").item()
+            True
+        """
+        if self._ema is None:
+            raise RuntimeError("ema_weights: the run keeps no average; set TrainConfig(ema=...)")
+        if self._states is None:
+            raise RuntimeError("ema_weights: call fit() first")
+        return self._ema.swapped(self._params)
+
+    @torch.no_grad()
+    def use_ema_weights(self) -> None:
+        """Copy the moving averages into the weights for good, e.g. after ``fit`` to evaluate and
+        sample the average (the checkpoint keeps the trained weights and their averages both)."""
+        if self._ema is None:
+            raise RuntimeError("use_ema_weights: the run keeps no average; set TrainConfig(ema=...)")
+        for name, shadow in self._ema.shadows.items():
+            self._params[name].copy_(shadow)
 
     # ------------------------------------------------------------------ set-up
 
@@ -651,6 +694,8 @@ class Engine:
                 assert state.optimizer is not None
                 state.optimizer.step()
                 self._guard(state, pos, "parameter", state.params)
+                if self._ema is not None:
+                    self._ema.update(state.names, state.params)
                 value = values[0]
                 self._check_divergence(state, value, pos)
                 self.history.record_step(step=pos.step, epoch=pos.epoch, player=state.player.name,
@@ -803,7 +848,24 @@ class Engine:
             "train_config": _plain(asdict(self.config)),
             "model_spec": self.model_spec,
             "objective": _objective_state(self.objective),
+            **({} if self._ema is None else {"ema": self._ema.state_dict(),
+                                              "ema_modules": self._ema_modules()}),
         }
+
+    def _ema_modules(self) -> list[dict[str, torch.Tensor]]:
+        # Each module's entries with their averages, by state-dict key, for a loader that knows
+        # the module and not the engine's parameter names.
+        assert self._ema is not None
+        by_leaf = {id(leaf): name for name, leaf in self._params.items()}
+        overlays = []
+        for module in self.modules:
+            overlay = {}
+            for key, value in module.state_dict(keep_vars=True).items():
+                name = by_leaf.get(id(value))
+                if name is not None and name in self._ema.shadows:
+                    overlay[key] = self._ema.shadows[name].detach()
+            overlays.append(overlay)
+        return overlays
 
     def _load_state(self, state: dict[str, Any], path: Path) -> None:
         assert self._states is not None
@@ -863,6 +925,7 @@ class Engine:
                     s.scheduler.load_state_dict(state["schedulers"][s.player.name])
             if state.get("objective") is not None and hasattr(self.objective, "load_state_dict"):
                 self.objective.load_state_dict(state["objective"])
+            self._load_ema(state.get("ema"), where)
             by_rank = state.get("rng_by_rank")
             if self._dist is not None and by_rank is not None and len(by_rank) == self._dist.world_size:
                 restore_rng_state(by_rank[self._dist.rank])
@@ -878,6 +941,18 @@ class Engine:
                                   if isinstance(err, KeyError) else
                                   f"resume: {where!r} is malformed: {type(err).__name__}: "
                                   f"{' '.join(str(err).split())[:300]}") from err
+
+    def _load_ema(self, saved: Any, where: str) -> None:
+        if (saved is None) != (self._ema is None):
+            raise CheckpointError(
+                f"resume: {where!r} was written {'without' if saved is None else 'with'} a moving "
+                f"average of the weights and this run has "
+                f"{'one' if saved is None else 'none'} (TrainConfig.ema); resume with the same ema")
+        if self._ema is not None:
+            try:
+                self._ema.load_state_dict(saved, where)
+            except ValueError as err:
+                raise CheckpointError(f"resume: {err}") from err
 
     def _late_param(self, name: str) -> torch.Tensor | None:
         store = pyro.get_param_store()

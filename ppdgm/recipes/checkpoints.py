@@ -84,6 +84,9 @@ def open_checkpoint(checkpoint: str | Path | OpenedCheckpoint,
                     device: str = "auto") -> OpenedCheckpoint:
     """Read a ``ppdgm fit`` checkpoint once and rebuild its model with the trained weights.
 
+    A run trained with ``TrainConfig(ema=...)`` is rebuilt with the moving average of its
+    weights, which is what sampling and evaluation should use.
+
     An :class:`OpenedCheckpoint` is returned as it is (the functions here take either).
 
     Raises:
@@ -107,7 +110,11 @@ def open_checkpoint(checkpoint: str | Path | OpenedCheckpoint,
     try:
         recipe = recipe_for(spec["name"])
         model = recipe.build(spec["name"], spec.get("config", {}))
-        model.load_state_dict(modules[0])
+        weights = dict(modules[0])
+        averaged = state.get("ema_modules")  # TrainConfig(ema=...): the moving average wins
+        if isinstance(averaged, list) and averaged and isinstance(averaged[0], dict):
+            weights.update(averaged[0])
+        model.load_state_dict(weights)
     except (ValueError, TypeError, KeyError, RuntimeError) as err:
         if isinstance(err, CheckpointError):
             raise

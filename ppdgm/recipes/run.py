@@ -111,7 +111,9 @@ def train_with_engine(dataset: Dataset, train: TrainConfig, build: Callable[[], 
     """Seed, build the model, train it on ``data`` (default ``dataset.train``) and time it.
 
     ``build()`` makes the model after the seed is set, so the initial weights follow
-    ``train.seed``; ``make_engine(model)`` returns the :class:`~ppdgm.inference.Engine`.
+    ``train.seed``; ``make_engine(model)`` returns the :class:`~ppdgm.inference.Engine`. With
+    ``train.ema`` the returned model holds the moving average of its weights, which the run's
+    closing measurements and samples then use (as loading its checkpoint does).
     """
     out = check_run_inputs(dataset, train)
     if train.seed is not None:
@@ -120,6 +122,8 @@ def train_with_engine(dataset: Dataset, train: TrainConfig, build: Callable[[], 
     engine = make_engine(model)
     started = time.perf_counter()
     history = engine.fit(dataset.train if data is None else data)
+    if train.ema is not None:
+        engine.use_ema_weights()
     return Trained(model, engine, history, time.perf_counter() - started, out)
 
 

@@ -281,3 +281,15 @@ def test_deep_vae_script_trains_four_vaes_from_one_seed(tmp_path):
         ("one layer", "ELBO"), ("one layer", "IWAE(k=2)"),
         ("two layers", "ELBO"), ("two layers", "IWAE(k=2)")]
     assert all(r["test_elbo"] <= r["test_log_px"] + 1.0 for r in record["rows"])
+
+
+def test_ema_script_measures_both_weights_of_one_run(tmp_path):
+    ema = _load("ema")
+    assert ema.main(["--epochs", "1", "--num-train", "300", "--num-samples", "50",
+                     "--bound-points", "5", "--threads", "1", "--out", str(tmp_path / "runs"),
+                     "--results", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "ema.json").read_text())["rows"]
+    assert [(r["model"], r["weights"]) for r in rows] == [
+        ("diffusion", "last iterate"), ("diffusion", "moving average"),
+        ("gan", "last iterate"), ("gan", "moving average")]
+    assert rows[0]["steps"] == rows[1]["steps"] and rows[0]["bound_nats"] != rows[1]["bound_nats"]
