@@ -41,6 +41,8 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
                    help="data-parallel over the processes torchrun starts (--batch-size is global)")
     p.add_argument("--divergence", type=float, default=1e6, metavar="FACTOR",
                    help="stop when a loss exceeds FACTOR times its first value (0: never)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="log losses and sample grids to TensorBoard in DIR (needs tensorboard)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep a moving average of the weights (e.g. 0.999); the run's measurements, "
                         "samples and checkpoint loads use it")

@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from .params import (
 )
 from .players import Player, adam
 from .reads import DirectReads, reads_params_as_weights
+from .tracking import TensorBoard
 
 __all__ = ["Engine", "TrainConfig", "DivergedError", "NonFiniteLossError", "CHECKPOINT_NAME"]
 
@@ -122,6 +123,9 @@ class TrainConfig:
             with ``pyro.infer.SVI``) never stops a finite run. The ``ppdgm fit`` recipes set 1e6.
             Independently of it, a NaN or Inf loss, gradient or parameter always stops the run
             (:class:`NonFiniteLossError`) before anything non-finite is checkpointed.
+        tensorboard: a folder to log the run to TensorBoard in (:mod:`ppdgm.inference.tracking`):
+            each player's loss every step, epoch means, and sample grids of a model with
+            ``sample(n)`` every 5 epochs. Needs the ``tensorboard`` package.
         ema: keep an exponential moving average of every trained weight at this decay (e.g.
             0.999; :mod:`ppdgm.inference.ema`), updated after each optimizer step. The average is
             checkpointed and resumed exactly, and written beside the weights so that loading a
@@ -148,6 +152,7 @@ class TrainConfig:
     distributed: bool = False
     divergence: float | None = None
     ema: float | None = None
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -166,6 +171,9 @@ class TrainConfig:
             _check_positive_number("divergence", self.divergence)
             if not self.divergence > 1:
                 raise ValueError(f"divergence: expected a factor > 1 or None, got {self.divergence!r}")
+        if self.tensorboard is not None and not isinstance(self.tensorboard, (str, Path)):
+            raise TypeError(f"tensorboard: expected a folder path or None, got "
+                            f"{type(self.tensorboard).__name__}")
         if self.out_dir is not None and not isinstance(self.out_dir, (str, Path)):
             raise TypeError(f"out_dir: expected a path or None, got {type(self.out_dir).__name__}")
         if self.checkpoint_every is not None:
@@ -395,7 +403,8 @@ class Engine:
                 # Each process draws its own noise; rank 0's stream is a single process's.
                 pyro.set_rng_seed(cfg.seed + 1_000_003 * self._dist.rank)
             self._batches_per_epoch = len(feed)
-            self._train(feed, seed, self._maybe_resume())
+            with self._tracking():
+                self._train(feed, seed, self._maybe_resume())
         if cfg.out_dir is not None and self._is_main:
             self.history.save(cfg.out_dir)
         if self._dist is not None:
@@ -448,6 +457,22 @@ class Engine:
             self._params[name].copy_(shadow)
 
     # ------------------------------------------------------------------ set-up
+
+    @contextlib.contextmanager
+    def _tracking(self) -> Iterator[None]:
+        if self.config.tensorboard is None or not self._is_main:
+            yield
+            return
+        sample = next((m.sample for m in self.modules if callable(getattr(m, "sample", None))), None)
+        board = TensorBoard(self.config.tensorboard, sample=sample)
+        self.callbacks.append(board.on_epoch)
+        self.step_callbacks.append(board.on_step)
+        try:
+            yield
+        finally:
+            self.callbacks.remove(board.on_epoch)
+            self.step_callbacks.remove(board.on_step)
+            board.close()
 
     def _param_mode(self) -> contextlib.AbstractContextManager:
         return local_params() if self.local_params else contextlib.nullcontext()

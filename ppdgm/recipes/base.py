@@ -37,7 +37,7 @@ def train_config(args: argparse.Namespace) -> Any:
         resume=args.resume, max_steps=args.max_steps,
         progress=False if args.no_progress else None, distributed=args.distributed,
         precision=args.precision, divergence=getattr(args, "divergence", None) or None,
-        ema=getattr(args, "ema", None),
+        ema=getattr(args, "ema", None), tensorboard=getattr(args, "tensorboard", None),
     )
 
 
