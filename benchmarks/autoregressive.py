@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", choices=("made", "nade"), default="made")
     p.add_argument("--hidden", default="500")
+    p.add_argument("--direct", action="store_true", help="MADE: direct input-output connections")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset("binarized-mnist", path=args.data_path)
     config = AutoregressiveConfig(x_shape=data.event_shape,
                                   hidden=tuple(int(h) for h in args.hidden.split(",")),
-                                  seed=args.seed)
+                                  seed=args.seed, direct=args.direct)
     model = build_autoregressive(args.arch, config)
     valid = data.valid if data.valid is not None else data.test
     best = {"epoch": 0, "valid_nll": float("inf"), "state": None}
@@ -81,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     test = exact_log_likelihood(model, data.test)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    name = f"{args.arch}-{args.hidden.replace(',', '-')}"
+    name = f"{args.arch}-{args.hidden.replace(',', '-')}" + ("-direct" if args.direct else "")
     torch.manual_seed(args.seed)
     grid = save_image_grid(model.sample(64), results / f"autoregressive-{name}-samples.png")
     command = "python benchmarks/autoregressive.py " + shlex.join(
         argv if argv is not None else sys.argv[1:])
     record = {"benchmark": "autoregressive-nll", "model": args.arch, "hidden": list(config.hidden),
+              "direct": args.direct,
               "epochs": args.epochs, "selected_epoch": best["epoch"],
               "valid_nll": round(best["valid_nll"], 4), "test_nll": round(-test["mean"], 4),
               "test_nll_stderr": round(test["stderr"], 4), "test_points": test["points"],

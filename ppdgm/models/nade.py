@@ -41,11 +41,17 @@ ARCHITECTURES: tuple[str, ...] = ("nade", "made")
 
 @dataclass
 class AutoregressiveConfig:
-    """``x_shape`` of one image, ``hidden`` widths (NADE: one), ``seed`` of MADE's degrees."""
+    """``x_shape`` of one image, ``hidden`` widths (NADE: one), ``seed`` of MADE's degrees.
+
+    ``direct`` (MADE only) adds a masked linear map from the inputs straight to the outputs
+    (logit d gets sum_{j<d} A_dj x_j, a fully visible sigmoid belief net beside the hidden
+    layers), which the published MADE networks did not have.
+    """
 
     x_shape: tuple[int, ...] = (1, 8, 8)
     hidden: tuple[int, ...] = (500,)
     seed: int = 0
+    direct: bool = False
 
     @property
     def x_dim(self) -> int:
@@ -57,6 +63,10 @@ class AutoregressiveConfig:
         check_positive_int("seed", self.seed, minimum=0)
         if architecture == "nade" and len(self.hidden) != 1:
             raise ValueError(f"hidden: NADE has one hidden layer, got widths {self.hidden}")
+        if not isinstance(self.direct, bool):
+            raise TypeError(f"direct: expected a bool, got {self.direct!r}")
+        if architecture == "nade" and self.direct:
+            raise ValueError("direct: only MADE has direct connections; NADE's are its weights")
         if architecture == "made" and self.x_dim < 2:
             raise ValueError(f"x_shape: MADE needs at least 2 pixels, got {self.x_shape}")
 
@@ -202,11 +212,15 @@ class MADE(_Autoregressive):
         self.output = nn.Linear(sizes[-1], d)
         # Output d (degree d) sees hidden units of degree < d: x_d is not among its inputs.
         self.register_buffer("output_mask", (degrees[0].unsqueeze(1) > degrees[-1]).float())
+        if self.config.direct:
+            self.direct_weight = nn.Parameter(torch.zeros(d, d))
 
     def _weights(self) -> dict[str, torch.Tensor]:
         w = {}
         for i, layer in enumerate([*self.layers, self.output]):
             w[f"weight{i}"], w[f"bias{i}"] = layer.weight, layer.bias
+        if self.config.direct:
+            w["direct"] = self.direct_weight
         return w
 
     def _logits(self, w: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +229,10 @@ class MADE(_Autoregressive):
             h = torch.relu(nn.functional.linear(h, w[f"weight{i}"] * getattr(self, f"mask{i}"),
                                                 w[f"bias{i}"]))
         out = len(self.layers)
-        return nn.functional.linear(h, w[f"weight{out}"] * self.output_mask, w[f"bias{out}"])
+        logits = nn.functional.linear(h, w[f"weight{out}"] * self.output_mask, w[f"bias{out}"])
+        if "direct" in w:
+            logits = logits + x @ torch.tril(w["direct"], diagonal=-1).T
+        return logits
 
 
 def build_autoregressive(architecture: str, config: AutoregressiveConfig) -> _Autoregressive:

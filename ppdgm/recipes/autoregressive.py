@@ -36,7 +36,8 @@ def exact_log_likelihood(model: Any, x: torch.Tensor, *, batch_size: int = 500) 
 
 
 def fit_autoregressive(dataset: Dataset, train: TrainConfig, *, architecture: str = "made",
-                       hidden: tuple[int, ...] = (500,), eval_points: int | None = 10_000,
+                       hidden: tuple[int, ...] = (500,), direct: bool = False,
+                       eval_points: int | None = 10_000,
                        figures: bool = False, num_samples: int = 64) -> RunResult:
     """Train NADE or MADE on binary ``dataset`` by maximum likelihood with the engine.
 
@@ -58,7 +59,7 @@ def fit_autoregressive(dataset: Dataset, train: TrainConfig, *, architecture: st
         raise ValueError(f"dataset: NADE and MADE model binary images; {dataset.name!r} is "
                          f"{dataset.support!r} (take its binarized version)")
     config = AutoregressiveConfig(x_shape=tuple(dataset.event_shape), hidden=tuple(hidden),
-                                  seed=train.seed or 0)
+                                  seed=train.seed or 0, direct=direct)
     build_autoregressive(architecture, config)  # check the configuration before any data moves
     spec = {"name": architecture, "config": dataclasses.asdict(config), "data": dataset.name}
     run = train_with_engine(dataset, train, lambda: build_autoregressive(architecture, config),
@@ -93,12 +94,15 @@ class AutoregressiveRecipe(Recipe):
         p.add_argument("--arch", choices=list(ARCHITECTURES), default="made")
         p.add_argument("--hidden", type=hidden_widths, default=(500,),
                        help="hidden widths (NADE: one), e.g. 500 or 500,500")
+        p.add_argument("--direct", action="store_true",
+                       help="MADE: add direct input-to-output connections")
         p.add_argument("--eval-points", type=int, default=10_000, metavar="N",
                        help="the closing train log p(x) on at most N points (0: all of them)")
 
     def fit(self, args: argparse.Namespace, dataset: Any) -> Any:
         return fit_autoregressive(dataset, train_config(args), architecture=args.arch,
-                                  hidden=tuple(args.hidden), eval_points=args.eval_points or None,
+                                  hidden=tuple(args.hidden), direct=args.direct,
+                                  eval_points=args.eval_points or None,
                                   figures=args.plots)
 
     def title(self, result: Any, dataset: Any) -> str:

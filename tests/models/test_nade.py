@@ -13,12 +13,14 @@ from ppdgm.inference import Engine, Player, TrainConfig
 from ppdgm.models.autoregressive import AutoregressiveBinary
 from ppdgm.models.nade import MADE, NADE, AutoregressiveConfig
 
-MODELS = [(NADE, (5,)), (MADE, (7,)), (MADE, (7, 6))]
-IDS = ["nade", "made-1", "made-2"]
+MODELS = [(NADE, (5,)), (MADE, (7,)), (MADE, (7, 6)), (MADE, (7, "direct"))]
+IDS = ["nade", "made-1", "made-2", "made-direct"]
 
 
 def _model(cls, hidden, d=4, seed=0):
-    model = cls(AutoregressiveConfig(x_shape=(d,), hidden=hidden, seed=seed))
+    direct = "direct" in hidden
+    hidden = tuple(h for h in hidden if h != "direct")
+    model = cls(AutoregressiveConfig(x_shape=(d,), hidden=hidden, seed=seed, direct=direct))
     with torch.no_grad():  # larger weights than at initialization: a far from uniform p(x)
         for p in model.parameters():
             p.mul_(3).add_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
@@ -101,6 +103,8 @@ def test_pyro_sees_one_observed_site():
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="hidden: NADE has one hidden layer"):
         NADE(AutoregressiveConfig(x_shape=(4,), hidden=(3, 3)))
+    with pytest.raises(ValueError, match="direct: only MADE"):
+        NADE(AutoregressiveConfig(x_shape=(4,), hidden=(3,), direct=True))
     with pytest.raises(ValueError, match="MADE needs at least 2 pixels"):
         MADE(AutoregressiveConfig(x_shape=(1,), hidden=(3,)))
     model = MADE(AutoregressiveConfig(x_shape=(4,), hidden=(3,)))
