@@ -45,7 +45,7 @@ class AutoregressiveConfig:
 
     ``direct`` (MADE only) adds a masked linear map from the inputs straight to the outputs
     (logit d gets sum_{j<d} A_dj x_j, a fully visible sigmoid belief net beside the hidden
-    layers); the reference implementation of MADE offers it as an option.
+    layers).
     """
 
     x_shape: tuple[int, ...] = (1, 8, 8)
