@@ -154,13 +154,15 @@ def _tour_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topics", type=_names, default=None,
                    help=f"comma-separated, some of {','.join(TOPICS)} (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks: 1)")
     p.add_argument("--out", default="runs/tour", help="directory for index.html and every run")
 
 
 def _tour(args: argparse.Namespace) -> Report:
     from .tour import run_tour
 
-    result = run_tour(args.out, seed=args.seed, topics=list(args.topics) if args.topics else None)
+    result = run_tour(args.out, seed=args.seed, topics=list(args.topics) if args.topics else None,
+                      threads=args.threads)
     seconds = result.metrics["seconds"]
     return Report(result, f"Toured {len(seconds)} topics in {sum(seconds.values()):.0f} s; open "
                           f"{result.files['index']} in a browser. Wrote:")

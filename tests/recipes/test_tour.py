@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 from ppdgm.cli import main
 from ppdgm.recipes.tour import TOPICS, run_tour
@@ -34,6 +35,7 @@ def _render(page, tmp_path):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
 def test_the_page_renders_every_figure_in_a_browser(tmp_path):
+    threads = torch.get_num_threads()
     result = run_tour(tmp_path / "tour", topics=["helmholtz", "em", "vae"])
     page = result.files["index"]
     html = page.read_text()
@@ -43,6 +45,7 @@ def test_the_page_renders_every_figure_in_a_browser(tmp_path):
     assert shot.stat().st_size > 10_000
     numbers = json.loads((tmp_path / "tour" / "tour.json").read_text())
     assert set(numbers["seconds"]) == {"helmholtz", "em", "vae"}
+    assert torch.get_num_threads() == threads  # the tour's one thread is given back
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
