@@ -196,7 +196,9 @@ class NaiveBayes(Capabilities, PyroModule):
         return conditional.mean if mean else conditional.sample()
 
     def _batch(self, x: torch.Tensor | None, y: torch.Tensor | None, num_samples: int | None) -> int:
-        n = batch_size(x, num_samples if x is not None or y is None else y.shape[0], self._check_x)
+        if x is None and isinstance(y, torch.Tensor) and y.dim() == 1:
+            num_samples = y.shape[0]  # labels alone: draw one x per given label
+        n = batch_size(x, num_samples, self._check_x)
         if y is not None and (not isinstance(y, torch.Tensor) or y.shape != (n,)):
             raise ValueError(f"y: expected labels of shape ({n},), got "
                              f"{tuple(getattr(y, 'shape', ())) or type(y).__name__}")

@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from pyro.infer import Trace_ELBO
 
-from .._pyro import local_params
 from .._validation import check_choice, check_positive_int
 from ..data import Dataset
 from ..inference import Engine, Player, TrainConfig
@@ -66,8 +65,7 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, *, classes: int, s
                                                         **options))
     config = TrainConfig(epochs=steps, batch_size=x.shape[0], lr=lr, seed=seed, device="cpu",
                          progress=False, shuffle=False)
-    with local_params():
-        Engine(model.model, model.guide, Trace_ELBO(), [Player("map")], config).fit((x, y))
+    Engine(model.model, model.guide, Trace_ELBO(), [Player("map")], config).fit((x, y))
     return model
 
 
