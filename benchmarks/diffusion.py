@@ -1,9 +1,12 @@
 """Diffusion benchmarks: DDIM against DDPM on one model, the engine against a hand loop, the bound.
 
 ``speed``: trains one model (``ppdgm fit diffusion`` on grid25 by default), then samples it with
-DDPM (all T steps) and DDIM (``--ddim-steps``, eta 0), alternating, ``--repeats`` times each;
-reports the median seconds, the speed-up and each sampler's mode coverage of the same number of
-points. Target: DDIM(50) >= 15x faster than DDPM(1000).
+DDPM (all T steps), DDIM (``--ddim-steps``, eta 0) and, where diffusers is installed, the
+schedulers of ``--schedulers`` (default DPM-Solver++, UniPC and diffusers' DDIM for an
+equal-step row, ``--scheduler-steps`` each),
+alternating, ``--repeats`` times each; reports the median seconds, each sampler's speed-up over
+DDPM and its mode coverage of the same number of points. Target: DDIM(50) >= 15x faster than
+DDPM(1000).
 
 ``overhead``: the same denoiser and loss trained by ppdgm's engine (``DenoisingLoss`` on the Pyro
 model/guide pair) and by a hand-written PyTorch loop (t ~ U{1..T}, x_t by the closed form, MSE on
@@ -42,6 +45,7 @@ from ppdgm.inference import Engine, TrainConfig
 from ppdgm.inference.coverage import mode_coverage
 from ppdgm.inference.objectives.denoising import DenoisingLoss
 from ppdgm.inference.sampling.diffusion import ddim_sample, ddpm_sample
+from ppdgm.inference.sampling.schedulers import diffusers_available, make_scheduler, scheduler_sample
 from ppdgm.models import DenoisingMLP, DenoisingUNet, Diffusion
 from ppdgm.models.diffusion import _FlatDenoiser, diffusion_config_for
 from ppdgm.recipes import fit_diffusion
@@ -76,6 +80,15 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     samplers = {"ddpm": lambda seed: ddpm_sample(model, args.num_samples, seed=seed, progress=False),
                 f"ddim{args.ddim_steps}": lambda seed: ddim_sample(
                     model, args.num_samples, steps=args.ddim_steps, seed=seed, progress=False)}
+    labels = {"ddpm": f"DDPM, {args.timesteps} steps",
+              f"ddim{args.ddim_steps}": f"DDIM, {args.ddim_steps} steps"}
+    for name in [n for n in args.schedulers.split(",") if n] if diffusers_available() else []:
+        key = f"{name}{args.scheduler_steps}"
+        samplers[key] = lambda seed, name=name: scheduler_sample(
+            model, args.num_samples, scheduler=name, steps=args.scheduler_steps, seed=seed, progress=False)
+        labels[key] = f"{name} (diffusers), {args.scheduler_steps} steps"
+    for name in [n for n in args.schedulers.split(",") if n] if diffusers_available() else []:
+        make_scheduler(model, name)  # diffusers imports its schedulers lazily: not in the timings
     seconds: dict[str, list[float]] = {k: [] for k in samplers}
     coverage: dict[str, Any] = {}
     first: dict[str, torch.Tensor] = {}
@@ -93,16 +106,16 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     names = list(samplers)
     figure = None
     if first:
-        labels = {names[0]: f"DDPM, {args.timesteps} steps", names[1]: f"DDIM, {args.ddim_steps} steps"}
         covers = {labels[k]: mode_coverage(v, ds.centres, ds.scale) for k, v in first.items()}
         figure = plot_samples_over_density(
             {labels[k]: v for k, v in first.items()}, ds.centres, ds.scale,
             Path(args.results) / f"diffusion_speed_{args.data}.png", coverage=covers,
-            title=f"One diffusion model, two samplers ({med[names[0]]:.1f} s vs {med[names[1]]:.2f} s)")
+            title=f"One diffusion model, {len(names)} samplers")
     return {"data": args.data, "timesteps": args.timesteps, "num_samples": args.num_samples,
             "train": {k: run.metrics[k] for k in ("epochs", "steps", "train_seconds", "bound")},
             "seconds": seconds, "median_seconds": med,
-            "speedup": med[names[0]] / med[names[1]], "mode_coverage": coverage,
+            "speedup": med[names[0]] / med[names[1]],
+            "speedup_over_ddpm": {k: med[names[0]] / v for k, v in med.items()}, "mode_coverage": coverage,
             "figure": None if figure is None else figure.name}
 
 
@@ -207,11 +220,14 @@ def markdown(part: str, r: dict[str, Any]) -> str:
     cmd = f"\n\nCommand: `{r['command']}` ({r['threads']} CPU threads, {r['device']}).\n"
     if part == "speed":
         med, cov = r["median_seconds"], r["mode_coverage"]
-        rows = [f"| {k} | {v:.3f} | " + (f"{cov[k]['modes_captured']}/{cov[k]['num_modes']}, "
-                                         f"{cov[k]['high_quality_percent']:.1f} %" if k in cov else "-")
+        ups = r.get("speedup_over_ddpm", {})
+        rows = [f"| {k} | {v:.3f} | " + (f"{ups[k]:.1f}x | " if k in ups else "- | ")
+                + (f"{cov[k]['modes_captured']}/{cov[k]['num_modes']}, "
+                   f"{cov[k]['high_quality_percent']:.1f} %" if k in cov else "-")
                 + " |" for k, v in med.items()]
-        return (f"| sampler ({r['num_samples']} points, {r['data']}) | median s | modes, high quality |\n"
-                "|---|---|---|\n" + "\n".join(rows) + f"\n\nSpeed-up: **{r['speedup']:.1f}x**." + cmd)
+        return (f"| sampler ({r['num_samples']} points, {r['data']}) | median s | speed-up over DDPM "
+                "| modes, high quality |\n|---|---|---|---|\n" + "\n".join(rows)
+                + f"\n\nDDIM's speed-up: **{r['speedup']:.1f}x**." + cmd)
     if part == "overhead":
         s = r["median_seconds_after_warmup"]
         return (f"| workload | PyTorch loop s/epoch | ppdgm engine s/epoch | ratio |\n|---|---|---|---|\n"
@@ -243,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-train", type=int, default=None)
     p.add_argument("--num-samples", type=int, default=2500)
     p.add_argument("--ddim-steps", type=int, default=50)
+    p.add_argument("--schedulers", default="dpm-solver++,unipc,diffusers-ddim",
+                   help="speed: diffusers schedulers to add, comma-separated (needs ppdgm[diffusers])")
+    p.add_argument("--scheduler-steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")

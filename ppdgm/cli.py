@@ -129,9 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # What a user can act on: bad arguments or data, corrupt or foreign checkpoints (CheckpointError
 # is a ValueError), a diverged run (NonFiniteLossError), a full disk or a read-only folder
-# (OSError), torch.distributed without torchrun (RuntimeError), a corrupt archive.
+# (OSError), torch.distributed without torchrun (RuntimeError), a corrupt archive, an optional
+# extra that is not installed (ImportError: diffusers, tensorboard).
 _USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError, RuntimeError, EOFError,
-                zipfile.BadZipFile)
+                zipfile.BadZipFile, ImportError)
 
 
 def _one_line(err: BaseException) -> str:

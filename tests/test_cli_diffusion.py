@@ -8,6 +8,7 @@ import torch
 from ppdgm.cli import main
 from ppdgm.data import load_dataset
 from ppdgm.inference import TrainConfig
+from ppdgm.inference.sampling import diffusers_available
 from ppdgm.models.diffusion import diffusion_config_for, quantization_levels
 from ppdgm.recipes import fit_diffusion, load_trained_model
 
@@ -60,11 +61,15 @@ def test_cli_fits_samples_with_either_sampler_and_evaluates_the_bound(tmp_path, 
     out = capsys.readouterr().out
     assert "Trained a diffusion model on grid25" in out and "bits/dim" in out and "/25 modes" in out
     ckpt = str(run / "checkpoint.pt")
-    for sampler in ("ddpm", "ddim"):
+    samplers = ["ddpm", "ddim"] + (["dpm-solver++"] if diffusers_available() else [])
+    for sampler in samplers:
         png = tmp_path / f"{sampler}.png"
         assert main(["sample", ckpt, "--sampler", sampler, "--n", "30", "--out", str(png),
                      "--device", "cpu"]) == 0
         assert png.stat().st_size > 0
+    assert main(["sample", ckpt, "--sampler", "dpm-solvr", "--out", str(tmp_path / "x.png"),
+                 "--device", "cpu"]) == 2
+    assert "sampler" in capsys.readouterr().err
     assert main(["sample", ckpt, "--sampler", "ddpm", "--steps", "5", "--out",
                  str(tmp_path / "x.png"), "--device", "cpu"]) == 2
     assert "steps: DDPM takes all T = 30" in capsys.readouterr().err

@@ -329,6 +329,21 @@ class Diffusion(Capabilities, PyroModule):
         """The chain's units back to the data's."""
         return self.config.data_shift + self.config.data_scale * y
 
+    def to_data(self, y: torch.Tensor) -> torch.Tensor:
+        """A sampler's final y in the data's units; for quantized data, the nearest grid value.
+
+        Example:
+            >>> d = Diffusion(x_shape=(2,), timesteps=10, hidden=(8,), levels=3)
+            >>> d.to_data(torch.tensor([[0.2, 0.8]])).tolist()
+            [[0.0, 1.0]]
+        """
+        x = self.denormalize(y)
+        levels = self.config.levels
+        if levels is None:
+            return x
+        step = 1 / (levels - 1)
+        return (x / step).round().clamp(0, levels - 1) * step
+
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.config.data_shift) / self.config.data_scale
 

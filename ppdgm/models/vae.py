@@ -14,6 +14,7 @@ import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
+from pyro.contrib.zuko import ZukoToPyro
 from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule, PyroParam, pyro_method
 from pyro.nn.module import to_pyro_module_
@@ -21,11 +22,13 @@ from torch.distributions import constraints
 from torch.nn import functional as F
 
 from .._pyro import local_params
+from .._random import seeded
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
 from ._batch import batch_size
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
+from .flows import FLOW_POSTERIORS, FLOW_PRIORS, flow_posterior, flow_prior, require_zuko
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder
 
 __all__ = ["VAE", "VAEConfig", "LATENT", "OBS", "ARCHS", "LIKELIHOODS"]
@@ -59,6 +62,13 @@ class VAEConfig:
             (bounded below by 1e-3).
         activation: the hidden layers' nonlinearity, one of
             :data:`ppdgm.models.nets.ACTIVATIONS` (Burda et al.'s IWAE networks use ``"tanh"``).
+        prior: p(z): ``"normal"`` (N(0, I)), or a zuko flow on a standard normal base:
+            ``"maf"`` (masked autoregressive) or ``"nsf"`` (neural spline); needs
+            ``ppdgm[flows]``. See :mod:`ppdgm.models.flows`.
+        posterior: q(z | x): ``"gaussian"`` (diagonal), or an inverse autoregressive zuko flow
+            with the encoder's output as its context: ``"iaf"`` (affine) or ``"nsf"`` (spline).
+        flow_transforms, flow_hidden: the flows' number of autoregressive steps and the hidden
+            widths of each step's network.
 
     Example:
         >>> VAEConfig(x_shape=(784,), z_dim=2).validate()
@@ -71,6 +81,10 @@ class VAEConfig:
     likelihood: str = "bernoulli"
     obs_scale: float | None = None
     activation: str = "relu"
+    prior: str = "normal"
+    posterior: str = "gaussian"
+    flow_transforms: int = 2
+    flow_hidden: tuple[int, ...] = (64, 64)
 
     def validate(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first field that is not valid."""
@@ -80,6 +94,14 @@ class VAEConfig:
         check_choice("arch", self.arch, ARCHS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_choice("prior", self.prior, FLOW_PRIORS)
+        check_choice("posterior", self.posterior, FLOW_POSTERIORS)
+        check_positive_int("flow_transforms", self.flow_transforms)
+        check_int_tuple("flow_hidden", self.flow_hidden, allow_empty=False)
+        if self.prior != "normal":
+            require_zuko(f"prior={self.prior!r}")
+        if self.posterior != "gaussian":
+            require_zuko(f"posterior={self.posterior!r}")
         if self.arch == "conv" and (len(x_shape) != 3 or x_shape[1] % 4 or x_shape[2] % 4):
             raise ValueError(
                 "x_shape: arch='conv' needs (C, H, W) with H and W divisible by 4, "
@@ -158,6 +180,13 @@ class VAE(Capabilities, PyroModule):
                 )
             self.register_buffer("_prior_loc", torch.zeros(cfg.z_dim), persistent=False)
             self.register_buffer("_prior_scale", torch.ones(cfg.z_dim), persistent=False)
+            flow = {"transforms": cfg.flow_transforms, "hidden": cfg.flow_hidden}
+            # zuko's modules stay plain nn.Modules (their metaclass cannot be made a PyroModule);
+            # read inside model/guide they still appear as param sites, as PyroModule does for any.
+            if cfg.prior != "normal":
+                self.prior_flow = flow_prior(cfg.prior, cfg.z_dim, **flow)
+            if cfg.posterior != "gaussian":
+                self.posterior_flow = flow_posterior(cfg.posterior, cfg.z_dim, 2 * cfg.z_dim, **flow)
         svi_compatible_(self)  # so pyro.infer.SVI can step it under module-local params
 
     @pyro_method
@@ -165,22 +194,32 @@ class VAE(Capabilities, PyroModule):
         """p(z) p(x | z); returns ``x`` (observed) or ``num_samples`` draws when ``x`` is None."""
         n = self._batch_size(x, num_samples)
         with pyro.plate("data", n):
-            prior = dist.Normal(self._prior_loc, self._prior_scale).to_event(1)
+            if self.config.prior == "normal":
+                prior = dist.Normal(self._prior_loc, self._prior_scale).to_event(1)
+            else:
+                prior = ZukoToPyro(self.prior_flow())
             z = pyro.sample(LATENT, prior)
             return pyro.sample(OBS, self._likelihood(z), obs=x)
 
     @pyro_method
     def guide(self, x: torch.Tensor | None = None, num_samples: int | None = None) -> torch.Tensor:
-        """q(z | x) = N(loc(x), diag(scale(x)^2)); returns the sampled ``z``."""
+        """q(z | x): N(loc(x), diag(scale(x)^2)), or a flow given the encoder's output; returns z."""
         if x is None:
             raise ValueError("x: the guide needs a data batch (a tensor), got None")
         n = self._batch_size(x, num_samples)
-        loc, scale = self._encode(x)
+        if self.config.posterior == "gaussian":
+            loc, scale = self._encode(x)
+            posterior = dist.Normal(loc, scale).to_event(1)
+        else:
+            posterior = ZukoToPyro(self.posterior_flow(self._features(x)))
         with pyro.plate("data", n):
-            return pyro.sample(LATENT, dist.Normal(loc, scale).to_event(1))
+            return pyro.sample(LATENT, posterior)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``loc`` and ``scale`` of q(z | x), each of shape ``(batch, z_dim)``.
+
+        For a flow guide, ``loc`` is the flow's image of the base's mean (what
+        :meth:`reconstruct` decodes) and ``scale`` the standard deviation of 256 draws.
 
         Example:
             >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))
@@ -190,7 +229,11 @@ class VAE(Capabilities, PyroModule):
         """
         self._check_x(x)
         with local_params():
-            return self._encode(x)
+            if self.config.posterior == "gaussian":
+                return self._encode(x)
+            with torch.no_grad(), seeded(0, x.device):
+                q = self.posterior_flow(self._features(x))
+                return self._flow_centre(q), q.rsample((256,)).std(0)
 
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
@@ -223,16 +266,29 @@ class VAE(Capabilities, PyroModule):
         with local_params(), poutine.block():
             model = self.model
             if x is not None:
-                model = poutine.condition(model, data={LATENT: self._encode(x)[0]})
+                model = poutine.condition(model, data={LATENT: self._centre(x)})
             trace = poutine.trace(model).get_trace(None, num_samples=n)
         site = trace.nodes[OBS]
         return site["fn"].mean if mean else site["value"]
 
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x if self.config.arch == "conv" else x.reshape(x.shape[0], -1)
+        return self.encoder(flat)
+
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.config
-        flat = x if cfg.arch == "conv" else x.reshape(x.shape[0], -1)
-        loc, raw = self.encoder(flat).split(cfg.z_dim, dim=-1)
+        loc, raw = self._features(x).split(self.config.z_dim, dim=-1)
         return loc, F.softplus(raw) + _MIN_SCALE
+
+    def _centre(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.posterior == "gaussian":
+            return self._encode(x)[0]
+        return self._flow_centre(self.posterior_flow(self._features(x)))
+
+    @staticmethod
+    def _flow_centre(q: torch.distributions.Distribution) -> torch.Tensor:
+        # The image of the base's mean: deterministic, and one pass for an inverse flow.
+        u = q.base.mean.expand(*q.batch_shape, *q.event_shape)
+        return q.transform.inv(u)
 
     def _likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
         cfg = self.config
@@ -267,4 +323,4 @@ class VAE(Capabilities, PyroModule):
 
 
 def _resolve_config(config: VAEConfig | None, overrides: dict[str, object]) -> VAEConfig:
-    return resolve_config(VAEConfig, config, overrides, ("x_shape", "hidden"))
+    return resolve_config(VAEConfig, config, overrides, ("x_shape", "hidden", "flow_hidden"))

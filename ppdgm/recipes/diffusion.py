@@ -10,14 +10,15 @@ from typing import Any
 
 import torch
 
-from .._validation import check_choice, check_positive_int
+from .._validation import check_positive_int
 from ..data import Dataset
 from ..diagnostics import plot_history
 from ..diagnostics.diffusion_figures import plot_reverse_process
 from ..inference import Engine, TrainConfig
 from ..inference.coverage import dataset_coverage
 from ..inference.objectives.denoising import DenoisingLoss, DiffusionBound, variational_bound
-from ..inference.sampling.diffusion import SAMPLERS, ddim_timesteps, sample_diffusion
+from ..inference.sampling.diffusion import check_sampler, ddim_timesteps, sample_diffusion
+from ..inference.sampling.schedulers import SCHEDULER_ALIASES, scheduler_timesteps
 from ..models.diffusion import Diffusion, DiffusionConfig, diffusion_config_for
 from .base import Recipe, hidden_widths, train_config
 from .gan import coverage_text
@@ -28,9 +29,11 @@ __all__ = ["DiffusionRecipe", "add_sampler_flags", "bound_line", "fit_diffusion"
 
 def add_sampler_flags(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
     """The reverse sampler's flags, for ``ppdgm fit diffusion`` and ``ppdgm sample``."""
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddpm",
-                   help=f"{prefix}ancestral DDPM (all T steps) or DDIM")
-    p.add_argument("--steps", type=int, default=None, help=f"{prefix}DDIM steps (default 50, at most T)")
+    p.add_argument("--sampler", default="ddpm",
+                   help=f"{prefix}ancestral ddpm (all T steps), ddim, or with ppdgm[diffusers] any diffusers "
+                   f"scheduler: {', '.join(SCHEDULER_ALIASES)} or a class name")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"{prefix}sampler steps (default: ddim 50, diffusers 20, at most T)")
     p.add_argument("--eta", type=float, default=0.0, help=f"{prefix}DDIM noise, 0 (deterministic) to 1")
 
 
@@ -54,8 +57,9 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
     on the first ``bound_points`` test points (default 1000 for vectors, 100 for images: every
     point costs T denoiser calls), in nats and bits per dimension, and for the 2-D mixtures the
     mode coverage of ``num_samples`` draws from ``sampler`` (``"ddpm"`` or ``"ddim"`` with
-    ``steps`` and ``eta``) with the sampling time. ``figures=True`` adds the loss curve, the
-    samples (a grid of 64 images, or the points over the true density) and the reverse process.
+    ``steps`` and ``eta``, or a diffusers scheduler's name) with the sampling time.
+    ``figures=True`` adds the loss curve, the samples (a grid of 64 images, or the points over
+    the true density) and the reverse process.
 
     Example:
         >>> import tempfile
@@ -69,7 +73,7 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
         (2, ['bits_per_dim', 'decoder_nats'])
     """
     check_run_inputs(dataset, train)
-    check_choice("sampler", sampler, SAMPLERS)
+    check_sampler(sampler)
     check_positive_int("num_samples", num_samples)
     config = diffusion_config_for(dataset, **dict(model_overrides or {}))
     images = len(config.x_shape) == 3
@@ -86,7 +90,7 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
     bound = variational_bound(diffusion, test, seed=0).summary()
     bound["seconds"] = round(time.perf_counter() - started, 3)
     snapshots: dict[int, torch.Tensor] = {}
-    keep = _snapshot_steps(config, sampler, steps)
+    keep = _snapshot_steps(diffusion, sampler, steps)
 
     def on_step(t: int, x: torch.Tensor) -> None:
         if t in keep:
@@ -128,13 +132,20 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
 def _sampler_steps(config: DiffusionConfig, sampler: str, steps: int | None) -> int:
     if sampler == "ddpm":
         return config.timesteps
-    return min(50, config.timesteps) if steps is None else steps
+    default = 50 if sampler == "ddim" else 20
+    return min(default, config.timesteps) if steps is None else steps
 
 
-def _snapshot_steps(config: DiffusionConfig, sampler: str, steps: int | None) -> set[int]:
+def _snapshot_steps(diffusion: Diffusion, sampler: str, steps: int | None) -> set[int]:
     # Eight of the steps the sampler visits, denser near the data, where the picture forms.
-    visited = ([*range(config.timesteps, 0, -1), 0] if sampler == "ddpm" else
-               [*ddim_timesteps(config.timesteps, _sampler_steps(config, sampler, steps)).tolist(), 0])
+    config = diffusion.config
+    n = _sampler_steps(config, sampler, steps)
+    if sampler == "ddpm":
+        visited = [*range(config.timesteps, 0, -1), 0]
+    elif sampler == "ddim":
+        visited = [*ddim_timesteps(config.timesteps, n).tolist(), 0]
+    else:
+        visited = [*scheduler_timesteps(diffusion, sampler, n), 0]
     last = len(visited) - 1
     return {visited[round(last * (1 - (1 - f) ** 2))] for f in (0, 0.3, 0.5, 0.65, 0.8, 0.9, 0.96, 1)}
 

@@ -189,7 +189,7 @@ def test_samplers_check_their_arguments_and_follow_the_seed():
     with pytest.raises(ValueError, match="steps: DDPM takes all T = 20"):
         sample_diffusion(d, 2, sampler="ddpm", steps=10)
     with pytest.raises(ValueError, match="sampler"):
-        sample_diffusion(d, 2, sampler="euler")
+        sample_diffusion(d, 2, sampler="eulr")
     with pytest.raises(ValueError, match="eta"):
         ddim_sample(d, 2, eta=-1.0)
     assert torch.equal(ddpm_sample(d, 3, seed=4), ddpm_sample(d, 3, seed=4))

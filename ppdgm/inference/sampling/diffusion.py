@@ -1,4 +1,5 @@
-"""Reverse samplers of a trained diffusion model: DDPM (ancestral) and DDIM (any number of steps).
+"""Reverse samplers of a trained diffusion model: DDPM (ancestral) and DDIM (any number of steps);
+:func:`sample_diffusion` also reaches diffusers' schedulers (:mod:`.schedulers`).
 
 Both read the model only through :meth:`~ppdgm.models.Diffusion.predict` (the denoiser's x_0 and
 eps estimates) and its schedule, so one trained model serves both, with the number of steps and
@@ -18,17 +19,18 @@ grid value), as Ho et al. do. ``clip`` clamps x0_hat into the data's range [0, 1
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from ..._random import seeded
+from ..._terminal import stderr_is_terminal
 from ..._validation import check_instance, check_positive_int
 from ...models.diffusion import Diffusion
+from .schedulers import check_scheduler_name, scheduler_sample
 
-__all__ = ["SAMPLERS", "ddim_sample", "ddim_timesteps", "ddpm_sample", "sample_diffusion"]
+__all__ = ["SAMPLERS", "check_sampler", "ddim_sample", "ddim_timesteps", "ddpm_sample", "sample_diffusion"]
 
 SAMPLERS = ("ddpm", "ddim")
 StepCallback = Callable[[int, torch.Tensor], None]
@@ -90,10 +92,13 @@ def ddim_sample(diffusion: Diffusion, n: int, *, steps: int = 50, eta: float = 0
 
 def sample_diffusion(diffusion: Diffusion, n: int, *, sampler: str = "ddpm", steps: int | None = None,
                      eta: float = 0.0, **kwargs: object) -> torch.Tensor:
-    """Either sampler by name (``"ddpm"`` or ``"ddim"``), as ``ppdgm sample`` chooses it.
+    """Any sampler by name, as ``ppdgm sample --sampler`` chooses it.
 
-    ``steps`` is DDIM's number of steps (default 50, or T when T is smaller); DDPM always takes
-    all T, so for it ``steps`` must be ``None`` or T.
+    ``"ddpm"`` and ``"ddim"`` are ppdgm's own; any other name is a diffusers scheduler run by
+    :func:`~ppdgm.inference.sampling.schedulers.scheduler_sample` (``"dpm-solver++"``,
+    ``"unipc"``, ``"euler"``, ... or a class name; needs ``pip install 'ppdgm[diffusers]'``).
+    ``steps`` defaults to 50 for DDIM and 20 for a diffusers scheduler (at most T); DDPM always
+    takes all T, so for it ``steps`` must be ``None`` or T. ``eta`` is DDIM's alone.
 
     Example:
         >>> from ppdgm.models import Diffusion
@@ -101,16 +106,37 @@ def sample_diffusion(diffusion: Diffusion, n: int, *, sampler: str = "ddpm", ste
         >>> sample_diffusion(d, 2, sampler="ddim", steps=5, seed=0).shape
         torch.Size([2, 2])
     """
+    check_sampler(sampler)
     if sampler == "ddpm":
         if steps is not None and steps != diffusion.config.timesteps:
             raise ValueError(
                 f"steps: DDPM takes all T = {diffusion.config.timesteps} steps; got {steps} "
-                "(use sampler='ddim' for fewer)")
+                "(use sampler='ddim' or a diffusers scheduler for fewer)")
         return ddpm_sample(diffusion, n, **kwargs)
     if sampler == "ddim":
         steps = min(50, diffusion.config.timesteps) if steps is None else steps
         return ddim_sample(diffusion, n, steps=steps, eta=eta, **kwargs)
-    raise ValueError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
+    if eta != 0:
+        raise ValueError(f"eta: only sampler='ddim' takes eta, got eta={eta!r} with sampler={sampler!r}")
+    steps = min(20, diffusion.config.timesteps) if steps is None else steps
+    return scheduler_sample(diffusion, n, scheduler=sampler, steps=steps, **kwargs)
+
+
+def check_sampler(sampler: object) -> None:
+    """Raise before any work unless ``sampler`` names a sampler that can run here.
+
+    Example:
+        >>> check_sampler("ddim")
+        >>> check_sampler(3)
+        Traceback (most recent call last):
+        ...
+        TypeError: sampler: expected a name such as 'ddpm', 'ddim' or 'dpm-solver++', got int
+    """
+    if not isinstance(sampler, str):
+        raise TypeError("sampler: expected a name such as 'ddpm', 'ddim' or 'dpm-solver++', "
+                        f"got {type(sampler).__name__}")
+    if sampler not in SAMPLERS:
+        check_scheduler_name(sampler)
 
 
 def _check(diffusion: Diffusion, n: int) -> None:
@@ -126,7 +152,7 @@ def _run(diffusion: Diffusion, n: int, ts: torch.Tensor, *, eta: float | None, c
     clip = cfg.levels is not None if clip is None else clip
     lo, hi = diffusion.normalize(ref.new_zeros(())), diffusion.normalize(ref.new_ones(()))
     if progress is None:
-        progress = _stderr_is_terminal()
+        progress = stderr_is_terminal()
     with seeded(seed, ref.device):
         y = torch.randn(n, *cfg.x_shape, device=ref.device, dtype=diffusion.reverse_variance.dtype)
         if on_step is not None:
@@ -153,12 +179,4 @@ def _run(diffusion: Diffusion, n: int, ts: torch.Tensor, *, eta: float | None, c
                     y = y + sigma * torch.randn_like(y)
             if on_step is not None:
                 on_step(s, diffusion.denormalize(y))
-    x = diffusion.denormalize(y)
-    if cfg.levels is not None:
-        step = 1 / (cfg.levels - 1)
-        x = (x / step).round().clamp(0, cfg.levels - 1) * step
-    return x
-
-
-def _stderr_is_terminal() -> bool:
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return diffusion.to_data(y)
