@@ -5,7 +5,7 @@ VENV ?= .venv$(if $(filter python3,$(PYTHON)),,-$(notdir $(PYTHON)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ppdgm-installed
 
-.PHONY: demo test lint bench-smoke clean
+.PHONY: demo test lint docs docs-serve bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The documentation site (mkdocs.yml, pages in docs/) into site/; --strict fails on a broken link
+# or API reference. NO_MKDOCS_2_WARNING silences Material's notice about its successor.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ppdgm tests examples benchmarks
 
 clean:
-	rm -rf .venv .venv-* ppdgm-demo .pytest_cache
+	rm -rf .venv .venv-* ppdgm-demo .pytest_cache site

@@ -27,7 +27,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     removed and ``path`` keeps its previous contents. A full disk or a quota is reported as an
     ``OSError`` that names the file and says so.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> p = atomic_write(Path(tempfile.mkdtemp()) / "a.bin", lambda f: f.write(b"ok"))
         >>> p.read_bytes()
@@ -67,7 +67,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Remove temporaries of ``path`` left by processes that no longer run (killed mid-write).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / ".c.pt.tmp-999999999").write_bytes(b"half")

@@ -15,7 +15,7 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
     """Run the block with torch's RNG (and ``device``'s, for CUDA) seeded by ``seed``, then put
     the previous states back; ``seed=None`` runs the block on the global streams as they are.
 
-    Example:
+    Examples:
         >>> with seeded(0):
         ...     a = torch.rand(2)
         >>> with seeded(0):

@@ -10,7 +10,7 @@ __all__ = ["stderr_is_terminal"]
 def stderr_is_terminal() -> bool:
     """Whether a progress bar has a terminal to draw on (standard error is a TTY).
 
-    Example:
+    Examples:
         >>> isinstance(stderr_is_terminal(), bool)
         True
     """

@@ -65,7 +65,7 @@ def check_instance(name: str, value: object, cls: type, what: str | None = None,
     """Check that argument ``name`` is a ``cls``: the error says "expected ``what``" (default
     "a ``cls``"), or ``reason`` instead when given.
 
-    Example:
+    Examples:
         >>> check_instance("n", "3", int)
         Traceback (most recent call last):
         ...
@@ -86,7 +86,7 @@ MAX_LAYER_WEIGHTS = 2**28
 def check_layer_size(name: str, fan_in: int, fan_out: int) -> None:
     """Refuse a ``fan_in`` x ``fan_out`` weight matrix beyond :data:`MAX_LAYER_WEIGHTS`.
 
-    Example:
+    Examples:
         >>> try:
         ...     check_layer_size("hidden", 10**6, 10**6)
         ... except ValueError as err:
@@ -122,7 +122,7 @@ def check_int_tuple(name: str, value: object, *, allow_empty: bool = False,
                     length: int | None = None) -> tuple[int, ...]:
     """Check that ``value`` is a tuple (or list) of positive ints; returns it as a tuple.
 
-    Example:
+    Examples:
         >>> check_int_tuple("hidden", [8, 4])
         (8, 4)
     """

@@ -24,7 +24,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     when available, else the CPU. Asking for a device that is absent raises instead of silently
     falling back, so a run never lands on a different machine than the one requested.
 
-    Example:
+    Examples:
         >>> resolve_device("cpu")
         device(type='cpu')
     """
@@ -84,7 +84,7 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     moved contents; anything else (strings, numbers, ``None``) is returned unchanged. Copies to
     CUDA are ``non_blocking`` so that pinned host memory overlaps with compute.
 
-    Example:
+    Examples:
         >>> from collections import namedtuple
         >>> Batch = namedtuple("Batch", "x y")
         >>> move_to_device(Batch(torch.zeros(2), {"y": torch.ones(1)}), torch.device("cpu")).y["y"]
@@ -120,7 +120,7 @@ def _rebuild(original: Any, contents: Any) -> Any:
 def loader_kwargs(device: torch.device) -> dict[str, Any]:
     """DataLoader keyword arguments suited to ``device`` (pinned memory when feeding CUDA).
 
-    Example:
+    Examples:
         >>> loader_kwargs(torch.device("cpu"))
         {'pin_memory': False}
     """

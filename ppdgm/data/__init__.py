@@ -1,6 +1,6 @@
 """Datasets behind one interface: :func:`load_dataset` returns a :class:`Dataset` of tensors.
 
-Example:
+Examples:
     >>> from ppdgm.data import load_dataset
     >>> batch, = next(iter(load_dataset("digits").loader(batch_size=32)))
     >>> batch.shape

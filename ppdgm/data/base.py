@@ -28,7 +28,7 @@ class Dataset:
     indices. ``centres`` (K, *event_shape) and ``scale`` describe known mixture modes.
     The constructor checks all of this, so a hand-made dataset is as safe as a loaded one.
 
-    Example:
+    Examples:
         >>> ds = Dataset("toy", train=torch.zeros(6, 2), test=torch.ones(3, 2))
         >>> ds.event_shape, ds.split("test").shape
         ((2,), torch.Size([3, 2]))
@@ -78,7 +78,7 @@ class Dataset:
     def event_shape(self) -> tuple[int, ...]:
         """The shape of one example, ``train.shape[1:]``.
 
-        Example:
+        Examples:
             >>> ds = Dataset("toy", train=torch.zeros(4, 1, 2, 2), test=torch.zeros(1, 1, 2, 2))
             >>> ds.event_shape
             (1, 2, 2)
@@ -89,7 +89,7 @@ class Dataset:
     def splits(self) -> tuple[str, ...]:
         """The splits present, in the order train, valid, test.
 
-        Example:
+        Examples:
             >>> Dataset("toy", train=torch.zeros(4, 2), test=torch.zeros(1, 2)).splits
             ('train', 'test')
         """
@@ -98,7 +98,7 @@ class Dataset:
     def split(self, which: str) -> torch.Tensor:
         """The data of split ``which`` (``"train"``, ``"valid"`` or ``"test"``).
 
-        Example:
+        Examples:
             >>> Dataset("toy", train=torch.zeros(4, 2), test=torch.zeros(1, 2)).split("train").shape
             torch.Size([4, 2])
         """
@@ -114,7 +114,7 @@ class Dataset:
     def labels(self, which: str) -> torch.Tensor:
         """The int64 labels of split ``which``; raises when the dataset has none.
 
-        Example:
+        Examples:
             >>> ds = Dataset("toy", train=torch.zeros(2, 1), test=torch.zeros(1, 1),
             ...              train_labels=torch.tensor([0, 1]), test_labels=torch.tensor([1]))
             >>> ds.labels("train")
@@ -143,7 +143,7 @@ class Dataset:
         so its batch order is reproducible rather than drawn from the global RNG.
         Other keyword arguments (``drop_last``, ``pin_memory``, ...) go to the DataLoader.
 
-        Example:
+        Examples:
             >>> ds = Dataset("toy", train=torch.zeros(10, 3), test=torch.zeros(2, 3))
             >>> [b[0].shape[0] for b in ds.loader(batch_size=4)]
             [4, 4, 2]

@@ -46,7 +46,7 @@ def load_array_file(path: str | os.PathLike[str], *, seed: int = 0, num_train: i
                     num_test: int | None = None) -> Dataset:
     """A :class:`Dataset` from an ``.npy`` or ``.npz`` file (see the module docstring).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> file = Path(tempfile.mkdtemp()) / "points.npy"
         >>> np.save(file, np.random.default_rng(0).normal(size=(50, 2)))
@@ -142,7 +142,7 @@ def load_image_folder(path: str | os.PathLike[str], *, seed: int = 0, num_train:
 
     Grayscale images give one channel, any colour image makes them all RGB.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from PIL import Image
         >>> folder = Path(tempfile.mkdtemp())

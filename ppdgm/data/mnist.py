@@ -37,7 +37,7 @@ _CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 def default_data_root() -> Path:
     """Where downloaded and staged data lives: ``$PPDGM_DATA``, else ``~/.cache/ppdgm/data``.
 
-    Example:
+    Examples:
         >>> isinstance(default_data_root(), Path)
         True
     """

@@ -100,7 +100,7 @@ def load_dataset(
     absolute path, which checkpoints record), or ``"torchvision:NAME"`` for any torchvision
     dataset class with train/test splits, under ``root`` and fetched with ``download=True``.
 
-    Example:
+    Examples:
         >>> ds = load_dataset("digits")
         >>> ds.train.shape, ds.test.shape, ds.support
         (torch.Size([1500, 1, 8, 8]), torch.Size([297, 1, 8, 8]), 'unit')

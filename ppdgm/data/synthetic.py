@@ -28,7 +28,7 @@ _MIXTURE_NUM_TEST = 10_000
 def mixture_centres(name: str) -> torch.Tensor:
     """The (K, 2) component centres of ``"ring8"`` (radius 2) or ``"grid25"`` ({-4..4 step 2}^2).
 
-    Example:
+    Examples:
         >>> mixture_centres("ring8").shape, mixture_centres("grid25")[0].tolist()
         (torch.Size([8, 2]), [-4.0, -4.0])
     """
@@ -47,7 +47,7 @@ def bars_and_stripes_patterns(size: int = 4) -> torch.Tensor:
     The first 2**size have every row all-on or all-off (in binary-count order); then come the
     column patterns without the two (all-off, all-on) already listed.
 
-    Example:
+    Examples:
         >>> bars_and_stripes_patterns().shape
         torch.Size([30, 1, 4, 4])
     """

@@ -141,16 +141,20 @@ def amortization_gap(vae: VAE, x: torch.Tensor, *, num_samples: int = 300, warmu
     Args:
         vae: a trained :class:`~ppdgm.models.VAE`.
         x: a few data points, shape ``(n, *x_shape)`` (NUTS runs on all n at once; keep n small).
-        num_samples, warmup_steps, num_chains: the NUTS run, each chain started from a draw of
-            the encoder's q. ``MCMC(num_chains=...)`` runs the chains in parallel processes when
-            it sees a spare core for each (``num_chains <= cpu_count - 1``), else one after another.
+        num_samples: NUTS draws kept per chain.
+        warmup_steps: NUTS warm-up steps per chain.
+        num_chains: NUTS chains, each started from a draw of the encoder's q.
+            ``MCMC(num_chains=...)`` runs the chains in parallel processes when it sees a spare
+            core for each (``num_chains <= cpu_count - 1``), else one after another.
         mp_context: the processes' start method (``"spawn"`` when ``x`` is on a GPU), passed to
             ``pyro.infer.MCMC``.
         num_is: importance samples for log p(x) and the ELBOs.
-        optimal_steps, optimal_particles, optimal_lr: the per-point Gaussian fit.
+        optimal_steps: the per-point Gaussian fit's optimizer steps.
+        optimal_particles: the per-point Gaussian fit's ELBO particles.
+        optimal_lr: the per-point Gaussian fit's learning rate.
         seed: fixes every draw; the global RNG state is restored afterwards.
 
-    Example:
+    Examples:
         >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))
         >>> gap = amortization_gap(vae, torch.ones(2, 4), num_samples=20, warmup_steps=20,
         ...                        num_is=100, optimal_steps=20)
@@ -234,7 +238,7 @@ def plot_amortization_gap(gap: AmortizationGap, path: str | Path, max_points: in
     """Per data point: NUTS draws of the first two latent coordinates, with the 2-sd ellipses of
     the encoder's q (solid) and of the per-point optimal Gaussian (dashed); the gaps in the title.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))
         >>> gap = amortization_gap(vae, torch.ones(1, 4), num_samples=10, warmup_steps=10,

@@ -42,7 +42,7 @@ __all__ = [
 def arviz_major() -> int:
     """The installed ArviZ's major version (0 or 1), read without importing it.
 
-    Example:
+    Examples:
         >>> arviz_major() in (0, 1)
         True
     """
@@ -70,7 +70,7 @@ def dataset(values: Mapping[str, np.ndarray], *, coords: Mapping[str, Any] | Non
     With ``sample_dims`` the arrays' first two axes are ``(chain, draw)``; without (observed
     data) they have none.
 
-    Example:
+    Examples:
         >>> ds = dataset({"z": np.zeros((2, 5, 3))}, dims={"z": ["obs"]})
         >>> dict(ds.sizes)
         {'chain': 2, 'draw': 5, 'obs': 3}

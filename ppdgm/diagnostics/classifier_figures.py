@@ -25,7 +25,7 @@ def plot_error_curves(panels: Mapping[str, Sequence[Mapping[str, Any]]], path: s
     Each panel is a list of rows ``{"model", "m", "error", "stderr"}`` as
     :func:`ppdgm.recipes.generative_discriminative.summarize` returns them.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> rows = [{"model": "a", "m": m, "error": 1 / m, "stderr": 0.01} for m in (10, 100)]
         >>> plot_error_curves({"toy": rows}, Path(tempfile.mkdtemp()) / "curves.png").suffix

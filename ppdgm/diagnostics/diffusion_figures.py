@@ -26,7 +26,7 @@ def plot_reverse_process(snapshots: Mapping[int, torch.Tensor], path: str | Path
     same draws from noise to data (values clamped into [0, 1] for display). Points (N, 2): one
     scatter panel per step, on shared axes.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> snaps = {10: torch.randn(50, 2), 0: torch.randn(50, 2) * 0.1}
         >>> plot_reverse_process(snaps, Path(tempfile.mkdtemp()) / "r.png").suffix

@@ -28,7 +28,7 @@ __all__ = ["plot_history", "plot_latents", "plot_samples_over_density", "plot_se
 def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 120) -> Path:
     """Lay out ``fig``, write it to ``path`` (creating its folder) and close it; returns the path.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> fig, ax = plt.subplots()
         >>> save_figure(fig, Path(tempfile.mkdtemp()) / "sub" / "f.png").name
@@ -49,7 +49,7 @@ def plot_history(history: History, path: str | Path, *, title: str = "Training l
     Thin lines are the raw per-step values, thick ones a running mean over ``smooth`` steps;
     dots mark each epoch's mean. For an ELBO the y-axis is the negative ELBO in nats per example.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> h = History()
         >>> for s in range(30):
@@ -90,7 +90,7 @@ def plot_latents(z: torch.Tensor, path: str | Path, *, labels: torch.Tensor | No
     A 2-D latent is drawn as it is; a wider one is projected on its first two principal
     components (scikit-learn's PCA), and the axes say so with the share of variance they keep.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> plot_latents(torch.randn(50, 5), Path(tempfile.mkdtemp()) / "z.png",
         ...              labels=torch.arange(50) % 3).suffix
@@ -135,7 +135,7 @@ def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
     Images smaller than ``min_size`` pixels are enlarged by an integer factor with
     nearest-neighbour interpolation, so an 8x8 digit stays crisp instead of becoming a speck.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> save_image_grid(torch.rand(4, 1, 8, 8), Path(tempfile.mkdtemp()) / "g.png").name
         'g.png'
@@ -156,7 +156,7 @@ def plot_series(values: list[float], path: str | Path, *, xlabel: str, ylabel: s
                 title: str) -> Path:
     """A line with markers of ``values`` against their index (e.g. EM's log-likelihood by iteration).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> plot_series([1.0, 2.0, 2.5], Path(tempfile.mkdtemp()) / "s.png", xlabel="i", ylabel="v",
         ...             title="t").suffix
@@ -190,7 +190,7 @@ def plot_samples_over_density(
     how many samples fall outside it. With ``coverage`` (model name -> ModeCoverage, one per
     model) each panel's title gives the modes captured and the percentage of high-quality samples.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data.synthetic import mixture_centres
         >>> c = mixture_centres("ring8")

@@ -80,7 +80,7 @@ def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws 
     ``(draws, ...)`` arrays (one chain). A model that cannot be run on all draws at once loses
     its ``log_likelihood`` group with a warning that says why.
 
-    Example:
+    Examples:
         >>> import pyro, pyro.distributions as dist, torch
         >>> from pyro.infer import MCMC, NUTS
         >>> def model(y):
@@ -241,7 +241,7 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
     the vectorized plate ``data_plate`` (as :func:`ppdgm.inference.importance.log_weights`
     requires). ``seed`` fixes the draws and restores the global RNG afterwards (``None``: use it).
 
-    Example:
+    Examples:
         >>> from ppdgm.models import LinearGaussian
         >>> m = LinearGaussian()
         >>> idata = from_guide(m.model, m.guide, m.sample(3), num_samples=50, chains=2)
@@ -402,7 +402,7 @@ def psis_khat(log_weights: Any, *,
     have k-hat ``-inf``, where ArviZ would find no tail and answer ``inf``. The tail fit needs
     about 25 draws or more; with fewer ArviZ answers ``inf`` (unreliable) too.
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> light = 0.1 * torch.randn(1000, 2, generator=g)      # a near-exact guide
         >>> heavy = 3.0 * torch.randn(1000, 2, generator=g)      # a poor one
@@ -461,7 +461,7 @@ def from_history(history: History) -> Any:
     ``(epoch_id, player)``: ``epoch_loss_per_example``, ``epoch_loss_mean``, ``epoch_steps`` and
     ``epoch_seconds``.
 
-    Example:
+    Examples:
         >>> h = History()
         >>> for s in range(6):
         ...     h.record_step(step=s, epoch=s // 3, player="svi", loss=10.0 - s, batch_size=2)
@@ -522,7 +522,7 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
       ``(draws, ...)`` arrays, e.g. from :func:`ppdgm.inference.sampling.ancestral_samples`, as
       one chain. With an MCMC run or a guide they are added to its groups.
 
-    Example:
+    Examples:
         >>> import pyro.distributions as dist, pyro
         >>> from ppdgm.inference.sampling import ancestral_samples
         >>> def model():

@@ -28,7 +28,7 @@ def save_trace_plot(idata: Any, path: str | Path, *, group: str = "posterior",
                     max_chains: int | None = 4) -> Path:
     """Write ``arviz.plot_trace`` (density and trace per chain) of a few elements to ``path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.diagnostics import to_inference_data
         >>> idata = to_inference_data(prior={"z": np.random.default_rng(0).normal(size=(50, 3))})
@@ -44,7 +44,7 @@ def save_rank_plot(idata: Any, path: str | Path, *, group: str = "posterior",
                    max_chains: int | None = 4) -> Path:
     """Write ``arviz.plot_rank`` (rank histograms per chain; flat when chains mix) to ``path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.diagnostics import to_inference_data
         >>> idata = to_inference_data(prior={"z": np.random.default_rng(0).normal(size=(50, 3))})
@@ -63,7 +63,7 @@ def save_pair_plot(idata: Any, path: str | Path, *, group: str = "posterior",
 
     Needs at least two scalar elements (``ValueError`` otherwise).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.diagnostics import to_inference_data
         >>> idata = to_inference_data(prior={"z": np.random.default_rng(0).normal(size=(50, 3))})
@@ -85,7 +85,7 @@ def save_mcmc_plots(idata: Any, out_dir: str | Path, *, group: str = "posterior"
     Returns ``{"trace": path, "rank": path, "pair": path}``; the pair plot is left out when the
     selection has a single scalar element.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.diagnostics import to_inference_data
         >>> idata = to_inference_data(prior={"z": np.random.default_rng(0).normal(size=(50, 2))})

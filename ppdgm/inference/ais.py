@@ -62,7 +62,7 @@ def default_betas(like: torch.Tensor | None = None) -> torch.Tensor:
     1: 14,500 intermediate distributions (14,501 inverse temperatures), denser where p_k changes
     fastest. Float64 on ``like``'s device (CPU by default).
 
-    Example:
+    Examples:
         >>> betas = default_betas()
         >>> len(betas) - 1, betas[0].item(), betas[-1].item()
         (14500, 0.0, 1.0)
@@ -78,7 +78,7 @@ def base_rate_visible_bias(data: torch.Tensor, pseudocount: float = 1.0) -> torc
     """Visible biases of the base-rate RBM that match ``data``'s marginals: logit of each unit's
     mean, smoothed with ``pseudocount`` on and off counts (so no unit is certain).
 
-    Example:
+    Examples:
         >>> base_rate_visible_bias(torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
         tensor([ 1.3863, -0.4055])
     """
@@ -155,7 +155,7 @@ def ais_log_partition(
 
     Runs on the RBM's device; log weights are accumulated in float64 (where the device has it).
 
-    Example:
+    Examples:
         >>> _ = torch.manual_seed(0)
         >>> rbm = RBM(visible=4, hidden=3, init_scale=0.5)
         >>> result = ais_log_partition(rbm, num_runs=50, betas=50)
@@ -215,7 +215,7 @@ def rbm_log_likelihood(rbm: RBM, data: torch.Tensor, log_z: float | torch.Tensor
     data points (the uncertainty of ``log_z`` itself is not included: it shifts every point
     alike). ``log_z`` is a number, a 0-dim tensor or an :class:`AISResult`.
 
-    Example:
+    Examples:
         >>> rbm = RBM(visible=3, hidden=2, init_scale=0.0)
         >>> est = rbm_log_likelihood(rbm, torch.ones(4, 3), rbm.log_partition_exact())
         >>> round(est.mean, 4), est.n  # uniform over 2^3 states

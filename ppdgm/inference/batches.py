@@ -39,7 +39,7 @@ class BatchFeed:
     processes is dropped; a Dataset gets a :class:`~torch.utils.data.DistributedSampler` and
     ``batch_size / world_size`` per process (which must divide evenly).
 
-    Example:
+    Examples:
         >>> feed = BatchFeed(torch.arange(10.).unsqueeze(1), batch_size=4, device=torch.device("cpu"))
         >>> [b[0].shape[0] for b in feed.epoch(0, seed=0)]
         [4, 4, 2]
@@ -166,7 +166,7 @@ def as_arguments(batch: Any) -> tuple[Any, ...]:
     that moves as a whole (a ``PackedSequence``), a tensor, a mapping or any other object is one
     argument.
 
-    Example:
+    Examples:
         >>> as_arguments([torch.zeros(1), torch.ones(1)])
         (tensor([0.]), tensor([1.]))
         >>> as_arguments({"x": 1})
@@ -183,7 +183,7 @@ def batch_length(args: Sequence[Any]) -> int:
     A ``PackedSequence`` counts its sequences (its first ``batch_sizes`` entry); a batch with no
     tensor counts as one example.
 
-    Example:
+    Examples:
         >>> batch_length((torch.zeros(5, 2), torch.zeros(5)))
         5
     """

@@ -47,7 +47,7 @@ class CheckpointError(ValueError):
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Atomically write ``state`` (tensors and plain containers only) to ``path``, with a digest.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> p = save_checkpoint({"w": torch.ones(2)}, Path(tempfile.mkdtemp()) / "c.pt")
         >>> load_checkpoint(p)["w"]
@@ -75,7 +75,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
         CheckpointError: the file is truncated, corrupt (its digest does not match), holds code
             objects, or is not a ppdgm checkpoint.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> p = save_checkpoint({"step": 3}, Path(tempfile.mkdtemp()) / "c.pt")
         >>> load_checkpoint(p)["step"]

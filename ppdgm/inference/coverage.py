@@ -59,7 +59,7 @@ class ModeCoverage:
     def as_dict(self) -> dict[str, Any]:
         """Plain numbers for JSON (``high_quality`` as a fraction and as a percentage).
 
-        Example:
+        Examples:
             >>> c = mode_coverage(torch.zeros(2, 2), torch.zeros(1, 2), 1.0)
             >>> c.as_dict()["high_quality_percent"]
             100.0
@@ -77,7 +77,7 @@ class ModeCoverage:
     def as_json(self) -> dict[str, Any]:
         """:meth:`as_dict` with an undefined reverse KL (no high-quality sample) as ``None``.
 
-        Example:
+        Examples:
             >>> mode_coverage(torch.full((2, 2), 9.0), torch.zeros(1, 2), 1.0).as_json()["reverse_kl"]
         """
         return {k: None if isinstance(v, float) and not math.isfinite(v) else v
@@ -100,7 +100,7 @@ def mode_coverage(
     uniform. Distances are computed in float64 on the samples' device (float32 on MPS, which has
     no float64); ``centres`` are brought to that device.
 
-    Example:
+    Examples:
         >>> centres = torch.tensor([[0.0, 0.0], [4.0, 0.0]])
         >>> samples = torch.tensor([[0.1, 0.0], [0.0, -0.2], [9.0, 9.0]])
         >>> c = mode_coverage(samples, centres, std=0.1)
@@ -150,7 +150,7 @@ def coverage_for_dataset(samples: torch.Tensor, name: str, *, threshold: float =
     """:func:`mode_coverage` against the centres and std of the ``"ring8"`` or ``"grid25"``
     mixture of :mod:`ppdgm.data.synthetic` (equal weights).
 
-    Example:
+    Examples:
         >>> from ppdgm.data.synthetic import mixture_centres
         >>> c = coverage_for_dataset(mixture_centres("grid25"), "grid25")
         >>> c.modes_captured, c.high_quality, c.reverse_kl
@@ -169,7 +169,7 @@ def summarize_coverage(results: Sequence[ModeCoverage]) -> dict[str, Estimate]:
     single seed). A seed with no high-quality sample has ``reverse_kl = nan``, which makes the
     mean ``nan`` too: it is reported, not dropped.
 
-    Example:
+    Examples:
         >>> centres = torch.tensor([[0.0, 0.0], [4.0, 0.0]])
         >>> runs = [mode_coverage(centres, centres, 0.1), mode_coverage(centres[:1], centres, 0.1)]
         >>> s = summarize_coverage(runs)
@@ -252,7 +252,7 @@ def dataset_coverage(samples: torch.Tensor, dataset: Any) -> ModeCoverage | None
     ``dataset`` is a :class:`ppdgm.data.Dataset`; one without ``centres`` and ``scale`` (anything
     but the 2-D mixtures) or with images has no modes to count.
 
-    Example:
+    Examples:
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("ring8", num_train=16, num_test=8)
         >>> dataset_coverage(ds.centres, ds).modes_captured

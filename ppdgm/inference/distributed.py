@@ -51,7 +51,7 @@ class DistributedContext:
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of an initialized process group.
 
-    Example:
+    Examples:
         >>> is_main_process()
         True
     """

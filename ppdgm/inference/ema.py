@@ -34,7 +34,7 @@ def check_ema_decay(decay: object) -> float | None:
 class WeightAverage:
     """Shadows of named weights, updated after each step; ``swapped`` puts them in for a while.
 
-    Example:
+    Examples:
         >>> w = torch.nn.Parameter(torch.zeros(2))
         >>> ema = WeightAverage(0.5)
         >>> for value in (1.0, 3.0):

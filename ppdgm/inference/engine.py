@@ -100,7 +100,8 @@ class TrainConfig:
         max_steps: stop (and checkpoint) after this many steps in total, counting resumed ones.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
         grad_clip: clip each player's gradient norm to this value before its step.
-        shuffle, drop_last: batch order and whether a last short batch is dropped.
+        shuffle: draw the batches in a new random order each epoch.
+        drop_last: drop a last batch shorter than ``batch_size``.
         data_on_device: move tensor data to the device once instead of batch by batch.
         validate: when Pyro's argument and support checks (and ppdgm models' input checks) run:
             ``"first-epoch"`` checks every batch once, during the first epoch, and then trains
@@ -226,9 +227,10 @@ class Engine:
     """Train a model/guide pair: device placement, players, checkpoints, exact resume, history.
 
     Args:
-        model, guide: Pyro callables of the same signature, called with each batch's tensors as
-            positional arguments (PyroModules, their bound methods, or plain functions that use
+        model: a Pyro callable, called with each batch's tensors as positional arguments (a
+            PyroModule, its bound method, or a plain function that uses
             ``pyro.module``/``pyro.param``).
+        guide: a Pyro callable of the model's signature.
         objective: an ``ELBO`` (e.g. ``Trace_ELBO()``) or a callable ``loss(model, guide, *batch)``
             returning a tensor, or a ``{player name: tensor}`` mapping for several players. An
             objective with a method ``player_loss(name, model, guide, *batch)`` is asked for
@@ -264,7 +266,7 @@ class Engine:
             players' updates on a batch; ``step`` counts from 0), before a ``checkpoint_every``
             checkpoint, e.g. to clip or project parameters after each update.
 
-    Example:
+    Examples:
         >>> import pyro.distributions as dist
         >>> from pyro.infer import Trace_ELBO
         >>> def model(x):
@@ -425,7 +427,7 @@ class Engine:
     def ema_weights(self) -> contextlib.AbstractContextManager:
         """A block in which every averaged weight holds its moving average (``TrainConfig.ema``).
 
-        Example:
+        Examples:
             >>> from pyro.infer import Trace_ELBO
             >>> pyro.clear_param_store()
             >>> def model(x):

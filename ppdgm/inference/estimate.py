@@ -14,7 +14,7 @@ __all__ = ["Estimate"]
 class Estimate:
     """A mean over data points with its standard error (both in nats per data point).
 
-    Example:
+    Examples:
         >>> Estimate.of(torch.tensor([1.0, 3.0]))
         Estimate(mean=2.0, stderr=1.0, n=2)
     """

@@ -68,7 +68,7 @@ def log_importance_weights(model: Callable[..., Any], guide: Callable[..., Any],
                            x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     """One draw z ~ q(z | x) per data point; returns log p(x, z) - log q(z | x), shape (batch,).
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> log_importance_weights(m.model, m.guide, m.sample(5)).shape
@@ -84,7 +84,7 @@ def estimate_elbo(model: Callable[..., Any], guide: Callable[..., Any], x: torch
     """The ELBO per data point of ``x`` (averaged over ``num_particles`` draws), with its
     standard error across data points.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> x = m.sample(100)
@@ -124,7 +124,7 @@ def estimate_log_likelihood(
     times larger); on a GPU a larger one may pay. Runs on the device ``x`` and the model are on.
     ``seed`` fixes the draws (the global RNG state is restored afterwards); ``None`` uses it.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> x = m.sample(50)
@@ -151,7 +151,7 @@ def log_likelihood_per_point(
     """What :func:`estimate_log_likelihood` averages: log p(x_i) and the ELBO of each data point,
     two float64 tensors of shape ``(len(x),)``.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> log_px, elbo = log_likelihood_per_point(m.model, m.guide, m.sample(3), num_samples=100)

@@ -24,7 +24,7 @@ class History:
     average over the batch). Steps are stored column by column, so a run of a million steps
     stays cheap to keep and to checkpoint.
 
-    Example:
+    Examples:
         >>> h = History()
         >>> h.record_step(step=0, epoch=0, player="svi", loss=12.0, batch_size=4)
         >>> h.close_epoch(epoch=0, seconds=0.1)
@@ -72,7 +72,7 @@ class History:
     def first_loss(self, player: str, default: float) -> float:
         """The first loss recorded for ``player`` (``default`` when none is).
 
-        Example:
+        Examples:
             >>> h = History()
             >>> h.record_step(step=0, epoch=0, player="d", loss=1.5, batch_size=4)
             >>> h.first_loss("d", default=0.0), h.first_loss("g", default=0.0)
@@ -96,7 +96,7 @@ class History:
         Each player gets its own epoch row carrying the epoch's one wall time, so summing
         ``seconds`` over ``epochs`` would count a two-player epoch twice; this counts it once.
 
-        Example:
+        Examples:
             >>> h = History()
             >>> for epoch in range(2):
             ...     for player in ("wake", "sleep"):

@@ -40,7 +40,7 @@ def plate_nesting(model: Callable[..., Any], guide: Callable[..., Any], *args: A
     Runs each once, without recording gradients, leaking sites to outer handlers or moving the
     global RNG (a later draw is the same as if this had not run).
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> plate_nesting(m.model, m.guide, m.sample(3))
@@ -65,7 +65,7 @@ def check_importance_pair(model: Callable[..., Any], guide: Callable[..., Any], 
     the model's latent sites, as importance sampling (log p(x), IWAE, RWS, VIMCO, wake-sleep)
     needs; returns the pair of traces it ran (see :func:`paired_traces`).
 
-    Example:
+    Examples:
         >>> from ppdgm.models import GAN, GANConfig
         >>> gan = GAN(GANConfig(x_shape=(2,), hidden=(4,)))
         >>> try:
@@ -144,7 +144,7 @@ def log_weights(model: Callable[..., Any], guide: Callable[..., Any], *args: Any
     when not given; pass it to avoid that extra run in a loop. ``require_reparam=True`` raises
     when a latent is not reparameterizable (the weights would then carry no pathwise gradient).
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> lw, scale = log_weights(m.model, m.guide, m.sample(4), num_particles=10)
@@ -170,7 +170,7 @@ def particle_log_probs(model: Callable[..., Any], guide: Callable[..., Any], *ar
     (or ``require_reparam=True``) insists that every latent is reparameterizable, ``False``
     that none is (score-function estimators), ``None`` accepts both.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
         >>> m = LinearGaussian()
         >>> log_p, log_q, _ = particle_log_probs(m.model, m.guide, m.sample(4), num_particles=3)

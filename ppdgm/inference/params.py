@@ -56,7 +56,7 @@ class ParamRecorder(Messenger):
 
     ``seen`` lists every name read, trainable or not (objective state such as baselines).
 
-    Example:
+    Examples:
         >>> with ParamRecorder() as recorder:
         ...     _ = pyro.param("recorded_scale", torch.ones(2))
         >>> list(recorder.found)
@@ -140,7 +140,7 @@ def _constraint_name(constraint: constraints.Constraint) -> str | None:
 def param_store_state(names: list[str]) -> dict[str, dict[str, Any]]:
     """The param store's entries among ``names`` as plain data: unconstrained value and constraint.
 
-    Example:
+    Examples:
         >>> _ = pyro.param("stored_rate", torch.ones(1), constraint=constraints.positive)
         >>> param_store_state(["stored_rate"])["stored_rate"]["constraint"]
         'positive'

@@ -24,7 +24,7 @@ ParamOwner = str | Callable[[str], bool]
 def adam(lr: float = 1e-3, **kwargs: object) -> OptimizerFactory:
     """An optimizer factory for :class:`torch.optim.Adam`.
 
-    Example:
+    Examples:
         >>> opt = adam(1e-2)([torch.nn.Parameter(torch.zeros(2))])
         >>> type(opt).__name__
         'Adam'
@@ -56,7 +56,7 @@ class Player:
             at the end of every epoch and saved in checkpoints, e.g.
             ``lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.99)``.
 
-    Example:
+    Examples:
         >>> Player("discriminator", owns=lambda name: name.startswith("disc"), every=1).name
         'discriminator'
     """

@@ -14,7 +14,7 @@ the step (``SVI``, ``Predictive``, ``poutine.trace`` and the engine's own callba
 as the very tensors the modules hold, are read directly: a parameter a handler lifts to a
 ``sample`` site or substitutes keeps its statement. Constrained ``PyroParam`` s keep theirs too.
 
-Example:
+Examples:
     >>> import torch
     >>> from pyro.nn import PyroModule
     >>> net = PyroModule[torch.nn.Linear](2, 1)
@@ -43,7 +43,7 @@ def reads_params_as_weights(objective: object) -> bool:
     only; the JIT variants trace parameters on every call and are excluded) and for ppdgm's own
     objectives. An objective of your own keeps every statement: it may read ``param`` sites.
 
-    Example:
+    Examples:
         >>> from pyro.infer import JitTrace_ELBO, Trace_ELBO
         >>> reads_params_as_weights(Trace_ELBO()), reads_params_as_weights(JitTrace_ELBO())
         (True, False)

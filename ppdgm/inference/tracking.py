@@ -34,7 +34,7 @@ class TensorBoard:
     grid of ``num_images`` samples every ``images_every`` epochs (for models with ``sample(n)``
     that draw images).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pyro.infer import Trace_ELBO
         >>> from ppdgm.inference import Engine, TrainConfig

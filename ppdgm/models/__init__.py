@@ -94,7 +94,7 @@ def _tuples(value: object) -> object:
 def build_model(name: str, config: Mapping[str, object]) -> torch.nn.Module:
     """Build the registered model ``name`` from a config mapping (e.g. ``dataclasses.asdict``).
 
-    Example:
+    Examples:
         >>> import dataclasses
         >>> cfg = VAEConfig(x_shape=(4,), z_dim=2, hidden=(8,))
         >>> vae = build_model("vae", dataclasses.asdict(cfg))
@@ -112,7 +112,7 @@ def build_model(name: str, config: Mapping[str, object]) -> torch.nn.Module:
 def build_from_config(model_cls: type, config_cls: type, config: Mapping[str, object]) -> torch.nn.Module:
     """``model_cls(config_cls(**config))``, refusing fields the config class does not have.
 
-    Example:
+    Examples:
         >>> build_from_config(VAE, VAEConfig, {"x_shape": [4], "z_dim": 2, "hidden": [8]}).config.z_dim
         2
     """

@@ -26,7 +26,7 @@ class AutoregressiveBernoulli(dist.TorchDistribution):
         base_logits: ``(..., w)``, the part of each unit's logit that comes from below.
         weight: ``(w, w)``; only its strictly lower triangle is used (unit j sees units i < j).
 
-    Example:
+    Examples:
         >>> d = AutoregressiveBernoulli(torch.zeros(3), torch.ones(3, 3))
         >>> d.sample((5,)).shape, d.log_prob(torch.ones(3)).shape
         (torch.Size([5, 3]), torch.Size([]))
@@ -86,7 +86,7 @@ class AutoregressiveBinary(dist.TorchDistribution):
             (e.g. NADE's, which keeps its running sums); ``None``, or one returning ``None``,
             leaves the generic one.
 
-    Example:
+    Examples:
         >>> first = lambda x: torch.cat([torch.zeros_like(x[..., :1]), 100 * x[..., :-1] - 50], -1)
         >>> d = AutoregressiveBinary(first, torch.zeros(()), 3)   # each unit copies the one before
         >>> d.sample((4,)).sum(-1).remainder(3).int().tolist()

@@ -19,7 +19,7 @@ class Capabilities:
     posterior worth diagnosing, what ``ppdgm diagnose`` reports) to the reason, for the models
     that lack them.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import GAN, VAE
         >>> "likelihood" in GAN.unsupported, VAE.unsupported
         (True, {})

@@ -79,7 +79,7 @@ class DeepVAEConfig:
 class DeepVAE(Capabilities, PyroModule):
     """A VAE with ``len(config.z_dims)`` stochastic layers.
 
-    Example:
+    Examples:
         >>> from pyro.infer import Trace_ELBO
         >>> vae = DeepVAE(DeepVAEConfig(x_shape=(4,), z_dims=(3, 2), hidden=((8,), (8,))))
         >>> x = torch.tensor([[1., 0., 1., 0.]])

@@ -86,7 +86,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
         dim: embedding size, an even int >= 2.
         max_period: the longest period, a positive number.
 
-    Example:
+    Examples:
         >>> e = timestep_embedding(torch.tensor([0, 1, 500]), 8)
         >>> e.shape
         torch.Size([3, 8])
@@ -162,7 +162,7 @@ class DenoisingMLP(nn.Module):
             k = 0..fourier-1 per coordinate (fixed frequencies, as in NeRF's positional
             encoding), which lets a small MLP draw the sharp boundaries between nearby modes.
 
-    Example:
+    Examples:
         >>> net = DenoisingMLP(2, hidden=(32, 32), time_dim=16)
         >>> net(torch.randn(5, 2), torch.randint(1, 1000, (5,))).shape
         torch.Size([5, 2])
@@ -265,7 +265,7 @@ class DenoisingUNet(nn.Module):
         groups: number of groups of every GroupNorm.
         dropout: dropout probability inside the residual blocks, in [0, 1).
 
-    Example:
+    Examples:
         >>> net = DenoisingUNet((1, 8, 8), channels=8, multipliers=(1, 2), time_dim=16, groups=4)
         >>> net(torch.randn(3, 1, 8, 8), torch.tensor([1, 50, 999])).shape
         torch.Size([3, 1, 8, 8])

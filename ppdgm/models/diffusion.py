@@ -70,7 +70,7 @@ STEP, NOISY, PREDICTION, TARGET = "t", "x_t", "prediction", "target"
 def chain_site(t: int) -> str:
     """The site name of x_t in the full chains (t >= 1; x_0 is ``"x"``).
 
-    Example:
+    Examples:
         >>> chain_site(1000)
         'x_1000'
     """
@@ -99,7 +99,7 @@ class DiffusionConfig:
         levels: ``None`` for continuous data (Gaussian decoder), else the number of values
             the data take in [0, 1] (256 for 8-bit images, 2 for binary, 17 for digits).
 
-    Example:
+    Examples:
         >>> DiffusionConfig(x_shape=(1, 28, 28), denoiser="unet", levels=256).validate()
     """
 
@@ -158,7 +158,7 @@ class Diffusion(Capabilities, PyroModule):
     ``network.compile()`` before passing it: ``torch.compile(network)`` returns a wrapper that
     Pyro cannot turn into a PyroModule.
 
-    Example:
+    Examples:
         >>> from pyro.infer import Trace_ELBO
         >>> d = Diffusion(x_shape=(2,), timesteps=10, hidden=(16,))
         >>> d.sample(4).shape
@@ -254,7 +254,7 @@ class Diffusion(Capabilities, PyroModule):
     def predict(self, y_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The denoiser's (x0_hat, eps_hat) at (x_t, t), whatever it predicts; normalized units.
 
-        Example:
+        Examples:
             >>> d = Diffusion(x_shape=(2,), timesteps=10, hidden=(8,))
             >>> [v.shape for v in d.predict(torch.zeros(3, 2), torch.full((3,), 5))]
             [torch.Size([3, 2]), torch.Size([3, 2])]
@@ -281,7 +281,7 @@ class Diffusion(Capabilities, PyroModule):
     def reverse_moments(self, y_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mu(x_t, t) and sigma_t^2 of p(x_{t-1} | x_t), normalized units.
 
-        Example:
+        Examples:
             >>> d = Diffusion(x_shape=(2,), timesteps=10, hidden=(8,))
             >>> [v.shape for v in d.reverse_moments(torch.zeros(3, 2), torch.full((3,), 5))]
             [torch.Size([3, 2]), torch.Size([3, 1])]
@@ -332,7 +332,7 @@ class Diffusion(Capabilities, PyroModule):
     def to_data(self, y: torch.Tensor) -> torch.Tensor:
         """A sampler's final y in the data's units; for quantized data, the nearest grid value.
 
-        Example:
+        Examples:
             >>> d = Diffusion(x_shape=(2,), timesteps=10, hidden=(8,), levels=3)
             >>> d.to_data(torch.tensor([[0.2, 0.8]])).tolist()
             [[0.0, 1.0]]
@@ -385,7 +385,7 @@ class UniformSteps(dist.TorchDistribution):
     ``Categorical`` would do, but its sampler (``torch.multinomial`` over T + 1 classes) costs
     more than a small denoiser's training step; this one draws with ``torch.randint``.
 
-    Example:
+    Examples:
         >>> d = UniformSteps(10, torch.zeros(())).expand([3])
         >>> d.sample().shape, round(d.log_prob(torch.tensor(4)).exp().item(), 3)
         (torch.Size([3]), 0.1)
@@ -433,7 +433,7 @@ class _FlatDenoiser(torch.nn.Module):
 def quantization_levels(x: torch.Tensor) -> int | None:
     """The fewest of :data:`LEVEL_CANDIDATES` values in [0, 1] that ``x`` lies on, else ``None``.
 
-    Example:
+    Examples:
         >>> quantization_levels(torch.tensor([0.0, 0.5, 1.0])), quantization_levels(torch.rand(9))
         (17, None)
     """
@@ -457,7 +457,7 @@ def diffusion_config_for(dataset: Any, **overrides: Any) -> DiffusionConfig:
     standard deviation (one number each, over all coordinates), keep a Gaussian decoder, and get
     the MLP with 8 octaves of Fourier input features.
 
-    Example:
+    Examples:
         >>> from ppdgm.data import load_dataset
         >>> cfg = diffusion_config_for(load_dataset("digits"))
         >>> cfg.denoiser, cfg.levels, cfg.data_shift, cfg.data_scale

@@ -35,7 +35,7 @@ def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02,
     (Nichol & Dhariwal 2021), so that the chain ends at nearly pure noise for any T. Below
     T = 21 the scaled ``end`` would reach 1; it is capped at ``max_beta`` there.
 
-    Example:
+    Examples:
         >>> b = linear_betas(1000)
         >>> b.shape, round(b[0].item(), 6), round(b[-1].item(), 6)
         (torch.Size([1000]), 0.0001, 0.02)
@@ -56,7 +56,7 @@ def cosine_betas(timesteps: int, offset: float = 0.008, max_beta: float = 0.999)
     beta_t = 1 - alpha_bar(t) / alpha_bar(t - 1), clipped at ``max_beta`` (the last steps would
     otherwise reach 1). Float64.
 
-    Example:
+    Examples:
         >>> b = cosine_betas(1000)
         >>> b.shape, bool((b[1:] >= b[:-1]).all()), b.max().item()
         (torch.Size([1000]), True, 0.999)
@@ -74,7 +74,7 @@ def cosine_betas(timesteps: int, offset: float = 0.008, max_beta: float = 0.999)
 def make_betas(schedule: str, timesteps: int) -> torch.Tensor:
     """The betas of a schedule named in :data:`SCHEDULES`.
 
-    Example:
+    Examples:
         >>> make_betas("cosine", 10).shape
         torch.Size([10])
     """
@@ -89,7 +89,7 @@ class NoiseSchedule(torch.nn.Module):
     move with ``.to(device)``. Buffers are not saved in state dicts: they are a function of the
     schedule's name and T, which the model's config records.
 
-    Example:
+    Examples:
         >>> s = NoiseSchedule(torch.tensor([0.1, 0.2]))
         >>> s.timesteps, round(s.alpha_bar[2].item(), 4), s.posterior_variance[1].item()
         (2, 0.72, 0.0)
@@ -130,7 +130,7 @@ class NoiseSchedule(torch.nn.Module):
     def at(self, name: str, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``name[t]`` shaped to broadcast against ``x`` (batch first), in ``x``'s dtype.
 
-        Example:
+        Examples:
             >>> s = NoiseSchedule(torch.tensor([0.1, 0.2]))
             >>> s.at("betas", torch.tensor([1, 2]), torch.zeros(2, 3)).shape
             torch.Size([2, 1])

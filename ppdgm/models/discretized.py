@@ -27,7 +27,7 @@ def log_normal_mass(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     Bins above zero are measured from the other side (Phi(-lower) - Phi(-upper)), so that the
     difference is never one of two numbers near 1.
 
-    Example:
+    Examples:
         >>> inf = float("inf")
         >>> log_normal_mass(torch.tensor([-inf, 30.0]), torch.tensor([inf, 31.0])).exp()
         tensor([1., 0.])
@@ -49,7 +49,7 @@ class DiscretizedNormal(TorchDistribution):
     is a draw from exactly this distribution. ``log_prob`` expects grid values; a value off the
     grid is scored as the bin it falls in.
 
-    Example:
+    Examples:
         >>> d = DiscretizedNormal(torch.tensor([0.2]), torch.tensor([0.1]), levels=2)
         >>> d.log_prob(torch.tensor([0.0])).exp().item() > 0.99  # P(N(0.2, 0.1^2) < 0.5)
         True

@@ -71,7 +71,7 @@ class GANConfig:
             them reversed.
         pack: PacGAN's m: the discriminator sees this many points at once (1: a plain GAN).
 
-    Example:
+    Examples:
         >>> GANConfig(x_shape=(1, 28, 28), arch="dcgan", z_dim=64).validate()
     """
 
@@ -116,7 +116,7 @@ class GAN(Capabilities, PyroModule):
     the module. In training mode :meth:`sample` uses (and updates) batch statistics like any
     forward pass; call ``gan.eval()`` to sample with the running ones.
 
-    Example:
+    Examples:
         >>> from pyro.infer import Predictive
         >>> gan = GAN(x_shape=(2,), z_dim=2, hidden=(16,))
         >>> gan.sample(5).shape
@@ -185,7 +185,7 @@ class GAN(Capabilities, PyroModule):
     def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
         """D(x): one logit of "real" per group of ``pack`` consecutive rows, shape ``(n // pack,)``.
 
-        Example:
+        Examples:
             >>> gan = GAN(x_shape=(2,), hidden=(8,), pack=2)
             >>> gan.discriminator_logits(torch.zeros(6, 2)).shape
             torch.Size([3])
@@ -200,7 +200,7 @@ class GAN(Capabilities, PyroModule):
         For ``arch="mlp"`` the last hidden layer after its activation (the packed input itself
         when there is none), for ``"dcgan"`` the flattened convolution output.
 
-        Example:
+        Examples:
             >>> GAN(x_shape=(2,), hidden=(8, 4)).features(torch.zeros(3, 2)).shape
             torch.Size([3, 4])
         """
@@ -221,7 +221,7 @@ class GAN(Capabilities, PyroModule):
         ``mean`` is accepted for the ``sample(n, mean=...)`` interface that ``ppdgm sample``
         uses; x is a deterministic function of z, so it changes nothing.
 
-        Example:
+        Examples:
             >>> GAN(x_shape=(1, 8, 8), arch="dcgan", channels=(4, 8)).sample(2).shape
             torch.Size([2, 1, 8, 8])
         """

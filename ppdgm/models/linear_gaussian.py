@@ -51,7 +51,7 @@ class LinearGaussian(Capabilities, PyroModule):
     For ``z_dim=1`` (or whenever the exact posterior covariance is diagonal) the guide family
     contains the exact posterior, so a perfectly trained guide closes the ELBO gap to zero.
 
-    Example:
+    Examples:
         >>> m = LinearGaussian(LinearGaussianConfig(x_dim=3, z_dim=1))
         >>> x = m.sample(5)
         >>> bool((m.exact_elbo(x) <= m.log_marginal(x) + 1e-5).all())

@@ -58,7 +58,7 @@ class LogisticRegressionConfig:
 class LogisticRegression(Capabilities, PyroModule):
     """Softmax regression with Gaussian priors, as a Pyro model/guide pair.
 
-    Example:
+    Examples:
         >>> import pyro
         >>> lr = LogisticRegression(LogisticRegressionConfig(x_dim=2, classes=2))
         >>> x, y = torch.tensor([[0., 1.], [1., 0.]]), torch.tensor([0, 1])

@@ -148,7 +148,7 @@ class _Mixture(Capabilities, PyroModule):
 class BernoulliMixture(_Mixture):
     """A mixture of products of Bernoullis over binary vectors.
 
-    Example:
+    Examples:
         >>> m = BernoulliMixture(MixtureConfig(x_dim=4, components=2))
         >>> x = m.sample(10)
         >>> m.responsibilities(x).shape, m.log_marginal(x).shape
@@ -183,7 +183,7 @@ class BernoulliMixture(_Mixture):
 class GaussianMixture(_Mixture):
     """A mixture of diagonal Gaussians.
 
-    Example:
+    Examples:
         >>> m = GaussianMixture(MixtureConfig(x_dim=2, components=3))
         >>> m.log_marginal(m.sample(5)).shape
         torch.Size([5])

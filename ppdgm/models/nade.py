@@ -151,7 +151,7 @@ class _Autoregressive(Capabilities, PyroModule):
 class NADE(_Autoregressive):
     """The neural autoregressive distribution estimator on binary images.
 
-    Example:
+    Examples:
         >>> nade = NADE(AutoregressiveConfig(x_shape=(3,), hidden=(4,)))
         >>> x = torch.tensor([[0., 1., 1.]])
         >>> nade.log_prob(x).shape, nade.sample(2).shape
@@ -191,7 +191,7 @@ class NADE(_Autoregressive):
 class MADE(_Autoregressive):
     """The masked autoencoder for distribution estimation on binary images.
 
-    Example:
+    Examples:
         >>> made = MADE(AutoregressiveConfig(x_shape=(3,), hidden=(8, 8)))
         >>> made.log_prob(torch.tensor([[0., 1., 1.]])).shape
         torch.Size([1])
@@ -238,7 +238,7 @@ class MADE(_Autoregressive):
 def build_autoregressive(architecture: str, config: AutoregressiveConfig) -> _Autoregressive:
     """NADE or MADE by name.
 
-    Example:
+    Examples:
         >>> type(build_autoregressive("made", AutoregressiveConfig(x_shape=(4,), hidden=(8,)))).__name__
         'MADE'
     """

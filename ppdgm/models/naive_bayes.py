@@ -66,7 +66,7 @@ class NaiveBayesConfig:
 class NaiveBayes(Capabilities, PyroModule):
     """Naive Bayes over ``x_dim`` features as a Pyro model; ``guide`` is the exact p(y | x).
 
-    Example:
+    Examples:
         >>> nb = NaiveBayes(NaiveBayesConfig(x_dim=3, classes=2))
         >>> x = torch.tensor([[1., 0., 1.], [0., 0., 1.], [0., 1., 0.]])
         >>> nb.fit(x, torch.tensor([0, 0, 1]))

@@ -74,7 +74,7 @@ class MLP(nn.Module):
 
     The output layer has no activation, so the output can be logits, means or raw scales.
 
-    Example:
+    Examples:
         >>> net = MLP(4, [16, 8], 2)
         >>> net(torch.zeros(3, 4)).shape
         torch.Size([3, 2])
@@ -119,7 +119,7 @@ class ConvEncoder(nn.Module):
     ``in_shape`` is ``(C, H, W)`` with H and W divisible by 4 (8x8 digits and 28x28 MNIST both
     qualify).
 
-    Example:
+    Examples:
         >>> enc = ConvEncoder((1, 28, 28), 10)
         >>> enc(torch.zeros(5, 1, 28, 28)).shape
         torch.Size([5, 10])
@@ -165,7 +165,7 @@ class ConvDecoder(nn.Module):
 
     The output (logits or means) has shape ``(..., C, H, W)`` and no final activation.
 
-    Example:
+    Examples:
         >>> dec = ConvDecoder(2, (1, 8, 8))
         >>> dec(torch.zeros(5, 2)).shape
         torch.Size([5, 1, 8, 8])
@@ -226,7 +226,7 @@ class DCGANGenerator(nn.Module):
     in training mode. Under ``pyro.nn.module.to_pyro_module_`` their affine weights become
     ``param`` sites like any other weight, and their running statistics stay buffers.
 
-    Example:
+    Examples:
         >>> gen = DCGANGenerator(8, (1, 28, 28), channels=(16, 8))
         >>> x = gen(torch.randn(3, 8))
         >>> x.shape, bool(((x > 0) & (x < 1)).all())
@@ -291,7 +291,7 @@ class DCGANDiscriminator(nn.Module):
     ``in_shape`` is ``(C, H, W)`` with H and W divisible by 4; a PacGAN discriminator that sees
     ``m`` images at once takes ``(m * C, H, W)``.
 
-    Example:
+    Examples:
         >>> disc = DCGANDiscriminator((1, 28, 28), channels=(8, 16))
         >>> disc(torch.zeros(5, 1, 28, 28)).shape, disc.features(torch.zeros(5, 1, 28, 28)).shape
         (torch.Size([5, 1]), torch.Size([5, 784]))

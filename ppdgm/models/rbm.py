@@ -72,7 +72,7 @@ class RBMConfig:
             small weights start the machine near the uniform distribution, as Hinton's
             practical guide recommends (0.01).
 
-    Example:
+    Examples:
         >>> RBMConfig(visible=6, hidden=3).hidden
         3
         >>> RBMConfig(visible=0)
@@ -135,7 +135,7 @@ def _check_units(name: str, value: object, size: int) -> torch.Tensor:
 def hidden_logits(v: torch.Tensor, W: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """The logits of p(h | v), c + vW, shape ``(..., H)`` for ``v`` of shape ``(..., V)``.
 
-    Example:
+    Examples:
         >>> W = torch.tensor([[1.0, -1.0]])
         >>> hidden_logits(torch.tensor([[1.0], [0.0]]), W, torch.tensor([0.5, 0.0]))
         tensor([[ 1.5000, -1.0000],
@@ -149,7 +149,7 @@ def hidden_logits(v: torch.Tensor, W: torch.Tensor, c: torch.Tensor) -> torch.Te
 def visible_logits(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The logits of p(v | h), b + W h, shape ``(..., V)`` for ``h`` of shape ``(..., H)``.
 
-    Example:
+    Examples:
         >>> W = torch.tensor([[1.0, -1.0]])
         >>> visible_logits(torch.tensor([1.0, 1.0]), W, torch.tensor([0.25]))
         tensor([0.2500])
@@ -176,7 +176,7 @@ def sample_hidden(v: torch.Tensor, W: torch.Tensor, c: torch.Tensor,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """h ~ p(h | v) = Bernoulli(sigmoid(c + vW)), shape ``(..., H)``.
 
-    Example:
+    Examples:
         >>> W = torch.full((2, 3), 50.0)
         >>> sample_hidden(torch.ones(2), W, torch.zeros(3))  # saturated: always on
         tensor([1., 1., 1.])
@@ -188,7 +188,7 @@ def sample_visible(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """v ~ p(v | h) = Bernoulli(sigmoid(b + W h)), shape ``(..., V)``.
 
-    Example:
+    Examples:
         >>> W = torch.full((2, 3), -50.0)
         >>> sample_visible(torch.ones(3), W, torch.zeros(2))  # saturated: always off
         tensor([0., 0.])
@@ -201,7 +201,7 @@ def gibbs_step(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tenso
     """One block Gibbs sweep from ``v``: h ~ p(h | v), then v_new ~ p(v | h); returns
     ``(v_new, h)``. Leading dimensions of ``v`` (chains, data) are carried through.
 
-    Example:
+    Examples:
         >>> W, b, c = torch.zeros(4, 2), torch.zeros(4), torch.zeros(2)
         >>> v, h = gibbs_step(torch.zeros(3, 4), W, b, c, generator=torch.Generator().manual_seed(0))
         >>> v.shape, h.shape
@@ -215,7 +215,7 @@ def energy(v: torch.Tensor, h: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
            c: torch.Tensor) -> torch.Tensor:
     """E(v, h) = -v.W.h - b.v - c.h, over the broadcast leading dimensions of ``v`` and ``h``.
 
-    Example:
+    Examples:
         >>> W, b, c = torch.ones(2, 1), torch.tensor([0.5, 0.0]), torch.tensor([-1.0])
         >>> energy(torch.tensor([1.0, 1.0]), torch.tensor([1.0]), W, b, c)
         tensor(-1.5000)
@@ -231,7 +231,7 @@ def free_energy(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tens
 
     Swapping the layers' roles, ``free_energy(h, W.T, c, b)`` is the hidden layer's free energy.
 
-    Example:
+    Examples:
         >>> W, b, c = torch.zeros(3, 2), torch.zeros(3), torch.zeros(2)
         >>> free_energy(torch.ones(3), W, b, c)  # two free hidden units: -log 4
         tensor(-1.3863)
@@ -263,7 +263,7 @@ class RBM(Capabilities, PyroModule):
     :class:`~ppdgm.inference.objectives.contrastive_divergence.ContrastiveDivergence`.
     Data are flat binary vectors, shape ``(N, V)``.
 
-    Example:
+    Examples:
         >>> _ = torch.manual_seed(0)
         >>> rbm = RBM(visible=4, hidden=3)
         >>> x = rbm.sample(5, steps=10)
@@ -312,7 +312,7 @@ class RBM(Capabilities, PyroModule):
         an objective that calls this instead of running the model (contrastive divergence) is
         still seen by ``pyro.infer.SVI``, which optimizes the param sites it traces.
 
-        Example:
+        Examples:
             >>> W, b, c = RBM(visible=3, hidden=2).energy_parameters()
             >>> W.shape, b.shape, c.shape
             (torch.Size([3, 2]), torch.Size([3]), torch.Size([2]))
@@ -360,7 +360,7 @@ class RBM(Capabilities, PyroModule):
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) for each row of ``v`` (shape ``(..., V)``), differentiable in the parameters.
 
-        Example:
+        Examples:
             >>> RBM(visible=3, hidden=2, init_scale=0.0).free_energy(torch.zeros(2, 3))
             tensor([-1.3863, -1.3863], grad_fn=<SubBackward0>)
         """
@@ -370,7 +370,7 @@ class RBM(Capabilities, PyroModule):
     def log_unnormalized(self, v: torch.Tensor) -> torch.Tensor:
         """log p~(v) = -F(v) = log p(v) + log Z.
 
-        Example:
+        Examples:
             >>> RBM(visible=3, hidden=2, init_scale=0.0).log_unnormalized(torch.ones(3))
             tensor(1.3863, grad_fn=<NegBackward0>)
         """
@@ -380,7 +380,7 @@ class RBM(Capabilities, PyroModule):
         """log Z, exactly: enumerates the 2^min(V, H) states of the smaller layer and sums the
         other one out in closed form. Differentiable in the parameters; for small machines only.
 
-        Example:
+        Examples:
             >>> rbm = RBM(visible=3, hidden=2, init_scale=0.0)
             >>> rbm.log_partition_exact()  # 2^5 equally likely states
             tensor(3.4657, grad_fn=<LogsumexpBackward0>)
@@ -407,7 +407,7 @@ class RBM(Capabilities, PyroModule):
         """log p(v) = -F(v) - log Z for each row of binary ``v``; ``log_z=None`` computes the
         exact log Z (small machines only), a number uses it (e.g. an AIS estimate).
 
-        Example:
+        Examples:
             >>> rbm = RBM(visible=3, hidden=2, init_scale=0.0)
             >>> rbm.log_prob(torch.ones(1, 3)).exp()  # uniform over 2^3 visible states
             tensor([0.1250], grad_fn=<ExpBackward0>)
@@ -433,7 +433,7 @@ class RBM(Capabilities, PyroModule):
         The draws are exact only in the limit of many sweeps; how many is enough depends on the
         weights (a trained machine mixes slowly between modes).
 
-        Example:
+        Examples:
             >>> rbm = RBM(visible=5, hidden=2)
             >>> rbm.sample(3, steps=2, generator=torch.Generator().manual_seed(0)).shape
             torch.Size([3, 5])

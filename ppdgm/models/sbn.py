@@ -62,7 +62,7 @@ class SBNConfig:
             weight), so q(z | x) can hold correlations between units. Sampling a layer then takes
             one step per unit.
 
-    Example:
+    Examples:
         >>> SBNConfig(x_shape=(16,), layers=(4, 8)).validate()
     """
 
@@ -87,7 +87,7 @@ class SigmoidBeliefNet(Capabilities, PyroModule):
     ``Predictive``, the engine and ppdgm's wake-sleep and reweighted wake-sleep objectives all run
     them. Losses from Pyro's ELBOs are sums over the batch, as for the VAE.
 
-    Example:
+    Examples:
         >>> sbn = SigmoidBeliefNet(x_shape=(6,), layers=(2, 3))
         >>> x = sbn.sample(4)
         >>> x.shape, bool(((x == 0) | (x == 1)).all())

@@ -70,7 +70,7 @@ class VAEConfig:
         flow_transforms, flow_hidden: the flows' number of autoregressive steps and the hidden
             widths of each step's network.
 
-    Example:
+    Examples:
         >>> VAEConfig(x_shape=(784,), z_dim=2).validate()
     """
 
@@ -135,7 +135,7 @@ class VAE(Capabilities, PyroModule):
     instance's own tensors under module-local parameters (how ppdgm builds and the engine runs it); in
     Pyro's global mode a second VAE's trace would report the first one's weights instead.
 
-    Example:
+    Examples:
         >>> import pyro
         >>> from pyro.infer import Trace_ELBO
         >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(16,))
@@ -186,7 +186,7 @@ class VAE(Capabilities, PyroModule):
             if cfg.prior != "normal":
                 self.prior_flow = flow_prior(cfg.prior, cfg.z_dim, **flow)
             if cfg.posterior != "gaussian":
-                self.posterior_flow = flow_posterior(cfg.posterior, cfg.z_dim, 2 * cfg.z_dim, **flow)
+                self.posterior_flow = flow_posterior(cfg.posterior, cfg.z_dim, min_scale=_MIN_SCALE, **flow)
         svi_compatible_(self)  # so pyro.infer.SVI can step it under module-local params
 
     @pyro_method
@@ -221,7 +221,7 @@ class VAE(Capabilities, PyroModule):
         For a flow guide, ``loc`` is the flow's image of the base's mean (what
         :meth:`reconstruct` decodes) and ``scale`` the standard deviation of 256 draws.
 
-        Example:
+        Examples:
             >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))
             >>> loc, scale = vae.encode(torch.zeros(3, 4))
             >>> loc.shape, bool((scale > 0).all())
@@ -242,7 +242,7 @@ class VAE(Capabilities, PyroModule):
         ``mean=True`` returns the likelihood's mean at each sampled z (Bernoulli probabilities,
         Gaussian means) instead of a draw from it.
 
-        Example:
+        Examples:
             >>> VAE(x_shape=(2,), z_dim=1, hidden=(4,)).sample(5).shape
             torch.Size([5, 2])
         """
@@ -253,7 +253,7 @@ class VAE(Capabilities, PyroModule):
     def reconstruct(self, x: torch.Tensor, mean: bool = True) -> torch.Tensor:
         """Decode the posterior mean of z for each row of ``x``; same shape as ``x``.
 
-        Example:
+        Examples:
             >>> vae = VAE(x_shape=(1, 8, 8), arch="conv", z_dim=2)
             >>> vae.reconstruct(torch.zeros(3, 1, 8, 8)).shape
             torch.Size([3, 1, 8, 8])

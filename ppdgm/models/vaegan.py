@@ -92,7 +92,7 @@ class VAEGANConfig:
     The weight gamma of reconstruction against discrimination is the objective's
     (:class:`~ppdgm.inference.objectives.VAEGANLoss`), not the architecture's.
 
-    Example:
+    Examples:
         >>> VAEGANConfig(x_shape=(1, 28, 28), arch="dcgan", z_dim=32, feature_layer=0).validate()
     """
 
@@ -171,7 +171,7 @@ class VAEGAN(Capabilities, PyroModule):
     :meth:`owns` ``("encoder")``, ``("decoder")`` and ``("discriminator")``
     (:func:`ppdgm.recipes.vaegan.fit_vaegan` does).
 
-    Example:
+    Examples:
         >>> from pyro.infer import Trace_ELBO
         >>> m = VAEGAN(x_shape=(2,), z_dim=2, hidden=(16,))
         >>> x = torch.randn(5, 2)
@@ -273,7 +273,7 @@ class VAEGAN(Capabilities, PyroModule):
         ``player`` is ``"encoder"``, ``"decoder"`` or ``"discriminator"``. ``owns="model"``
         would not do: the model reads the decoder's *and* the discriminator's parameters.
 
-        Example:
+        Examples:
             >>> VAEGAN.owns("decoder")("decoder.net.0.weight"), VAEGAN.owns("encoder")("decoder.x")
             (True, False)
         """
@@ -285,7 +285,7 @@ class VAEGAN(Capabilities, PyroModule):
     def feature_dim(self) -> int:
         """The width of Dis_l, the likelihood's event size.
 
-        Example:
+        Examples:
             >>> VAEGAN(x_shape=(1, 8, 8), arch="dcgan", channels=(4, 8), feature_layer=0).feature_dim
             64
         """
@@ -302,7 +302,7 @@ class VAEGAN(Capabilities, PyroModule):
 
         Differentiable in the discriminator's parameters (the likelihood uses a detached copy).
 
-        Example:
+        Examples:
             >>> VAEGAN(x_shape=(2,), hidden=(8, 4), feature_layer=0).features(torch.zeros(3, 2)).shape
             torch.Size([3, 8])
         """
@@ -313,7 +313,7 @@ class VAEGAN(Capabilities, PyroModule):
     def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
         """D(x): one logit of "real" per row, shape ``(n,)``.
 
-        Example:
+        Examples:
             >>> VAEGAN(x_shape=(2,), hidden=(8,)).discriminator_logits(torch.zeros(6, 2)).shape
             torch.Size([6])
         """
@@ -324,7 +324,7 @@ class VAEGAN(Capabilities, PyroModule):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``loc`` and ``scale`` of q(z | x), each of shape ``(n, z_dim)``.
 
-        Example:
+        Examples:
             >>> loc, scale = VAEGAN(x_shape=(2,), z_dim=3, hidden=(8,)).encode(torch.zeros(4, 2))
             >>> loc.shape, bool((scale > 0).all())
             (torch.Size([4, 3]), True)
@@ -340,7 +340,7 @@ class VAEGAN(Capabilities, PyroModule):
         ``mean`` is accepted for the ``sample(n, mean=...)`` interface that ``ppdgm sample``
         uses; x is a deterministic function of z, so it changes nothing.
 
-        Example:
+        Examples:
             >>> VAEGAN(x_shape=(1, 8, 8), arch="dcgan", channels=(4, 8)).sample(2).shape
             torch.Size([2, 1, 8, 8])
         """
@@ -353,7 +353,7 @@ class VAEGAN(Capabilities, PyroModule):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """G(loc(x)): decode the posterior mean of z for each row of ``x``; same shape as ``x``.
 
-        Example:
+        Examples:
             >>> VAEGAN(x_shape=(2,), hidden=(8,)).reconstruct(torch.zeros(3, 2)).shape
             torch.Size([3, 2])
         """

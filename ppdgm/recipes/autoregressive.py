@@ -24,7 +24,7 @@ __all__ = ["AutoregressiveRecipe", "exact_log_likelihood", "fit_autoregressive"]
 def exact_log_likelihood(model: Any, x: torch.Tensor, *, batch_size: int = 500) -> dict[str, Any]:
     """Mean exact log p(x) per image over ``x`` and its standard error over images.
 
-    Example:
+    Examples:
         >>> m = MADE(AutoregressiveConfig(x_shape=(3,), hidden=(4,)))
         >>> r = exact_log_likelihood(m, torch.ones(5, 3))
         >>> r["stderr"], r["points"]
@@ -45,7 +45,7 @@ def fit_autoregressive(dataset: Dataset, train: TrainConfig, *, architecture: st
     hold the exact test log p(x) (every test image) and the train one (``eval_points`` of them,
     a fixed uniform subset), with standard errors over images.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> cfg = TrainConfig(epochs=1, batch_size=10, device="cpu", progress=False,

@@ -127,7 +127,7 @@ def open_checkpoint(checkpoint: str | Path | OpenedCheckpoint,
 def load_trained_model(checkpoint: str | Path, device: str = "auto") -> torch.nn.Module:
     """Rebuild the model a ``ppdgm fit`` checkpoint was written for, with its trained weights.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> from ppdgm.inference import TrainConfig
@@ -151,7 +151,7 @@ def checkpoint_data(checkpoint: str | Path) -> str | None:
 def require_likelihood(model: torch.nn.Module, command: str) -> None:
     """Refuse models whose Pyro program has no normalized likelihood to estimate log p(x) from.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import GAN
         >>> try:
         ...     require_likelihood(GAN(), "evaluate")
@@ -175,7 +175,7 @@ def evaluate_checkpoint(checkpoint: str | Path | OpenedCheckpoint, dataset: Data
     Writes the metrics as JSON to ``out`` when given. See
     :func:`ppdgm.inference.evaluate.estimate_log_likelihood` and :meth:`Recipe.evaluate`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> from ppdgm.inference import TrainConfig

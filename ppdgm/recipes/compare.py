@@ -93,7 +93,7 @@ class Contender:
     ``lr``, ``batch_size`` and ``epochs`` fill the :class:`~ppdgm.inference.TrainConfig` unless
     the caller overrides ``epochs``; ``label`` names the model in tables and figures.
 
-    Example:
+    Examples:
         >>> get_contender("gan-pack2").batch_size  # 100 groups of 2 points per step
         200
     """
@@ -118,7 +118,7 @@ def run_fit(target: str | Callable[..., RunResult], *, sample_mean: bool = False
     ``num_samples_kw`` names the fit function's own sample-count argument, if it has one, so its
     ``metrics.json`` counts the same number of samples.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> fit = run_fit("ppdgm.recipes.gan:fit_gan", hidden=(8,))
@@ -214,7 +214,7 @@ CONTENDERS["diffusion"] = Contender(run_fit("ppdgm.recipes.diffusion:fit_diffusi
 def get_contender(name: str) -> Contender:
     """The registered contender ``name``; a clear ``ValueError`` names the known ones.
 
-    Example:
+    Examples:
         >>> get_contender("vae").label
         'VAE'
         >>> get_contender("flow")  # doctest: +ELLIPSIS
@@ -273,7 +273,7 @@ def compare_models(
     time, and ``out_dir/compare.png`` (``figure=True``) every model's samples side by side over
     the true density. Nothing is printed: :func:`format_compare_table` renders the table.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> r = compare_models("ring8", tempfile.mkdtemp(), models=["gan"], max_steps=2,
         ...                    num_train=200, num_samples=50, device="cpu", figure=False,
@@ -357,7 +357,7 @@ def compare_models(
 def format_compare_table(metrics: Mapping[str, Any]) -> str:
     """The comparison as a fixed-width table: one row per model of ``compare.json``'s metrics.
 
-    Example:
+    Examples:
         >>> row = {"label": "GAN", "modes_captured": 7, "num_modes": 8,
         ...        "high_quality_percent": 98.25, "reverse_kl": 0.0312, "train_seconds": 12.5,
         ...        "extra_samples": {}}

@@ -51,7 +51,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     writing ``amortization_gap.png`` and the gaps under ``amortization`` in the metrics.
     Prints nothing (see :func:`format_diagnosis`).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> from ppdgm.inference import TrainConfig
@@ -138,7 +138,7 @@ def _amortization(model: Any, x: torch.Tensor, out_dir: Path, files: dict[str, P
 def format_diagnosis(result: RunResult) -> str:
     """The text ``ppdgm diagnose`` prints: the summary table and the k-hat verdict.
 
-    Example:
+    Examples:
         >>> m = {"checkpoint": "c.pt", "data": "d", "split": "test", "num_data": 2, "chains": 1,
         ...      "num_samples": 9, "summary_text": "(table)", "pareto_k": [0.1, 0.9],
         ...      "pareto_k_max": 0.9, "pareto_k_good": 1, "pareto_k_ok": 0, "pareto_k_bad": 1,

@@ -61,7 +61,7 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
     ``figures=True`` adds the loss curve, the samples (a grid of 64 images, or the points over
     the true density) and the reverse process.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("ring8", num_train=64, num_test=16)

@@ -50,7 +50,7 @@ def fit_gan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturating
     ``figures=True`` adds the loss curves and the samples: scattered over the true density for
     mixtures, as a scatter for other 2-D data and as an image grid (the first 64) for images.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("ring8", num_train=64, num_test=16)

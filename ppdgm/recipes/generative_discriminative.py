@@ -39,7 +39,7 @@ def fit_naive_bayes(x: torch.Tensor, y: torch.Tensor, *, classes: int, likelihoo
                     **options: Any) -> NaiveBayes:
     """Naive Bayes fitted in closed form to labelled ``x`` (N, D) and ``y`` (N,).
 
-    Example:
+    Examples:
         >>> x, y = torch.tensor([[1., 0.], [0., 1.]]), torch.tensor([0, 1])
         >>> fit_naive_bayes(x, y, classes=2, likelihood="bernoulli").predict(x).tolist()
         [0, 1]
@@ -55,7 +55,7 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, *, classes: int, s
     """MAP logistic regression by the engine: ``steps`` full-batch Adam steps on Trace_ELBO with
     the point-mass guide (``options`` go to :class:`LogisticRegressionConfig`).
 
-    Example:
+    Examples:
         >>> x, y = torch.tensor([[1., 0.], [0., 1.]]), torch.tensor([0, 1])
         >>> fit_logistic_regression(x, y, classes=2, steps=50).predict(x).tolist()
         [0, 1]
@@ -105,7 +105,7 @@ def learning_curves(dataset: Dataset, *, sizes: Sequence[int], seeds: int = 5,
     Bayes' class-conditionals; ``None`` takes Bernoulli for binary data and Gaussian otherwise.
     Returns plain data: one row per (model, m, seed), and the settings.
 
-    Example:
+    Examples:
         >>> from ppdgm.data import load_dataset
         >>> r = learning_curves(load_dataset("digits-binarized"), sizes=[20], seeds=1, steps=20)
         >>> sorted({row["model"] for row in r["rows"]})
@@ -142,7 +142,7 @@ def semi_supervised_em(nb: NaiveBayes, x: torch.Tensor, y: torch.Tensor, unlabel
     with ``unlabelled_weight`` times their posterior. Returns the objective that EM never lowers,
     log p(x, y) + w log p(unlabelled) + log prior, before the first iteration and after each.
 
-    Example:
+    Examples:
         >>> nb = NaiveBayes(NaiveBayesConfig(x_dim=2, classes=2))
         >>> x, y = torch.tensor([[1., 0.], [0., 1.]]), torch.tensor([0, 1])
         >>> nb.fit(x, y)
@@ -179,7 +179,7 @@ def semi_supervised(dataset: Dataset, *, sizes: Sequence[int], seeds: int = 5,
     For each m and seed the labelled set is the same random subset :func:`learning_curves` draws;
     every other training image joins without its label.
 
-    Example:
+    Examples:
         >>> from ppdgm.data import load_dataset
         >>> r = semi_supervised(load_dataset("digits-binarized"), sizes=[20], seeds=1, iterations=2)
         >>> sorted({row["model"] for row in r["rows"]})
@@ -211,7 +211,7 @@ def semi_supervised(dataset: Dataset, *, sizes: Sequence[int], seeds: int = 5,
 def summarize(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Mean test error and its standard error over seeds, per model and size.
 
-    Example:
+    Examples:
         >>> summarize({"rows": [{"model": "a", "m": 5, "seed": s, "error": e}
         ...                     for s, e in enumerate([0.1, 0.3])]})
         [{'model': 'a', 'm': 5, 'error': 0.2, 'stderr': 0.1, 'seeds': 2}]

@@ -31,7 +31,7 @@ def fit_mixture(dataset: Dataset, out: str | Path, *, components: int = 10, iter
     holds the exact mean log p(x) on train and test and the train log-likelihood after every
     iteration; ``checkpoint.pt`` holds the parameters (read it with :func:`ppdgm.load_checkpoint`).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> m = fit_mixture(load_dataset("bars-and-stripes"), tempfile.mkdtemp(), components=4).metrics

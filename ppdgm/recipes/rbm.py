@@ -33,7 +33,7 @@ def sgd_momentum(lr: float, batch_size: int, momentum: float = 0.9, weight_decay
     The CD loss is a sum over the batch (like Pyro's ELBOs), so the step is divided by the batch
     size; weight decay is on the weights of that mean gradient too.
 
-    Example:
+    Examples:
         >>> opt = sgd_momentum(0.05, 100)([torch.nn.Parameter(torch.zeros(2))])
         >>> round(opt.param_groups[0]["lr"], 6), opt.param_groups[0]["momentum"]
         (0.0005, 0.9)
@@ -64,7 +64,7 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
     model. ``ais_betas`` ``None`` is the
     14,500-temperature schedule of Salakhutdinov and Murray, an int a uniform schedule.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("bars-and-stripes")

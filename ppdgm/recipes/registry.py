@@ -30,7 +30,7 @@ DEMO_RECIPE = "vae"
 def recipe_for(model_name: str) -> Recipe:
     """The recipe of checkpoints whose ``model_spec["name"]`` is ``model_name``.
 
-    Example:
+    Examples:
         >>> recipe_for("gaussian-mixture").name
         'mixture'
     """

@@ -80,7 +80,7 @@ def versions() -> dict[str, str]:
 def check_run_inputs(dataset: Dataset, train: TrainConfig) -> Path:
     """Check the two arguments every ``fit_*`` run takes; returns the run's output folder.
 
-    Example:
+    Examples:
         >>> from ppdgm.data import load_dataset
         >>> check_run_inputs(load_dataset("ring8", num_train=8, num_test=4), TrainConfig(device="cpu"))
         Traceback (most recent call last):
@@ -145,7 +145,7 @@ def evaluation_points(x: torch.Tensor, limit: int | None) -> torch.Tensor:
     that few (or ``limit`` is ``None``), else a uniform subset drawn by a fixed generator, so that
     the estimate is unbiased, its standard error honest, and the global RNG untouched.
 
-    Example:
+    Examples:
         >>> evaluation_points(torch.arange(10.0), 4).shape, evaluation_points(torch.arange(3.0), 4).shape
         (torch.Size([4]), torch.Size([3]))
     """

@@ -36,7 +36,7 @@ def fit_sbn(dataset: Dataset, train: TrainConfig, *, layers: tuple[int, ...] = (
     from the recognition network) on the train and test splits and, for nets small enough to
     enumerate, the exact one.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("bars-and-stripes")

@@ -201,7 +201,7 @@ def run_tour(out: str | Path = "runs/tour", *, seed: int = 0, topics: list[str] 
     networks are small enough that one thread is as fast as two, and much faster than two on a
     machine whose other core is busy.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> r = run_tour(tempfile.mkdtemp(), topics=["em"])
         >>> sorted(r.files)

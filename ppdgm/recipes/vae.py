@@ -54,7 +54,7 @@ def fit_vae(
     ``figures=True`` also writes the loss curve, and for images a sample grid, a reconstruction
     grid and a scatter of the test set's latent means coloured by class.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("bars-and-stripes")

@@ -50,7 +50,7 @@ def fit_vaegan(dataset: Dataset, train: TrainConfig, *, loss: str = "non-saturat
     adds the loss curves and the samples and reconstructions: over the true density for the
     mixtures, as a scatter for other 2-D data and as image grids (the first 64) for images.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ppdgm.data import load_dataset
         >>> ds = load_dataset("ring8", num_train=64, num_test=16)

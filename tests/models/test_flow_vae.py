@@ -88,7 +88,7 @@ def test_a_flow_prior_is_a_density_and_the_model_scores_with_it():
 
 def test_an_iaf_guide_scores_its_own_draws_as_its_density_does():
     torch.manual_seed(0)
-    q = flow_posterior("nsf", 3, 4, hidden=(8,))(torch.randn(6, 4))
+    q = flow_posterior("nsf", 3, hidden=(8,))(torch.randn(6, 6))
     z, log_q = q.rsample_and_log_prob()
     assert torch.allclose(log_q, q.log_prob(z), atol=1e-4)  # one pass against the inverse
 

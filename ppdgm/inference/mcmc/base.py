@@ -160,7 +160,7 @@ def typed_samples(mcmc: Any, *, group_by_chain: bool = False) -> dict[str, torch
     Kernels that record ``site_dtypes`` (every ppdgm kernel) have their floating-point draws cast
     back (a ``Categorical`` site to ``int64``); other kernels' draws are returned as they are.
 
-    Example:
+    Examples:
         >>> import pyro, pyro.distributions as dist
         >>> from pyro.infer import MCMC
         >>> from ppdgm.inference.mcmc import Gibbs

@@ -18,7 +18,7 @@ What is updated together (blocked), and what one element at a time, follows from
 The model must broadcast over extra leading batch dimensions, as any model written for Pyro's
 parallel enumeration does (plates for batch dimensions, ``...``-style indexing).
 
-Example:
+Examples:
     >>> import pyro.distributions as dist
     >>> from pyro.infer import MCMC
     >>> def model(y):
@@ -135,7 +135,7 @@ def gibbs_plan(model: Callable, args: tuple = (), kwargs: dict | None = None, *,
             latent site must then be conditioned away, e.g. by :class:`HMCGibbs`).
         chains: the number of vectorized chains.
 
-    Example:
+    Examples:
         >>> import pyro.distributions as dist
         >>> def model():
         ...     with pyro.plate("p", 3):
@@ -297,7 +297,7 @@ def gibbs_sweep(model: Callable, values: dict[str, torch.Tensor], plan: GibbsPla
     """One systematic-scan sweep: every site of ``plan`` in model order, each from its conditional
     (or by a Metropolized Gibbs move, see :func:`gibbs_update`).
 
-    Example:
+    Examples:
         >>> def model():
         ...     a = pyro.sample("a", dist.Bernoulli(0.5))
         ...     pyro.sample("b", dist.Bernoulli(0.9 * a + 0.05), obs=torch.tensor(1.0))

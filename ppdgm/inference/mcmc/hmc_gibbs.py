@@ -6,7 +6,7 @@ own HMC would instead sum the discrete sites out by enumeration, which is exact 
 model to be written for it and costs the product of their supports; this kernel only ever
 enumerates one element's support at a time.
 
-Example:
+Examples:
     >>> import pyro
     >>> import pyro.distributions as dist
     >>> from pyro.infer import MCMC

@@ -43,7 +43,7 @@ class RBMGibbs(DiscreteKernel):
     With ``chains=C`` ArviZ cannot re-run the model over the extra chain axis: pass
     ``log_likelihood=False``.
 
-    Example:
+    Examples:
         >>> from pyro.infer import MCMC
         >>> from ppdgm.models.rbm import RBM
         >>> rbm = RBM(visible=4, hidden=2)

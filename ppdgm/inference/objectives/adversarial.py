@@ -71,7 +71,7 @@ def guide_logits(guide: Callable[..., Any], x: torch.Tensor, *, site: str = _LAB
     any handler outside (``poutine.block``), except its parameters, which stay visible to
     ``pyro.infer.SVI`` and the engine. This is how the adversarial losses read D(x).
 
-    Example:
+    Examples:
         >>> import pyro
         >>> def guide(x):
         ...     with pyro.plate("data", len(x)):
@@ -113,7 +113,7 @@ def gradient_penalty(guide: Callable[..., Any], x_real: torch.Tensor, x_fake: to
     the critic's input, so for ``pack > 1`` its norm is over the whole group. ``x_fake`` is
     detached; the result is differentiable in the critic's parameters (``create_graph=True``).
 
-    Example:
+    Examples:
         >>> import pyro
         >>> def guide(x):  # a linear critic 3 x1 + 4 x2: its gradient has norm 5 everywhere
         ...     with pyro.plate("data", len(x)):
@@ -155,7 +155,7 @@ class AdversarialLoss(MultiPlayerObjective):
         gp_weight: the gradient penalty's weight (``"wasserstein-gp"`` only).
         pack: PacGAN's m, which must equal the guide's (``GANConfig.pack``).
 
-    Example:
+    Examples:
         >>> from ppdgm.models import GAN
         >>> gan = GAN(x_shape=(2,), hidden=(8,))
         >>> losses = AdversarialLoss("hinge")(gan.model, gan.guide, torch.randn(6, 2))

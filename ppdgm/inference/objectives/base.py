@@ -36,7 +36,7 @@ class MultiPlayerObjective:
     Subclasses set ``player_names`` and implement :meth:`player_loss`, starting with
     ``self.check_player(player)``.
 
-    Example:
+    Examples:
         >>> class Halves(MultiPlayerObjective):
         ...     player_names = ("a", "b")
         ...     def player_loss(self, player, model, guide, x):

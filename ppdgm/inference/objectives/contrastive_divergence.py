@@ -47,7 +47,7 @@ class ContrastiveDivergence:
     The persistent chains are the objective's state: :meth:`state_dict` and
     :meth:`load_state_dict` save and restore them, so a resumed PCD run continues its chains.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.rbm import RBM
         >>> rbm = RBM(visible=6, hidden=3)
         >>> x = torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]]).repeat(4, 1)
@@ -96,7 +96,7 @@ class ContrastiveDivergence:
         """Set the sweeps for the ``fraction`` of training done: ``k`` at 0, ``k_final`` at 1, linear
         in between (rounded); returns them. The fit recipe calls it after every epoch.
 
-        Example:
+        Examples:
             >>> cd = ContrastiveDivergence(k=1, k_final=25)
             >>> cd.anneal(0.5), cd.anneal(1.0)
             (13, 25)
@@ -112,7 +112,7 @@ class ContrastiveDivergence:
         """The negative phase's visible samples for batch ``x``: k sweeps from ``x`` (CD) or
         from the persistent chains (PCD, which are advanced in place).
 
-        Example:
+        Examples:
             >>> from ppdgm.models.rbm import RBM
             >>> rbm = RBM(visible=3, hidden=2)
             >>> pcd = ContrastiveDivergence(k=2, persistent=True, num_chains=5)
@@ -147,7 +147,7 @@ class ContrastiveDivergence:
         """The objective's state: its settings and the persistent chains (``None`` before the
         first PCD call, and always for plain CD).
 
-        Example:
+        Examples:
             >>> sorted(ContrastiveDivergence(k=3).state_dict())
             ['chains', 'k', 'k_final', 'k_start', 'num_chains', 'persistent']
         """
@@ -158,7 +158,7 @@ class ContrastiveDivergence:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the sweeps and the persistent chains from :meth:`state_dict` (settings must match).
 
-        Example:
+        Examples:
             >>> pcd = ContrastiveDivergence(persistent=True)
             >>> pcd.load_state_dict({"k": 1, "persistent": True, "num_chains": None,
             ...                      "chains": torch.zeros(4, 3)})

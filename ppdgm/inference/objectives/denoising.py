@@ -38,7 +38,7 @@ class DenoisingLoss:
     ``"target"`` sites (:class:`~ppdgm.models.Diffusion` does); ``pyro.infer.SVI`` and the
     engine accept it. Extra keyword arguments go to both (``t=...`` fixes the timesteps).
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=10, hidden=(8,))
         >>> DenoisingLoss()(d.model, d.guide, torch.randn(5, 2)).shape
@@ -74,7 +74,7 @@ def gaussian_kl(mean_q: torch.Tensor, var_q: torch.Tensor, mean_p: torch.Tensor,
                 var_p: torch.Tensor) -> torch.Tensor:
     """KL(N(mean_q, var_q) || N(mean_p, var_p)) elementwise, in nats.
 
-    Example:
+    Examples:
         >>> gaussian_kl(torch.tensor(1.0), torch.tensor(1.0), torch.tensor(0.0), torch.tensor(1.0))
         tensor(0.5000)
     """
@@ -126,7 +126,7 @@ def variational_bound(diffusion: Diffusion, x: torch.Tensor, *, steps_per_call: 
     ``steps_per_call`` timesteps go through the denoiser together (n * steps_per_call inputs
     per call); ``seed`` fixes the draws of x_t without moving the global RNG (``None`` uses it).
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=20, hidden=(8,))
         >>> b = variational_bound(d, torch.randn(4, 2))

@@ -30,7 +30,7 @@ def enumerate_joint(model: Callable[..., Any], x: torch.Tensor, site: str) -> to
     The model must put the site and the data inside one plate (dim -1); the site's values are
     enumerated in parallel on dim -2.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.mixture import BernoulliMixture, MixtureConfig
         >>> m = BernoulliMixture(MixtureConfig(x_dim=3, components=2))
         >>> enumerate_joint(m.model, m.sample(4), "c").shape
@@ -81,7 +81,7 @@ def expectation_maximization(model: Any, x: torch.Tensor, *, site: str = "c", it
     the closed form when the model has one. Stops early when the mean log-likelihood rises by
     less than ``tol``.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.mixture import GaussianMixture, MixtureConfig
         >>> m = GaussianMixture(MixtureConfig(x_dim=2, components=2))
         >>> x = torch.cat([torch.randn(50, 2) - 3, torch.randn(50, 2) + 3])

@@ -36,7 +36,7 @@ class IWAE(ELBO):
         data_plate: the name of the plate over data points.
         max_plate_nesting: plate dimensions of the model; found on the first call when omitted.
 
-    Example:
+    Examples:
         >>> import pyro
         >>> from ppdgm.models import VAE
         >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))

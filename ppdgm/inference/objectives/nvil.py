@@ -51,7 +51,7 @@ def local_signal_sites(model: Callable[..., Any], guide: Callable[..., Any], *ar
                        **kwargs: Any) -> dict[str, tuple[set[str], set[str]]]:
     """For each latent site of the guide: (model sites, guide sites) whose terms its signal keeps.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.sbn import SigmoidBeliefNet
         >>> sbn = SigmoidBeliefNet(x_shape=(4,), layers=(2, 3))
         >>> sites = local_signal_sites(sbn.model, sbn.guide, torch.zeros(2, 4))
@@ -85,7 +85,7 @@ class NVIL:
 
     ``state_dict()`` holds the running statistics, so the engine checkpoints and resumes them.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.sbn import SigmoidBeliefNet
         >>> sbn = SigmoidBeliefNet(x_shape=(6,), layers=(3,), baseline_hidden=4)
         >>> NVIL()(sbn.model, sbn.guide, sbn.sample(5)).requires_grad

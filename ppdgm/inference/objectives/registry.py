@@ -27,7 +27,7 @@ OBJECTIVES = {
 def build_objective(name: str, k: int = 1) -> ELBO:
     """The objective called ``name`` with ``k`` particles.
 
-    Example:
+    Examples:
         >>> type(build_objective("iwae", k=50)).__name__, build_objective("iwae", k=50).num_particles
         ('IWAE', 50)
         >>> type(build_objective("elbo-analytic")).__name__
@@ -58,7 +58,7 @@ def build_player_objective(name: str, k: int = 5, lr: float = 1e-3) -> tuple[Any
     Wake-sleep and RWS train the model and the guide as two players; VIMCO and NVIL are one
     bound, one player (``"svi"``). NVIL needs a model whose guide declares baselines.
 
-    Example:
+    Examples:
         >>> objective, players = build_player_objective("rws", k=10)
         >>> type(objective).__name__, [p.name for p in players]
         ('ReweightedWakeSleep', ['model', 'guide'])

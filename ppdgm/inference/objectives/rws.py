@@ -42,7 +42,7 @@ class ReweightedWakeSleep(MultiPlayerObjective):
         guide_update: ``"wake"`` (default), ``"sleep"`` or ``"wake+sleep"``.
         data_plate: the name of the plate over data points.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.sbn import SigmoidBeliefNet
         >>> sbn = SigmoidBeliefNet(x_shape=(6,), layers=(3,))
         >>> losses = ReweightedWakeSleep(num_particles=5)(sbn.model, sbn.guide, sbn.sample(4))

@@ -105,7 +105,7 @@ class VAEGANLoss(MultiPlayerObjective):
             interpolates of the real points with x_p and with x~.
         analytic_kl: the closed-form KL in the encoder's loss, or its one-sample estimate.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import VAEGAN
         >>> m = VAEGAN(x_shape=(2,), hidden=(8,))
         >>> losses = VAEGANLoss(gamma=0.5)(m.model, m.guide, torch.randn(6, 2))

@@ -28,7 +28,7 @@ def leave_one_out_bounds(log_w: torch.Tensor) -> torch.Tensor:
     """L_{-k} for every particle k: log-mean-exp of the weights with w_k replaced by the
     geometric mean of the others. ``log_w`` has shape ``(K, ...)`` with K >= 2.
 
-    Example:
+    Examples:
         >>> leave_one_out_bounds(torch.zeros(3, 2))  # equal weights: every L_{-k} is log 1
         tensor([[0., 0.],
                 [0., 0.],
@@ -52,7 +52,7 @@ class VIMCO:
     Every latent site of the guide must be non-reparameterizable (Bernoulli, Categorical...):
     reparameterizable ones are better served by :class:`~ppdgm.inference.objectives.IWAE`.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.sbn import SigmoidBeliefNet
         >>> sbn = SigmoidBeliefNet(x_shape=(6,), layers=(3,))
         >>> VIMCO(num_particles=5)(sbn.model, sbn.guide, sbn.sample(4)).requires_grad

@@ -30,7 +30,7 @@ class WakeSleep(MultiPlayerObjective):
     calling ``model(None, num_samples=n)`` (ppdgm's convention for generating), whose return
     value is the dreamed x.
 
-    Example:
+    Examples:
         >>> from ppdgm.models.sbn import SigmoidBeliefNet
         >>> sbn = SigmoidBeliefNet(x_shape=(6,), layers=(3,))
         >>> losses = WakeSleep()(sbn.model, sbn.guide, sbn.sample(5))

@@ -48,7 +48,7 @@ class AncestralSampler:
         return_sites: the sites to return (default: every sample site).
         parallel: ``None`` (try vectorized, else loop), ``True`` or ``False``.
 
-    Example:
+    Examples:
         >>> import pyro, pyro.distributions as dist
         >>> def model():
         ...     z = pyro.sample("z", dist.Normal(0.0, 1.0))
@@ -109,7 +109,7 @@ def ancestral_samples(model: Callable[..., Any], num_samples: int, /, *args: Any
     generated points). Vectorized when the model allows it, else looped: see
     :class:`AncestralSampler`. Each result has shape ``(num_samples, *site_shape)``.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import VAE
         >>> vae = VAE(x_shape=(4,), z_dim=2, hidden=(8,))
         >>> draws = ancestral_samples(vae.model, 10, None, num_samples=3)

@@ -39,7 +39,7 @@ StepCallback = Callable[[int, torch.Tensor], None]
 def ddim_timesteps(timesteps: int, steps: int) -> torch.Tensor:
     """``steps`` timesteps from T down to 1, evenly spread (both ends included when steps > 1).
 
-    Example:
+    Examples:
         >>> ddim_timesteps(1000, 5).tolist()
         [1000, 750, 500, 251, 1]
     """
@@ -60,7 +60,7 @@ def ddpm_sample(diffusion: Diffusion, n: int, *, clip: bool | None = None, seed:
     ``on_step(t, x_t)`` is called after each step with x_t in the data's units (x_T first), for
     figures of the reverse process. ``seed`` fixes the draws without moving the global RNG.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> ddpm_sample(Diffusion(x_shape=(2,), timesteps=10, hidden=(8,)), 3, seed=0).shape
         torch.Size([3, 2])
@@ -76,7 +76,7 @@ def ddim_sample(diffusion: Diffusion, n: int, *, steps: int = 50, eta: float = 0
                 on_step: StepCallback | None = None) -> torch.Tensor:
     """``n`` draws by DDIM over ``steps`` timesteps (:func:`ddim_timesteps`); ``(n, *x_shape)``.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=100, hidden=(8,))
         >>> ddim_sample(d, 3, steps=10, seed=0).shape
@@ -100,7 +100,7 @@ def sample_diffusion(diffusion: Diffusion, n: int, *, sampler: str = "ddpm", ste
     ``steps`` defaults to 50 for DDIM and 20 for a diffusers scheduler (at most T); DDPM always
     takes all T, so for it ``steps`` must be ``None`` or T. ``eta`` is DDIM's alone.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=20, hidden=(8,))
         >>> sample_diffusion(d, 2, sampler="ddim", steps=5, seed=0).shape
@@ -125,7 +125,7 @@ def sample_diffusion(diffusion: Diffusion, n: int, *, sampler: str = "ddpm", ste
 def check_sampler(sampler: object) -> None:
     """Raise before any work unless ``sampler`` names a sampler that can run here.
 
-    Example:
+    Examples:
         >>> check_sampler("ddim")
         >>> check_sampler(3)
         Traceback (most recent call last):

@@ -65,7 +65,7 @@ _INSTALL = "diffusers is not installed; install the extra: pip install 'ppdgm[di
 def diffusers_available() -> bool:
     """Whether the optional ``diffusers`` package can be imported.
 
-    Example:
+    Examples:
         >>> isinstance(diffusers_available(), bool)
         True
     """
@@ -76,7 +76,7 @@ def check_scheduler_name(name: str) -> None:
     """Raise before any work if ``name`` cannot be a diffusers scheduler here: ``ImportError``
     when diffusers is not installed, ``ValueError`` when it names no scheduler.
 
-    Example:
+    Examples:
         >>> check_scheduler_name("unipc")
     """
     if not diffusers_available():
@@ -91,7 +91,7 @@ def make_scheduler(diffusion: Diffusion, scheduler: Any = "dpm-solver++") -> Any
     ``"PNDMScheduler"``, or a scheduler instance whose other options (solver order, Karras sigmas,
     ...) are kept; T, the betas, the prediction type and clipping always come from the model.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=50, hidden=(8,))
         >>> s = make_scheduler(d, "unipc")
@@ -125,7 +125,7 @@ def make_scheduler(diffusion: Diffusion, scheduler: Any = "dpm-solver++") -> Any
 def scheduler_timesteps(diffusion: Diffusion, scheduler: Any = "dpm-solver++", steps: int = 20) -> list[int]:
     """The model's timesteps t (1..T) at which the scheduler calls the denoiser, in order.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=1000, hidden=(8,))
         >>> scheduler_timesteps(d, "dpm-solver++", 4)
@@ -154,7 +154,7 @@ def scheduler_sample(diffusion: Diffusion, n: int, *, scheduler: Any = "dpm-solv
     state after each step in the data's units at the model's t (for the sigma-parameterized
     schedulers, rescaled to the model's x_t), 0 last.
 
-    Example:
+    Examples:
         >>> from ppdgm.models import Diffusion
         >>> d = Diffusion(x_shape=(2,), timesteps=50, hidden=(8,))
         >>> scheduler_sample(d, 3, scheduler="dpm-solver++", steps=10, seed=0).shape
