@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     Engine(vae.model, vae.guide, Trace_ELBO(), config=config).fit(data.train)
     guide = to_inference_data(model=vae.model, guide=vae.guide, data=x, num_samples=args.draws,
                               chains=4, seed=args.seed)
-    khat = guide["sample_stats"]["pareto_k"].values
+    khat = guide["sample_stats"].attrs["pareto_k"]
     guide.to_netcdf(str(out / "guide.nc"))
     save_mcmc_plots(guide, out, prefix="guide_")
 

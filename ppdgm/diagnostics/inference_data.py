@@ -11,15 +11,19 @@ training histories, as ``arviz.InferenceData`` on ArviZ 0.x and ``xarray.DataTre
 * :func:`from_guide`: draws of the latent sites from a guide q(z | x) for each data point (the
   ``posterior`` group), the posterior predictive and the pointwise log-likelihood of the observed
   sites, and the importance weights log p(x, z) - log q(z | x) per data point (``sample_stats``
-  ``log_weight``) with their PSIS k-hat (``sample_stats`` ``pareto_k``, :func:`psis_khat`).
+  ``log_weight``) with their PSIS k-hat (the attribute ``sample_stats.attrs["pareto_k"]``, or
+  :func:`psis_khat` of the data).
 * :func:`from_history`: the engine's per-step losses, one chain with one draw per update.
 * :func:`to_inference_data`: one entry point for all of the above and for prior draws
   (``prior=``/``prior_predictive=`` dicts such as :func:`ppdgm.inference.sampling.ancestral_samples`
   returns: one chain, the draws along ``draw``).
 
-In :func:`from_guide` the data-point axis is named ``"obs"`` (``obs_dim=``), any other plate by its
-name, and a site's event dimensions ``<site>_dim_0, <site>_dim_1, ...``; ``dims=``/``coords=``
-override them as in ArviZ. ArviZ is imported on first use, so importing ppdgm stays fast.
+Every group names its dimensions from the model's plates (:mod:`ppdgm.diagnostics.dims`): the
+data plate's axis is ``"obs"`` (``obs_dim=``), any other plate keeps its name, and the remaining
+axes of a site are ``<site>_dim_0, <site>_dim_1, ...``, the same in every group of MCMC and guide
+outputs alike; ``dims=``/``coords=`` override them as in ArviZ. Only variables with
+``(chain, draw)`` sit in ``posterior``-like groups and ``sample_stats``, as ArviZ's functions
+expect. ArviZ is imported on first use, so importing ppdgm stays fast.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import Predictive
 from pyro.poutine.util import prune_subsample_sites
 
 from .._random import seeded
@@ -42,7 +45,9 @@ from ..inference.history import History
 from ..inference.importance import PARTICLE_PLATE, particle_log_probs, plate_nesting
 from ..inference.mcmc.base import typed_samples
 from ..inference.sampling.ancestral import module_params
+from ..inference.sampling.posterior import PosteriorRun, model_prototype, run_on_draws
 from .arviz_api import container, dataset, is_container, psis_khat_by_row, with_groups
+from .dims import label_group, label_site
 
 __all__ = [
     "KHAT_THRESHOLD",
@@ -63,22 +68,29 @@ Draws = Mapping[str, "torch.Tensor | np.ndarray"]
 
 
 def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws | None = None,
-              posterior_predictive: Draws | None = None, log_likelihood: bool = True,
-              coords: dict[str, Any] | None = None,
-              dims: dict[str, list[str]] | None = None) -> Any:
+              posterior_predictive: Draws | bool | None = None, log_likelihood: bool = True,
+              coords: dict[str, Any] | None = None, dims: dict[str, list[str]] | None = None,
+              data_plate: str = "data", obs_dim: str = "obs", seed: int | None = 0) -> Any:
     """ArviZ data of a finished ``pyro.infer.MCMC`` run (``InferenceData``, or a ``DataTree`` on
     ArviZ 1.x, which has no Pyro converter of its own).
 
     The groups are those ``arviz.from_pyro`` writes: ``posterior`` (each site in the dtype its
     kernel sampled it in, see :func:`ppdgm.inference.mcmc.typed_samples`), ``sample_stats``
-    (``diverging``), ``log_likelihood`` of the observed sites (one vectorized run of the model
-    conditioned on every draw), ``observed_data``, and the given prior and predictive draws.
+    (``diverging``), ``log_likelihood`` of the observed sites (the model conditioned on every
+    draw, see :func:`ppdgm.inference.sampling.run_on_draws`), ``observed_data``, and the given
+    prior and predictive draws. ``posterior_predictive=True`` draws the posterior predictive from
+    the same run of the model (one draw of each observed site per posterior draw, seeded by
+    ``seed``); a dict passes draws of your own.
+
+    Every dimension is named from the model's plates, as in every ppdgm group (see
+    :mod:`ppdgm.diagnostics.dims`): the plate ``data_plate`` is ``obs_dim``, other plates keep
+    their names, so prior, posterior, predictive, observed data and log-likelihood line up.
     When ``mcmc.kernel.vectorized_chains`` is an int C the kernel's chain axis is folded into
     ``chain`` first: ``num_chains * C`` chains, MCMC chain m's kernel chain c at index
     ``m * C + c``. ``posterior_predictive`` holds arrays of shape ``(chains, draws, ...)`` or
     ``(chains * draws, ...)`` in that chain order; ``prior``/``prior_predictive`` hold
-    ``(draws, ...)`` arrays (one chain). A model that cannot be run on all draws at once loses
-    its ``log_likelihood`` group with a warning that says why.
+    ``(draws, ...)`` arrays (one chain). A model that cannot be run on the draws loses its
+    ``log_likelihood`` group with a warning that says why.
 
     Examples:
         >>> import pyro, pyro.distributions as dist, torch
@@ -89,11 +101,20 @@ def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws 
         ...         pyro.sample("y", dist.Normal(mu, 1.0), obs=y)
         >>> mcmc = MCMC(NUTS(model), num_samples=20, warmup_steps=10, disable_progbar=True)
         >>> mcmc.run(torch.tensor([0.5, 1.5]))
-        >>> idata = from_mcmc(mcmc)
+        >>> idata = from_mcmc(mcmc, posterior_predictive=True)
         >>> dict(idata.posterior.sizes), dict(idata.log_likelihood.sizes)
-        ({'chain': 1, 'draw': 20}, {'chain': 1, 'draw': 20, 'y_dim_0': 2})
+        ({'chain': 1, 'draw': 20}, {'chain': 1, 'draw': 20, 'obs': 2})
+        >>> dict(idata.posterior_predictive.sizes) == dict(idata.log_likelihood.sizes)
+        True
     """
     _check_mcmc(mcmc)
+    _check_labels(coords, dims)
+    for name, value in (("data_plate", data_plate), ("obs_dim", obs_dim)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name}: expected a non-empty str, got {value!r}")
+    if not isinstance(posterior_predictive, (bool, Mapping)) and posterior_predictive is not None:
+        raise TypeError("posterior_predictive: expected True (draw it), a dict of draws or None, got "
+                        f"{type(posterior_predictive).__name__}")
     chains = getattr(mcmc.kernel, "vectorized_chains", None)
     grouped = typed_samples(mcmc, group_by_chain=True)
     if chains is not None:
@@ -104,26 +125,43 @@ def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws 
     model = getattr(mcmc.kernel, "model", None)
     args = getattr(mcmc, "_args", None) or ()
     kwargs = getattr(mcmc, "_kwargs", None) or {}
+    prototype = None if model is None else model_prototype(model, *args, **kwargs)
+
+    def group(values: Mapping[str, np.ndarray], lead: int, **options: Any) -> Any:
+        arrays, auto = label_group(values, prototype, lead=lead, data_plate=data_plate,
+                                   obs_dim=obs_dim, log_likelihood=options.pop("log_lik", False))
+        return _dataset_of(arrays, coords, {**auto, **(dims or {})}, **options)
 
     groups: dict[str, Any] = {
-        "posterior": _dataset_of({k: v.detach().cpu().numpy() for k, v in grouped.items()},
-                                 coords, dims),
+        "posterior": group({k: v.detach().cpu().numpy() for k, v in grouped.items()}, 2),
         "sample_stats": dataset({"diverging": _diverging(mcmc, n_draws, chains)}),
     }
-    observed = _observed(model, args, kwargs)
-    if log_likelihood and observed:
+    observed = _observed(prototype)
+    draw_it = posterior_predictive is True
+    if observed and (log_likelihood or draw_it):
         flat = {k: v.reshape(n_chains * n_draws, *v.shape[2:]) for k, v in grouped.items()}
-        values = _pointwise_log_likelihood(model, flat, observed, args, kwargs, n_chains, n_draws)
-        if values is not None:
-            groups["log_likelihood"] = _dataset_of(values, coords, dims, skip_event_dims=True)
-    if posterior_predictive is not None:
+        with seeded(seed, first.device):
+            run = _run_on_posterior(model, flat, args, kwargs)
+        if run is not None:
+            by_run = {k: v.detach().cpu().numpy().reshape(n_chains, n_draws, *v.shape[1:])
+                      for k, v in run.log_likelihood.items()}
+            if log_likelihood:
+                groups["log_likelihood"] = group(by_run, 2, log_lik=True)
+            if draw_it:
+                groups["posterior_predictive"] = group(
+                    {k: v.detach().cpu().numpy().reshape(n_chains, n_draws, *v.shape[1:])
+                     for k, v in run.predictive.items() if v.numel()}, 2)
+    if isinstance(posterior_predictive, Mapping):
         values = _numpy_dict(posterior_predictive, "posterior_predictive")
-        groups["posterior_predictive"] = _dataset_of(
-            {k: _by_run(v, n_chains, n_draws) for k, v in values.items()}, coords, dims)
-    if observed:
-        groups["observed_data"] = _dataset_of(observed, coords, dims, sample_dims=False)
+        groups["posterior_predictive"] = group(
+            {k: _by_run(v, n_chains, n_draws) for k, v in values.items()}, 2)
+    # A factor (pyro.factor) is an observed site with an empty value: nothing to show as data.
+    shown = {k: v for k, v in observed.items() if v.size}
+    if shown:
+        groups["observed_data"] = group(shown, 0, sample_dims=False)
     groups.update(_draw_groups(prior=prior, prior_predictive=prior_predictive, coords=coords,
-                               dims=dims))
+                               dims=dims, prototype=prototype, data_plate=data_plate,
+                               obs_dim=obs_dim))
     return container(groups)
 
 
@@ -154,35 +192,33 @@ def _diverging(mcmc: Any, n_draws: int, chains: int | None) -> np.ndarray:
                      for i in range(mcmc.num_chains)]
     flags = np.zeros((mcmc.num_chains, n_draws), dtype=bool)
     for m, diagnostics in enumerate(per_chain):
-        flags[m, list(diagnostics.get("divergences", []) or [])] = True
+        indices = [int(i) for i in (diagnostics.get("divergences", []) or [])]
+        outside = [i for i in indices if not 0 <= i < n_draws]
+        if outside:
+            # A kernel that is not reset between chains keeps counting past its own draws.
+            raise ValueError(
+                f"mcmc: chain {m} reports divergences at draws {outside[:5]}, outside its "
+                f"{n_draws} draws; its kernel ({type(mcmc.kernel).__name__}) must start every "
+                "chain afresh in cleanup()")
+        flags[m, indices] = True
     # A divergence is a step of the whole batch: it marks all C chains of that MCMC chain.
     return flags if chains is None else np.repeat(flags, chains, axis=0)
 
 
-def _observed(model: Callable[..., Any] | None, args: tuple, kwargs: dict) -> dict[str, np.ndarray]:
-    if model is None:
+def _observed(prototype: Any) -> dict[str, np.ndarray]:
+    if prototype is None:
         return {}
-    with torch.no_grad():
-        trace = poutine.trace(model).get_trace(*args, **kwargs)
-    return {name: site["value"].detach().cpu().numpy() for name, site in trace.nodes.items()
+    return {name: site["value"].detach().cpu().numpy() for name, site in prototype.nodes.items()
             if site["type"] == "sample" and site["is_observed"]}
 
 
-def _pointwise_log_likelihood(model: Callable[..., Any], samples: dict[str, torch.Tensor],
-                              observed: dict[str, np.ndarray], args: tuple, kwargs: dict,
-                              n_chains: int, n_draws: int) -> dict[str, np.ndarray] | None:
+def _run_on_posterior(model: Callable[..., Any], samples: dict[str, torch.Tensor], args: tuple,
+                      kwargs: dict) -> PosteriorRun | None:
     try:
-        with torch.no_grad():
-            trace = Predictive(model, posterior_samples=samples).get_vectorized_trace(*args, **kwargs)
-        values = {}
-        for name in observed:
-            site = trace.nodes[name]
-            log_lik = site["fn"].log_prob(site["value"]).detach().cpu().numpy()
-            values[name] = log_lik.reshape(n_chains, n_draws, *log_lik.shape[1:])
-        return values
+        return run_on_draws(model, samples, *args, **kwargs)
     except Exception as err:  # noqa: BLE001 - any failure of the user's model means "no group"
         warnings.warn(
-            "log_likelihood: the model could not be run on all draws at once, so the "
+            "log_likelihood: the model could not be run on the posterior draws, so the "
             f"log_likelihood group is left out ({type(err).__name__}: "
             f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); pass "
             "log_likelihood=False to skip it", UserWarning, stacklevel=3)
@@ -232,8 +268,10 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
     * ``posterior_predictive``: each observed site of the model drawn given those z;
     * ``log_likelihood``: log p(x_i | z) of each observed site, dims ``(chain, draw, obs)``;
     * ``sample_stats``: ``log_weight`` = log p(x_i, z) - log q(z | x_i), dims
-      ``(chain, draw, obs)``, and ``pareto_k``, its PSIS k-hat per data point (dims ``(obs,)``):
-      above :data:`KHAT_THRESHOLD` (0.7) the guide's importance weights for that point are
+      ``(chain, draw, obs)``, and, as the attribute ``pareto_k`` (an array in ``obs`` order; a
+      value per data point is no draw, and ArviZ's ``summary`` and ``concat`` expect only draws
+      in ``sample_stats``), its PSIS k-hat per data point: above :data:`KHAT_THRESHOLD` (0.7,
+      the attribute ``pareto_k_threshold``) the guide's importance weights for that point are
       unreliable (an importance-sampled log p(x) of it cannot be trusted);
     * ``observed_data``: ``data`` under the observed sites' names.
 
@@ -247,8 +285,8 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
         >>> idata = from_guide(m.model, m.guide, m.sample(3), num_samples=50, chains=2)
         >>> dict(idata.posterior.sizes)
         {'chain': 2, 'draw': 50, 'obs': 3, 'z_dim_0': 1}
-        >>> dict(idata.sample_stats.log_weight.sizes), dict(idata.sample_stats.pareto_k.sizes)
-        ({'chain': 2, 'draw': 50, 'obs': 3}, {'obs': 3})
+        >>> dict(idata.sample_stats.log_weight.sizes), idata.sample_stats.attrs["pareto_k"].shape
+        ({'chain': 2, 'draw': 50, 'obs': 3}, (3,))
     """
     for name, fn in (("model", model), ("guide", guide)):
         if not callable(fn):
@@ -294,7 +332,7 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
         for name, site in guide_trace.nodes.items():
             if site["type"] != "sample" or site["is_observed"]:
                 continue
-            value, names = _label(site, site["value"], site["fn"].event_dim, nesting,
+            value, names = _label(site, site["value"], site["fn"].event_dim, 1,
                                   data_plate, obs_dim)
             groups["posterior"][name] = _by_chain(value, chains)
             auto_dims["posterior"][name] = names
@@ -304,14 +342,16 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
             fn, event_dim = site["fn"], site["fn"].event_dim
             log_lik = scale_and_mask(fn.log_prob(site["value"]), 1.0, site["mask"])
             log_lik = log_lik.expand(fn.batch_shape)
-            value, names = _label(site, log_lik, 0, nesting, data_plate, obs_dim)
+            value, names = _label(site, log_lik, 0, 1, data_plate, obs_dim)
             groups["log_likelihood"][name] = _by_chain(value, chains)
             auto_dims["log_likelihood"][name] = names
+            if not site["value"].numel():
+                continue  # a factor: a log-likelihood term with no data to show or redraw
             if posterior_predictive:
-                value, names = _label(site, fn.sample(), event_dim, nesting, data_plate, obs_dim)
+                value, names = _label(site, fn.sample(), event_dim, 1, data_plate, obs_dim)
                 groups["posterior_predictive"][name] = _by_chain(value, chains)
                 auto_dims["posterior_predictive"][name] = names
-            value, names = _label(site, site["value"], event_dim, None, data_plate, obs_dim)
+            value, names = _label(site, site["value"], event_dim, 0, data_plate, obs_dim)
             groups["observed_data"][name] = value
             auto_dims["observed_data"][name] = names
     if not groups["posterior"]:
@@ -330,46 +370,19 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
         group_dims = {**auto_dims[group], **(dims or {})}
         datasets[group] = dataset(values, coords=_used_coords(coords, group_dims, values),
                                   dims=group_dims, sample_dims=group != "observed_data")
-    import xarray as xr
-
+    # Per data point, not per draw: ArviZ's schema has no (chain, draw)-less variables in
+    # sample_stats (summary and concat fail on them), so k-hat is an attribute, in obs order.
     stats = datasets["sample_stats"]
-    stats["pareto_k"] = xr.DataArray(np.atleast_1d(khat), dims=[obs_dim],
-                                     coords={obs_dim: stats[obs_dim].values})
+    stats.attrs["pareto_k"] = np.atleast_1d(khat).astype(np.float64)
     stats.attrs["pareto_k_threshold"] = KHAT_THRESHOLD
     stats.attrs["num_particles"] = total
     return container(datasets)
 
 
-def _label(site: dict[str, Any], value: torch.Tensor, event_dim: int, nesting: int | None,
+def _label(site: dict[str, Any], value: torch.Tensor, event_dim: int, lead: int,
            data_plate: str, obs_dim: str) -> tuple[np.ndarray, list[str]]:
-    """Name a site value's dimensions by its plates; drop broadcast (size-1, plate-less) ones.
-
-    With ``nesting`` the value's leftmost dimension is the particle plate at ``-(nesting + 1)``
-    and is kept, unnamed, in front; with ``None`` (observed data) there is none.
-    """
-    names_by_dim = {f.dim: (obs_dim if f.name == data_plate else f.name)
-                    for f in site["cond_indep_stack"]
-                    if f.vectorized and f.dim is not None and f.name != PARTICLE_PLATE}
-    array = value.detach().cpu().numpy()
-    batch = array.ndim - event_dim
-    lead = 0 if nesting is None else 1
-    batch -= lead
-    keep, names = [], []
-    for pos in range(batch):
-        axis = lead + pos
-        plate_dim = pos - batch
-        if plate_dim in names_by_dim:
-            keep.append(axis)
-            names.append(names_by_dim[plate_dim])
-        elif array.shape[axis] == 1:
-            continue
-        else:
-            keep.append(axis)
-            names.append(f"{site['name']}_batch_{pos}")
-    squeeze = tuple(lead + pos for pos in range(batch) if lead + pos not in keep)
-    array = array.squeeze(axis=squeeze) if squeeze else array
-    names += [f"{site['name']}_dim_{k}" for k in range(event_dim)]
-    return array, names
+    return label_site(site, value.detach().cpu().numpy(), lead=lead, event_dim=event_dim,
+                      data_plate=data_plate, obs_dim=obs_dim)
 
 
 def _by_chain(array: np.ndarray, chains: int) -> np.ndarray:
@@ -457,9 +470,10 @@ def from_history(history: History) -> Any:
     player's k-th optimizer update: ``loss`` (the objective as returned), ``loss_per_example``
     (``loss / batch_size``), and the update's ``step``, ``epoch`` and ``batch_size``. A player
     with fewer updates than another is padded with NaN. With one player updated once per step,
-    draw k is step k. The epoch table, when epochs were closed, is there too, on dimensions
-    ``(epoch_id, player)``: ``epoch_loss_per_example``, ``epoch_loss_mean``, ``epoch_steps`` and
-    ``epoch_seconds``.
+    draw k is step k. When epochs were closed, the group ``epoch_stats`` holds the epoch table
+    the same way, draw k being the k-th closed epoch: ``epoch``, ``loss_per_example``,
+    ``loss_mean``, ``steps`` and ``seconds`` (its own group because its draws count epochs, not
+    updates; every variable has ``(chain, draw)``, as ArviZ's ``summary`` and ``concat`` expect).
 
     Examples:
         >>> h = History()
@@ -473,7 +487,6 @@ def from_history(history: History) -> Any:
         raise TypeError(f"history: expected a History, got {type(history).__name__}")
     if len(history) == 0:
         raise ValueError("history: no steps recorded, nothing to convert")
-    import xarray as xr
 
     frame = history.to_frame("steps")
     players = history.players()
@@ -486,18 +499,19 @@ def from_history(history: History) -> Any:
         for name, column in fields.items():
             values[name][0, : len(rows), j] = rows[column].to_numpy(dtype=np.float64)
     values["loss_per_example"] = values["loss"] / values["batch_size"]
-    stats = dataset(values, coords={"player": players}, dims={name: ["player"] for name in values})
+    groups = {"sample_stats": dataset(values, coords={"player": players},
+                                      dims={name: ["player"] for name in values})}
     if history.epochs:
         epochs = history.to_frame("epochs").drop_duplicates(["epoch", "player"], keep="last")
         table = {}
         for name in ("loss_per_example", "loss_mean", "steps", "seconds"):
             pivot = epochs.pivot(index="epoch", columns="player", values=name)
-            pivot = pivot.reindex(columns=players).astype(np.float64)
-            table[f"epoch_{name}"] = xr.DataArray(
-                pivot.to_numpy(), dims=["epoch_id", "player"],
-                coords={"epoch_id": pivot.index.to_numpy(), "player": players})
-        stats = stats.assign(table)
-    return container({"sample_stats": stats})
+            table[name] = pivot.reindex(columns=players).astype(np.float64).to_numpy()[None]
+        numbers = pivot.index.to_numpy(dtype=np.float64)[:, None]
+        table = {"epoch": np.where(np.isnan(table["loss_mean"]), np.nan, numbers[None]), **table}
+        groups["epoch_stats"] = dataset(table, coords={"player": players},
+                                        dims={name: ["player"] for name in table})
+    return container(groups)
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -507,10 +521,10 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
                       guide: Callable[..., Any] | None = None, data: torch.Tensor | None = None,
                       num_samples: int = 100, chains: int = 1, prior: Draws | None = None,
                       prior_predictive: Draws | None = None,
-                      posterior_predictive: Draws | None = None, log_likelihood: bool = True,
-                      coords: dict[str, Any] | None = None,
-                      dims: dict[str, list[str]] | None = None,
-                      seed: int | None = 0) -> Any:
+                      posterior_predictive: Draws | bool | None = None,
+                      log_likelihood: bool = True, coords: dict[str, Any] | None = None,
+                      dims: dict[str, list[str]] | None = None, model_args: tuple = (),
+                      model_kwargs: dict[str, Any] | None = None, seed: int | None = 0) -> Any:
     """``arviz.InferenceData`` from whatever ppdgm produced.
 
     * ``source`` a ``pyro.infer.MCMC`` run: :func:`from_mcmc` (vectorized chains folded into
@@ -520,7 +534,12 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
       chain;
     * ``prior=``/``prior_predictive=`` (and ``posterior_predictive=`` without a source): dicts of
       ``(draws, ...)`` arrays, e.g. from :func:`ppdgm.inference.sampling.ancestral_samples`, as
-      one chain. With an MCMC run or a guide they are added to its groups.
+      one chain. With an MCMC run or a guide they are added to its groups, their dimensions named
+      from the model's plates like the posterior's. Without either, ``model=`` (run once as
+      ``model(*model_args, **model_kwargs)``) names them; with neither they get ArviZ's default
+      names.
+
+    ``posterior_predictive=True`` with an MCMC run draws it (see :func:`from_mcmc`).
 
     Examples:
         >>> import pyro.distributions as dist, pyro
@@ -532,6 +551,15 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
         >>> idata = to_inference_data(prior={"z": draws["z"]}, prior_predictive={"x": draws["x"]})
         >>> dict(idata.prior.sizes), list(idata.prior_predictive.data_vars)
         ({'chain': 1, 'draw': 30, 'z_dim_0': 2}, ['x'])
+
+        Prior draws of a model with a data plate, named by it:
+
+        >>> def model(n):
+        ...     with pyro.plate("data", n):
+        ...         pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
+        >>> draws = ancestral_samples(model, 30, 5)
+        >>> dict(to_inference_data(prior=draws, model=model, model_args=(5,)).prior.z.sizes)
+        {'chain': 1, 'draw': 30, 'obs': 5, 'z_dim_0': 2}
     """
     _check_labels(coords, dims)
     # Checked whatever the source, so that a bad value is never silently ignored.
@@ -539,9 +567,14 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
     check_positive_int("chains", chains)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
-    if source is not None and (guide is not None or data is not None):
+    if source is not None and (guide is not None or data is not None or model is not None):
         raise ValueError("source: pass either a source (MCMC or History) or guide=/model=/data=, "
                          "not both")
+    if not isinstance(model_args, tuple):
+        raise TypeError(f"model_args: expected a tuple, got {type(model_args).__name__}")
+    if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+        raise TypeError(f"model_kwargs: expected a dict, got {type(model_kwargs).__name__}")
+    model_kwargs = dict(model_kwargs or {})
     if isinstance(source, History):
         if any(v is not None for v in (prior, prior_predictive, posterior_predictive)):
             raise ValueError("source: a History has no draws to add prior/posterior draws to")
@@ -552,8 +585,10 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
                             f"{type(source).__name__}")
         return from_mcmc(source, prior=prior, prior_predictive=prior_predictive,
                          posterior_predictive=posterior_predictive,
-                         log_likelihood=log_likelihood, coords=coords, dims=dims)
-    if guide is not None or model is not None or data is not None:
+                         log_likelihood=log_likelihood, coords=coords, dims=dims, seed=seed)
+    if posterior_predictive is True:
+        raise ValueError("posterior_predictive: True draws it from an MCMC run; pass the run as source")
+    if guide is not None or data is not None:
         missing = [n for n, v in (("model", model), ("guide", guide), ("data", data)) if v is None]
         if missing:
             raise ValueError(f"{missing[0]}: needed to draw from a guide (pass model=, guide= "
@@ -561,15 +596,25 @@ def to_inference_data(source: Any = None, *, model: Callable[..., Any] | None = 
         if posterior_predictive is not None:
             raise ValueError("posterior_predictive: from a guide it is drawn, not passed")
         idata = from_guide(model, guide, data, num_samples, chains=chains, coords=coords,
-                           dims=dims, seed=seed)
+                           dims=dims, model_args=model_args, model_kwargs=model_kwargs, seed=seed)
+        if prior is None and prior_predictive is None:
+            return idata
+        with module_params(model):
+            prototype = model_prototype(model, data, *model_args, **model_kwargs)
         return with_groups(idata, _draw_groups(prior=prior, prior_predictive=prior_predictive,
-                                               coords=coords, dims=dims))
+                                               coords=coords, dims=dims, prototype=prototype))
     if all(v is None for v in (prior, prior_predictive, posterior_predictive)):
         raise ValueError("source: nothing to convert; pass an MCMC run, a History, "
                          "guide=/model=/data=, or prior=/prior_predictive= draws")
+    prototype = None
+    if model is not None:
+        if not callable(model):
+            raise TypeError(f"model: expected a callable Pyro program, got {type(model).__name__}")
+        with module_params(model):
+            prototype = model_prototype(model, *model_args, **model_kwargs)
     return container(_draw_groups(prior=prior, prior_predictive=prior_predictive,
                                   posterior_predictive=posterior_predictive, coords=coords,
-                                  dims=dims))
+                                  dims=dims, prototype=prototype))
 
 
 def _numpy_dict(draws: Draws | None, name: str) -> dict[str, np.ndarray] | None:
@@ -594,11 +639,14 @@ def _numpy_dict(draws: Draws | None, name: str) -> dict[str, np.ndarray] | None:
 
 
 def _draw_groups(*, coords: dict[str, Any] | None, dims: dict[str, list[str]] | None,
+                 prototype: Any = None, data_plate: str = "data", obs_dim: str = "obs",
                  **groups: Draws | None) -> dict[str, Any]:
-    """Datasets of ``(draws, ...)`` arrays, one chain each."""
+    """Datasets of ``(draws, ...)`` arrays, one chain each, named by ``prototype``'s plates."""
     out = {}
     for group, draws in groups.items():
         values = _numpy_dict(draws, group)
         if values is not None:
-            out[group] = _dataset_of({k: v[None] for k, v in values.items()}, coords, dims)
+            arrays, auto = label_group({k: v[None] for k, v in values.items()}, prototype, lead=2,
+                                       data_plate=data_plate, obs_dim=obs_dim)
+            out[group] = _dataset_of(arrays, coords, {**auto, **(dims or {})})
     return out

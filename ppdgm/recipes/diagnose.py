@@ -96,7 +96,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
         files["inference_data"] = out_dir / "inference_data.nc"
     files.update(save_mcmc_plots(idata, out_dir, max_elements=elements))
 
-    khat = idata.sample_stats["pareto_k"].values
+    khat = idata.sample_stats.attrs["pareto_k"]
     # log p(x_i) by importance sampling with the same draws: log-mean-exp of the weights.
     log_weight = torch.from_numpy(idata.sample_stats["log_weight"].values).double().flatten(0, 1)
     log_px = torch.logsumexp(log_weight, 0) - math.log(log_weight.shape[0])

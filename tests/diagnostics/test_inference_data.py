@@ -98,6 +98,14 @@ def test_kernel_chain_c_of_mcmc_chain_m_becomes_chain_m_times_c_plus_c():
     assert diverging[:3, 1].all() and diverging.sum() == 3
 
 
+def test_divergences_outside_a_chains_draws_are_refused_not_indexed():
+    # A kernel never reset between chains keeps counting: chain 1 reports draws 4 and 6 of 4.
+    fake = _FakeMCMC()
+    fake._diagnostics = [{"divergences": [1]}, {"divergences": [1, 4, 6]}]
+    with pytest.raises(ValueError, match=r"mcmc: chain 1 reports divergences at draws \[4, 6\]"):
+        to_inference_data(fake)
+
+
 def test_mcmc_without_vectorized_chains_matches_arviz_from_pyro():
     y = torch.tensor([0.5, 1.5, -0.2, 0.9])
 
@@ -113,8 +121,10 @@ def test_mcmc_without_vectorized_chains_matches_arviz_from_pyro():
     if arviz_major() == 0:  # ArviZ 1.x has no Pyro converter to compare with
         theirs = az.from_pyro(mcmc)
         assert set(group_names(ours)) == set(theirs.groups())
+        # The same values; ppdgm names the data plate's dimension "obs" where ArviZ says y_dim_0.
         for group in ("posterior", "log_likelihood", "observed_data"):
-            assert ours[group].equals(theirs[group]), group
+            mine = ours[group].rename({"obs": "y_dim_0"}) if "obs" in ours[group].dims else ours[group]
+            assert mine.equals(theirs[group]), group
     draws = mcmc.get_samples()["mu"]
     np.testing.assert_array_equal(ours.posterior["mu"].values[0], draws.numpy())
     expected = dist.Normal(draws[:, None], 1.0).log_prob(y).numpy()
@@ -206,7 +216,7 @@ def test_an_exact_guide_has_constant_weights_and_a_low_khat():
     # Every weight is p(x_i) itself.
     np.testing.assert_allclose(log_weight, np.broadcast_to(pair.log_marginal(x).numpy(),
                                                            log_weight.shape), atol=1e-5)
-    khat = idata.sample_stats["pareto_k"].values
+    khat = idata.sample_stats.attrs["pareto_k"]
     assert khat.shape == (3,) and (khat < 0.5).all()
     np.testing.assert_array_equal(psis_khat(idata), khat)
     # The draws are the posterior's: mean a * x (4 standard errors).
@@ -223,7 +233,7 @@ def test_a_mismatched_guide_has_a_large_khat_and_the_weights_of_its_draws():
     pair = _NormalNormal(shift=3.0, scale=0.5)  # narrow and far off-centre: heavy-tailed weights
     x = torch.tensor([-1.0, 0.2, 2.5])
     idata = from_guide(pair.model, pair.guide, x, num_samples=2000)
-    khat = idata.sample_stats["pareto_k"].values
+    khat = idata.sample_stats.attrs["pareto_k"]
     assert (khat > KHAT_THRESHOLD).all(), khat
     z = torch.from_numpy(idata.posterior["z"].values[0])  # (draws, obs)
     by_hand = (dist.Normal(0.0, 1.0).log_prob(z) + dist.Normal(z, SIGMA).log_prob(x)
@@ -245,7 +255,7 @@ def test_linear_gaussian_with_its_exact_posterior_as_guide():
     log_weight = idata.sample_stats["log_weight"].values[0]
     np.testing.assert_allclose(log_weight, np.broadcast_to(m.log_marginal(x).detach().numpy(),
                                                            (200, 4)), atol=1e-4)
-    assert (idata.sample_stats["pareto_k"].values < 0.5).all()
+    assert (idata.sample_stats.attrs["pareto_k"] < 0.5).all()
     assert idata.posterior["z"].dims == ("chain", "draw", "obs", "z_dim_0")
 
 
@@ -255,7 +265,7 @@ def test_mixture_guide_is_exact_over_a_discrete_latent():
     idata = from_guide(mix.model, mix.guide, x, num_samples=40)
     np.testing.assert_allclose(idata.sample_stats["log_weight"].values[0],
                                np.broadcast_to(mix.log_marginal(x).detach().numpy(), (40, 5)), atol=1e-4)
-    assert np.isneginf(idata.sample_stats["pareto_k"].values).all()
+    assert np.isneginf(idata.sample_stats.attrs["pareto_k"]).all()
     component = idata.posterior[list(idata.posterior.data_vars)[0]]
     assert component.dims == ("chain", "draw", "obs")
     assert set(np.unique(component.values)) <= {0.0, 1.0, 2.0}
@@ -282,7 +292,7 @@ def test_vae_dims_coords_and_netcdf_round_trip(tmp_path, device):
                               coords={"obs": ["a", "b", "c"], "latent": ["u", "v"]})
     assert named.posterior["z"].dims == ("chain", "draw", "obs", "latent")
     assert list(named.posterior["latent"].values) == ["u", "v"]
-    assert list(named.sample_stats["pareto_k"]["obs"].values) == ["a", "b", "c"]
+    assert list(named.sample_stats["obs"].values) == ["a", "b", "c"]
 
 
 def test_the_same_seed_gives_the_same_draws_and_leaves_the_global_rng_alone():
@@ -350,9 +360,12 @@ def test_history_keeps_every_players_losses_and_steps():
                                   [0, 0, 1, 1, 2, 2, 3, 3])
     np.testing.assert_array_equal(stats["loss_per_example"].sel(player="generator").values[0, :4],
                                   [0.0, 0.5, 1.0, 1.5])
-    np.testing.assert_array_equal(stats["epoch_loss_per_example"].sel(player="generator").values,
+    epochs = idata.epoch_stats
+    assert dict(epochs["loss_per_example"].sizes) == {"chain": 1, "draw": 2, "player": 2}
+    np.testing.assert_array_equal(epochs["loss_per_example"].sel(player="generator").values[0],
                                   [0.25, 1.25])
-    np.testing.assert_array_equal(stats["epoch_steps"].sel(player="critic").values, [4, 4])
+    np.testing.assert_array_equal(epochs["steps"].sel(player="critic").values[0], [4, 4])
+    np.testing.assert_array_equal(epochs["epoch"].sel(player="critic").values[0], [0, 1])
     assert to_inference_data(h).sample_stats.equals(stats)
 
 
@@ -384,6 +397,14 @@ def test_to_inference_data_says_what_it_needs():
     pair = _NormalNormal()
     with pytest.raises(ValueError, match="data: needed"):
         to_inference_data(model=pair.model, guide=pair.guide)
+    with pytest.raises(ValueError, match="posterior_predictive: True draws it from an MCMC run"):
+        to_inference_data(prior={"z": torch.zeros(3)}, posterior_predictive=True)
+    with pytest.raises(ValueError, match="source: pass either"):
+        to_inference_data(_FakeMCMC(), model=pair.model)
+    with pytest.raises(TypeError, match="posterior_predictive: expected True"):
+        to_inference_data(_FakeMCMC(), posterior_predictive="yes")
+    with pytest.raises(TypeError, match="model_args: expected a tuple"):
+        to_inference_data(prior={"z": torch.zeros(3)}, model=pair.model, model_args=[1])
 
 
 # ------------------------------------------------------------------------------------- plots

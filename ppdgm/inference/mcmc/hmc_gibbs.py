@@ -112,6 +112,14 @@ class HMCGibbs(DiscreteKernel):
     def end_warmup(self) -> None:
         self.inner.end_warmup()
 
+    def cleanup(self) -> None:
+        # MCMC runs sequential chains through one kernel: the next chain must adapt from its own
+        # warm-up and count its own divergences, so the inner HMC/NUTS starts afresh too.
+        super().cleanup()
+        self.inner.cleanup()
+        self._discrete = {}
+        self.plan = None
+
     def logging(self) -> OrderedDict:
         return OrderedDict([*self.inner.logging().items(), *super().logging().items()])
 

@@ -37,11 +37,10 @@ class RBMGibbs(DiscreteKernel):
     With ``chains=C`` every site has a leading dimension ``C`` (``(C, n, V)`` for ``"v"``). The
     kernel reads the RBM's current parameters at every sweep and never changes them.
 
-    ``arviz.from_pyro(mcmc)`` converts a run without vectorized chains. Its ``log_likelihood``
-    group then holds the model's observed sites: the ``energy`` factor -E(v, h) (and, with
-    observed v, the constant base measure), not a normalized likelihood, since Z is unknown.
-    With ``chains=C`` ArviZ cannot re-run the model over the extra chain axis: pass
-    ``log_likelihood=False``.
+    :func:`ppdgm.diagnostics.to_inference_data` converts a run, with vectorized chains or
+    without (``arviz.from_pyro`` only without). Its ``log_likelihood`` group holds the model's
+    observed sites: the ``energy`` factor -E(v, h) (and, with observed v, the constant base
+    measure), not a normalized likelihood, since Z is unknown.
 
     Examples:
         >>> from pyro.infer import MCMC
