@@ -215,7 +215,11 @@ def load_torchvision(name: str, *, root: str | os.PathLike[str] | None = None,
         except TypeError as err:
             raise ValueError(f"data: torchvision.datasets.{cls_name} has no train/test split "
                              f"argument ({err})") from err
-        except RuntimeError as err:  # not found and not allowed to download
+        except (RuntimeError, OSError) as err:
+            if download:  # allowed to download, and the download failed (offline, say)
+                raise FileNotFoundError(
+                    f"data: could not download {cls_name} into {str(where)!r} (is the internet "
+                    f"reachable?); or put its files under --data-root ({err})") from err
             raise FileNotFoundError(f"data: {cls_name} is not under {str(where)!r}; pass "
                                     f"--download (or --data-root) ({err})") from err
         tensors[split], labels[split] = _torchvision_arrays(cls_name, data)

@@ -136,7 +136,15 @@ def load_mnist(
     cls = getattr(datasets, _CLASSES[name])
     parts = {}
     for which, n in (("train", num_train), ("test", num_test)):
-        raw = cls(str(torch_root), train=which == "train", download=download)
+        try:
+            raw = cls(str(torch_root), train=which == "train", download=download)
+        except (RuntimeError, OSError) as err:
+            if not download:
+                raise
+            raise FileNotFoundError(
+                f"download: could not download {_CLASSES[name]} into {str(torch_root)!r} (is the "
+                f"internet reachable?); or point root at a folder with its idx files ({err})"
+            ) from err
         # Truncate the uint8 data before converting, so small runs stay cheap.
         data = head_rows(raw.data, n, f"num_{which}")
         x = data.to(torch.float32).div_(255.0).unsqueeze(1)

@@ -91,10 +91,10 @@ class AmortizationGap:
         return {k: [round(float(v), 4) for v in t] for k, t in fields.items()}
 
     def to_inference_data(self) -> Any:
-        """The NUTS draws as ArviZ data (dims ``obs`` and ``z_dim``): ``InferenceData`` on ArviZ
-        0.x, ``xarray.DataTree`` on 1.x."""
+        """The NUTS draws as ArviZ data, with the dims a guide's draws have (``obs`` and
+        ``z_dim_0``): ``InferenceData`` on ArviZ 0.x, ``xarray.DataTree`` on 1.x."""
         return container({"posterior": dataset({LATENT: self.posterior.cpu().numpy()},
-                                               dims={LATENT: ["obs", "z_dim"]})})
+                                               dims={LATENT: ["obs", f"{LATENT}_dim_0"]})})
 
 
 def _local_guide(loc: torch.Tensor, raw_scale: torch.Tensor):

@@ -141,3 +141,25 @@ def test_fashion_mnist_reuses_the_staged_cache(debian_fashion, monkeypatch) -> N
     assert again.support == "binary"
     assert torch.equal(again.test, (ds.test[:5] > 0.5).float())
     assert staged.stat().st_mtime_ns == mtime
+
+
+class _Offline:
+    """A torchvision dataset class on a machine without internet: every download fails."""
+
+    def __init__(self, root, train=True, download=False):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: (network unreachable)")
+
+
+def test_a_failed_download_says_it_failed_not_to_pass_download(tmp_path: Path, cache: Path,
+                                                               monkeypatch) -> None:
+    import torchvision
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", _Offline)
+    with pytest.raises(FileNotFoundError, match=r"download: could not download MNIST .*internet"):
+        load_dataset("mnist", root=tmp_path, download=True)
+    monkeypatch.setattr(torchvision.datasets, "KMNIST", _Offline)
+    with pytest.raises(FileNotFoundError, match=r"data: could not download KMNIST .*internet") as err:
+        load_dataset("torchvision:KMNIST", root=tmp_path, download=True)
+    assert "pass --download" not in str(err.value)
+    with pytest.raises(FileNotFoundError, match=r"data: KMNIST is not under .*pass --download"):
+        load_dataset("torchvision:KMNIST", root=tmp_path)
