@@ -43,6 +43,12 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
                    help="stop when a loss exceeds FACTOR times its first value (0: never)")
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="log losses and sample grids to TensorBoard in DIR (needs tensorboard)")
+    p.add_argument("--compile", nargs="?", const="inductor", default="replay",
+                   choices=["off", "replay", "inductor"],
+                   help="replay (the default): trace each step once and replay it as a graph, the "
+                        "eager run's numbers bit for bit; inductor (--compile alone): also compile "
+                        "it with torch.compile, faster after seconds of compiling; off: every step "
+                        "eager")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep a moving average of the weights (e.g. 0.999); the run's measurements, "
                         "samples and checkpoint loads use it")

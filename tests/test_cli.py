@@ -172,3 +172,19 @@ def test_fit_rbm_reports_the_exact_log_likelihood(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["objective"] == "pcd-2" and metrics["log_z_method"] == "exact"
     assert metrics["test_log_px"]["mean"] < 0
+
+
+def test_fit_with_a_compiled_step_gives_the_eager_runs_numbers(tmp_path, capsys):
+    metrics = {}
+    for mode in ("off", "replay"):
+        out = tmp_path / mode
+        assert main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "3", "--hidden", "8",
+                     "--z-dim", "2", "--batch-size", "10", "--no-progress", "--compile", mode,
+                     "--out", str(out)]) == 0
+        metrics[mode] = json.loads((out / "metrics.json").read_text())
+        assert load_checkpoint(out / "checkpoint.pt")["train_config"]["compile"] == mode
+    # From the second epoch (the first is validated eagerly) the steps replay traced graphs.
+    assert metrics["replay"]["test_elbo_nats"] == metrics["off"]["test_elbo_nats"]
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "vae", "--compile", "fast", "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "--compile" in capsys.readouterr().err

@@ -38,6 +38,7 @@ def train_config(args: argparse.Namespace) -> Any:
         progress=False if args.no_progress else None, distributed=args.distributed,
         precision=args.precision, divergence=getattr(args, "divergence", None) or None,
         ema=getattr(args, "ema", None), tensorboard=getattr(args, "tensorboard", None),
+        compile=getattr(args, "compile", "off"),
     )
 
 

@@ -56,7 +56,7 @@ def test_gaps_match_the_exact_posterior():
                                rtol=0)
     assert (gap.rhat < 1.1).all()
     idata = gap.to_inference_data()
-    assert dict(idata.posterior.sizes) == {"chain": 2, "draw": 300, "obs": 2, "z_dim": 2}
+    assert dict(idata.posterior.sizes) == {"chain": 2, "draw": 300, "obs": 2, "z_dim_0": 2}
 
 
 def test_plot_and_input_errors(tmp_path):

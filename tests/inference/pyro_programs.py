@@ -15,6 +15,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.infer import (
+    JitTrace_ELBO,
     RenyiELBO,
     ReweightedWakeSleep,
     Trace_ELBO,
@@ -181,6 +182,36 @@ class _LabelVAE:
             pyro.sample("z", dist.Normal(stats[..., :2], stats[..., 2:].exp()).to_event(1))
 
 
+class _SometimesEncoded:
+    """A guide whose encoder is registered every step but used only on labelled batches (the
+    last column of a batch marks it): on the others its weights get no gradient, and SVI's Adam
+    still moves them by its momentum."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(1)
+        self.encoder = torch.nn.Linear(1, 2)
+
+    def model(self, x: torch.Tensor) -> None:
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 0.5), obs=x[:, 0])
+
+    def guide(self, x: torch.Tensor) -> None:
+        pyro.module("encoder", self.encoder)
+        loc = pyro.param("z_loc", torch.tensor(0.0))
+        if bool(x[0, 1] > 0):  # a labelled batch
+            stats = self.encoder(x[:, :1])
+            loc = loc + stats[:, 0]
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(loc, 0.5))
+
+
+def _labelled_in_turn() -> torch.Tensor:
+    x = torch.randn(24, generator=torch.Generator().manual_seed(7))
+    labelled = (torch.arange(24) // 8 % 2 == 0).float()  # batches 0 and 2 of each epoch
+    return torch.stack([x, labelled], 1)
+
+
 def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])  # enumeration adds dimensions
     return torch.cat([a.expand(batch + a.shape[-1:]), b.expand(batch + b.shape[-1:])], -1)
@@ -283,6 +314,9 @@ def programs() -> dict[str, Callable[[], Program]]:
         "sparse-gamma-DEF shape, subsampled local parameters": lambda: Program(
             _gamma_model, _gamma_guide, TraceMeanField_ELBO(), lambda: _counts()[None], batch_size=1,
             epochs=6),
+        "JitTrace_ELBO": lambda: Program(_normal_model, _normal_guide,
+                                         JitTrace_ELBO(ignore_jit_warnings=True), _points),
+        "encoder unused on some batches": lambda: _sometimes_encoded(),
         "unseeded shuffling DataLoader": lambda: Program(
             _pair_model, _normal_guide, Trace_ELBO(), lambda: _pair_loader(shuffle=True)),
     }
@@ -291,6 +325,11 @@ def programs() -> dict[str, Callable[[], Program]]:
 def _enumerated_vae() -> Program:
     pair = _LabelVAE()
     return Program(pair.model, pair.guide, TraceEnum_ELBO(max_plate_nesting=1), _label_points)
+
+
+def _sometimes_encoded() -> Program:
+    pair = _SometimesEncoded()
+    return Program(pair.model, pair.guide, Trace_ELBO(), _labelled_in_turn)
 
 
 def _sequences() -> Program:

@@ -73,9 +73,12 @@ def _svi_run(name: str):
     return losses, _store()
 
 
+@pytest.mark.parametrize("compile", ["off", "replay"])
 @pytest.mark.parametrize("name", SVI_ORDER)
-def test_the_engine_takes_svis_steps(name):
-    engine_losses, engine_params = _engine_run(name)
+def test_the_engine_takes_svis_steps(name, compile):
+    # With compile="replay" the steps after the first epoch (validated eagerly) replay traced
+    # graphs, or run eagerly where the program cannot be traced: SVI's losses either way.
+    engine_losses, engine_params = _engine_run(name, compile=compile)
     svi_losses, svi_params = _svi_run(name)
     assert len(engine_losses) == len(svi_losses) >= 6
     torch.testing.assert_close(torch.tensor(engine_losses), torch.tensor(svi_losses),

@@ -1,0 +1,378 @@
+"""The compiled step: a player's loss and gradients traced once through Pyro, replayed as one graph.
+
+Every eager step runs the Pyro program through its effect handlers again: each ``sample``,
+``plate`` and ``param`` statement of model and guide is interpreted anew, and on small models
+(and on GPUs) that interpretation is most of the step. :class:`StepGraphs` runs the player's loss
+and its ``torch.autograd.grad`` once under ``torch.fx.experimental.proxy_tensor.make_fx``: the
+handlers run at trace time only, and what is left is the graph of tensor operations, forward and
+backward, which later steps replay. The parameters enter the graph as references to the very
+tensors the optimizer updates in place, so every replay reads their current values; random
+draws are recorded as the same random operations, so a replay draws from torch's global
+generator exactly as the eager step would (``mode="replay"`` gives the eager run's numbers, bit
+for bit). ``mode="inductor"`` also compiles each graph with ``torch.compile``.
+
+**Never a stale graph.** A graph is used only for the batch it was traced for: the same tensor
+shapes, dtypes and devices, the same non-tensor arguments, the same parameters; anything else
+traces again (at most ``cache_size`` graphs are kept per player). A program that cannot be traced,
+because it reads a tensor's value in Python (``.item()``, ``if x.sum() > 0``, a site whose
+existence depends on the data), runs eagerly from then on, and one logged line says why. A program
+may also read Python state that a graph would freeze (a counter, a float updated every step): so
+the second time a graph is used, it is checked against the eager program on the same random
+numbers, and a disagreement sends that player back to eager steps, saying so.
+
+Pyro's ELBOs turn their loss into a Python float on the way (``torch_item``) and check it for NaN
+(``warn_if_nan``); while tracing, both are made to keep tensors, which leaves the value and the
+gradient as they are. Validation (argument and support checks, which read values) is off in a
+traced step; :class:`~ppdgm.inference.engine.Engine` traces only steps that run without it.
+
+Examples:
+    >>> import pyro, pyro.distributions as dist
+    >>> from pyro.infer import Trace_ELBO
+    >>> loc = torch.zeros((), requires_grad=True)
+    >>> def model(x):
+    ...     with pyro.plate("data", len(x)):
+    ...         pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+    >>> def loss(args, kwargs):
+    ...     return Trace_ELBO().differentiable_loss(model, lambda x: None, *args, **kwargs)
+    >>> graphs = StepGraphs("replay")
+    >>> value, grads = graphs.loss_and_grads("svi", loss, [loc], (torch.ones(3),), {})
+    >>> float(value), float(grads[0])              # -sum log N(1 | 0, 1) and d/dloc of it
+    (4.2568..., -3.0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyro
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+__all__ = ["COMPILE_MODES", "StepGraphs", "check_compile"]
+
+#: What ``TrainConfig(compile=...)`` takes: no graphs, replayed graphs, graphs compiled by Inductor.
+COMPILE_MODES = ("off", "replay", "inductor")
+_LOG = logging.getLogger(__name__)
+# The uses of a graph on which it is checked against the eager program: soon after tracing, then
+# ever more rarely, so a program whose Python state drifts is caught at little cost.
+_CHECKED_USES = frozenset({1, 10, 100, 1_000, 10_000, 100_000})
+# Tensor methods that turn a value into Python, which a replayed graph would keep frozen.
+_VALUE_READS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__",
+                "__array__")
+
+
+def check_compile(value: object) -> str:
+    """``TrainConfig.compile`` as one of :data:`COMPILE_MODES` (``False`` is ``"off"``, ``True``
+    is ``"inductor"``); anything else is refused, naming the argument.
+
+    Examples:
+        >>> check_compile(True), check_compile(False), check_compile("replay")
+        ('inductor', 'off', 'replay')
+    """
+    if value is True:
+        return "inductor"
+    if value is False or value is None:
+        return "off"
+    if isinstance(value, str) and value in COMPILE_MODES:
+        return value
+    raise ValueError(f"compile: expected True, False or one of {list(COMPILE_MODES)}, got {value!r}")
+
+
+class NotTraceable(Exception):
+    """The step cannot be a graph; the message says why."""
+
+
+@dataclass
+class _Graph:
+    run: Callable[..., Any]
+    missing: tuple[int, ...]  # parameters that got no gradient when traced
+    uses: int = 0
+
+
+class StepGraphs:
+    """Per player, the traced graphs of its loss and gradients, keyed by what they were traced from.
+
+    Args:
+        mode: ``"replay"`` (replay the traced graph) or ``"inductor"`` (compile it with
+            ``torch.compile`` first).
+        cache_size: graphs kept per player (each batch shape, e.g. an epoch's last shorter batch,
+            has its own); the least recently used goes first.
+    """
+
+    def __init__(self, mode: str, *, cache_size: int = 8) -> None:
+        if mode not in ("replay", "inductor"):
+            raise ValueError(f"mode: expected 'replay' or 'inductor', got {mode!r}")
+        self.mode = mode
+        self.cache_size = cache_size
+        self._graphs: dict[str, OrderedDict[Any, _Graph]] = {}
+        #: Players that run eagerly, with the reason.
+        self.eager: dict[str, str] = {}
+        #: How many graphs were traced, per player.
+        self.traces: dict[str, int] = {}
+
+    def loss_and_grads(self, player: str, loss_fn: Callable[[tuple, dict], Any],
+                       params: Sequence[torch.Tensor], args: tuple, kwargs: dict, *,
+                       others: Sequence[torch.Tensor] = ()
+                       ) -> tuple[torch.Tensor, list[torch.Tensor | None]] | None:
+        """The loss and the gradient of each of ``params`` (``None`` for one the loss does not
+        reach), from a graph; ``None`` when this player must run eagerly. ``others`` are the
+        run's other parameters, which the program may read too."""
+        if player in self.eager:
+            return None
+        key = _signature(args, kwargs, params)
+        if key is None:
+            return self._give_up(player, "a batch holds something other than tensors and "
+                                         "plain numbers, strings or tuples of them")
+        cache = self._graphs.setdefault(player, OrderedDict())
+        graph = cache.get(key)
+        if graph is None:
+            try:
+                with _plain_parameters([*params, *others]):
+                    graph = self._trace(loss_fn, list(params), args, kwargs)
+            except NotTraceable as err:
+                return self._give_up(player, str(err))
+            cache[key] = graph
+            self.traces[player] = self.traces.get(player, 0) + 1
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        inputs = _tensors(args, kwargs)
+        if graph.uses in _CHECKED_USES:
+            graph.uses += 1
+            result, agrees = self._checked(graph, loss_fn, list(params), args, kwargs, inputs)
+            if not agrees:
+                cache.clear()
+                self._give_up(player, "its graph disagreed with the program on a later step (the "
+                                      "program reads Python state that a graph would freeze)")
+            return result
+        graph.uses += 1
+        # The graph holds its backward operations itself: autograd has nothing to record.
+        state = torch.random.get_rng_state()
+        try:
+            with torch.no_grad():
+                out = graph.run(*inputs)
+        except Exception as err:  # noqa: BLE001 - a graph that fails must not end the run
+            torch.random.set_rng_state(state)  # the eager step draws what the graph would have
+            return self._give_up(player, f"its graph failed when replayed ({_reason(err)})")
+        return out[0], _with_missing(out[1:], graph.missing, len(params))
+
+    # ------------------------------------------------------------------ tracing
+
+    def _trace(self, loss_fn: Callable[[tuple, dict], Any], params: list[torch.Tensor],
+               args: tuple, kwargs: dict) -> _Graph:
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        leaves, spec = tree_flatten((args, kwargs))
+        positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        missing: list[int] = []
+
+        def step(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            filled = list(leaves)
+            for i, tensor in zip(positions, tensors):
+                filled[i] = tensor
+            a, k = tree_unflatten(filled, spec)
+            with _tensor_items(), _value_reads_refused(), pyro.validation_enabled(False):
+                loss = loss_fn(a, k)
+            if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+                raise NotTraceable("its loss is not one tensor with a gradient")
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            missing[:] = [i for i, g in enumerate(grads) if g is None]
+            return (loss.detach(), *[g for g in grads if g is not None])
+
+        inputs = [leaves[i] for i in positions]
+        try:
+            # The trace runs the program once: its random draws must not move the real stream.
+            with torch.random.fork_rng(devices=_cuda_devices(inputs, params)):
+                traced = make_fx(step)(*inputs)
+        except NotTraceable:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure to trace means "run eagerly"
+            raise NotTraceable(_reason(err)) from err
+        return _Graph(run=_inductor(traced) if self.mode == "inductor" else traced,
+                      missing=tuple(missing))
+
+    def _checked(self, graph: _Graph, loss_fn: Callable[[tuple, dict], Any],
+                 params: list[torch.Tensor], args: tuple, kwargs: dict, inputs: list[torch.Tensor]
+                 ) -> tuple[tuple[torch.Tensor, list[torch.Tensor | None]], bool]:
+        """This step run by the eager program, and whether the graph, replayed from the same
+        random state, agrees with it. The eager result is the step's either way, so the program
+        runs once for the step, as it would without graphs."""
+        with torch.random.fork_rng(devices=_cuda_devices(inputs, params)), torch.no_grad():
+            replayed = graph.run(*inputs)
+        with pyro.validation_enabled(False):
+            loss = loss_fn(args, kwargs)
+        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+            return (torch.as_tensor(loss), [None] * len(params)), False
+        grads = list(torch.autograd.grad(loss, params, allow_unused=True))
+        eager = [loss.detach(), *[g for g in grads if g is not None]]
+        agrees = len(eager) == len(replayed) and all(
+            _close(a, b) for a, b in zip(replayed, eager))
+        return (loss.detach(), grads), agrees
+
+    def _give_up(self, player: str, reason: str) -> None:
+        self.eager[player] = reason
+        self._graphs.pop(player, None)
+        _LOG.warning("compile: player %r runs eagerly: %s", player, reason)
+        return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float rounding, measured against each tensor's scale: a compiled graph sums in
+    another order, so an entry that nearly cancels may differ in relative terms, while a frozen
+    value (a stale counter, a parameter read as a number) moves the whole tensor."""
+    if a.shape != b.shape:
+        return False
+    if not bool(torch.isfinite(b).all()):
+        return bool(torch.equal(torch.isnan(a), torch.isnan(b)))
+    scale = float(b.abs().max()) if b.numel() else 0.0
+    return float((a - b).abs().max()) <= 1e-3 * scale + 1e-6 if b.numel() else True
+
+
+def _with_missing(grads: Sequence[torch.Tensor], missing: tuple[int, ...],
+                  count: int) -> list[torch.Tensor | None]:
+    out: list[torch.Tensor | None] = []
+    given = iter(grads)
+    for i in range(count):
+        out.append(None if i in missing else next(given))
+    return out
+
+
+def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    leaves, _ = tree_flatten((args, kwargs))
+    return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _signature(args: tuple, kwargs: dict, params: Sequence[torch.Tensor]) -> Any:
+    """What a graph is traced from: the batch's structure and tensor layouts, its plain values,
+    and the parameters' identities and shapes. ``None`` when the batch holds other objects."""
+    leaves, spec = tree_flatten((args, kwargs))
+    parts = []
+    for leaf in leaves:
+        if isinstance(leaf, torch.Tensor):
+            parts.append(("tensor", tuple(leaf.shape), leaf.dtype, leaf.device, leaf.requires_grad))
+        elif isinstance(leaf, _PLAIN):
+            if isinstance(leaf, float) and not math.isfinite(leaf):
+                return None
+            parts.append((type(leaf).__name__, leaf))
+        else:
+            return None
+    layout = tuple((id(p), tuple(p.shape), p.dtype, p.device) for p in params)
+    return (str(spec), tuple(parts), layout)
+
+
+def _inductor(graph: torch.fx.GraphModule) -> Callable[..., Any]:
+    """``graph`` compiled by Inductor, its random operations drawing from torch's generator as
+    the eager ones do (``fallback_random``), so that a compiled step is the eager step."""
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(graph, dynamic=False)
+
+    def run(*inputs: torch.Tensor) -> Any:
+        with inductor_config.patch(fallback_random=True):
+            return compiled(*inputs)
+
+    return run
+
+
+def _cuda_devices(inputs: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> list[int]:
+    return sorted({t.device.index or 0 for t in (*inputs, *params) if t.device.type == "cuda"})
+
+
+def _reason(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    if "_local_scalar_dense" in text or "data-dependent" in text or "item()" in text:
+        return ("it reads a tensor's value in Python (.item(), float(), a branch on a tensor), "
+                "which a graph cannot replay")
+    return f"it could not be traced ({type(err).__name__}: {text[:200]})"
+
+
+@contextlib.contextmanager
+def _plain_parameters(tensors: Sequence[torch.Tensor]) -> Iterator[None]:
+    """Inside the block, parameters of an ``nn.Parameter`` subclass are plain ``nn.Parameter`` s:
+    the tracer handles that class and plain tensors only. They are the same objects throughout
+    (their class comes back on leaving), so the graph reads the optimizer's tensors."""
+    changed = [(t, type(t)) for t in tensors
+               if isinstance(t, torch.nn.Parameter) and type(t) is not torch.nn.Parameter]
+    for tensor, _ in changed:
+        tensor.__class__ = torch.nn.Parameter
+    try:
+        yield
+    finally:
+        for tensor, kind in changed:
+            tensor.__class__ = kind
+
+
+class _ValueRead(NotTraceable):
+    pass
+
+
+@contextlib.contextmanager
+def _value_reads_refused() -> Iterator[None]:
+    """Inside the block, reading any tensor's value into Python (``.item()``, ``float(t)``,
+    ``if t:``, ``.tolist()``, ``.numpy()``) stops the trace. A parameter read so would be frozen at
+    its value of the tracing step (make_fx records operations, not Python), and a batch's values
+    read so would be the traced batch's forever; torch's own code (the tracer) is left alone."""
+    originals = {name: getattr(torch.Tensor, name) for name in _VALUE_READS
+                 if hasattr(torch.Tensor, name)}
+
+    def refusing(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def read(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller == "torch" or caller.startswith("torch."):
+                return original(self, *args, **kwargs)
+            raise _ValueRead(f"it reads a tensor's value in Python (Tensor.{name.strip('_')} "
+                             f"in {caller or 'the program'}), which a graph cannot replay")
+
+        return read
+
+    for name, original in originals.items():
+        setattr(torch.Tensor, name, refusing(name, original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+@contextlib.contextmanager
+def _tensor_items() -> Iterator[None]:
+    """Inside the block Pyro's ``torch_item`` keeps a detached tensor and ``warn_if_nan`` checks
+    nothing: their Python floats and NaN tests would read values a graph cannot replay. The
+    objective's value and gradient are unchanged (the engine checks finiteness itself)."""
+    from pyro import util
+    from pyro.infer import util as infer_util
+
+    def keep(value: Any) -> Any:
+        return value.detach() if isinstance(value, torch.Tensor) else value
+
+    def unchecked(value: Any, *_: Any, **__: Any) -> Any:
+        return value
+
+    replaced: list[tuple[Any, str, Any]] = []
+    swaps = {"torch_item": (infer_util.torch_item, keep),
+             "warn_if_nan": (util.warn_if_nan, unchecked)}
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("pyro.", "ppdgm.")):
+            continue
+        for attr, (original, replacement) in swaps.items():
+            if getattr(module, attr, None) is original:
+                replaced.append((module, attr, original))
+                setattr(module, attr, replacement)
+    try:
+        yield
+    finally:
+        for module, attr, original in replaced:
+            setattr(module, attr, original)

@@ -1,0 +1,235 @@
+"""The compiled step: traced graphs give the eager run's losses for every family and objective,
+never replay a stale graph, resume bit for bit, and still name the step that went non-finite."""
+
+from __future__ import annotations
+
+import logging
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer import Trace_ELBO
+
+from ppdgm import (
+    GAN,
+    IWAE,
+    MADE,
+    RBM,
+    VAE,
+    AdversarialLoss,
+    AutoregressiveConfig,
+    ContrastiveDivergence,
+    DeepVAE,
+    DeepVAEConfig,
+    DenoisingLoss,
+    Diffusion,
+    Engine,
+    GANConfig,
+    NonFiniteLossError,
+    Player,
+    SBNConfig,
+    SigmoidBeliefNet,
+    TrainConfig,
+    build_objective,
+    build_player_objective,
+)
+
+BITS = (torch.rand(64, 16, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+POINTS = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
+
+
+def _vae(name):
+    def make():
+        vae = VAE(x_shape=(16,), z_dim=3, hidden=(8,))
+        return vae.model, vae.guide, build_objective(name, k=4), None, BITS
+    return make
+
+
+def _sbn(name):
+    def make():
+        sbn = SigmoidBeliefNet(SBNConfig(x_shape=(16,), layers=(4,)))
+        objective, players = build_player_objective(name, k=4, lr=1e-2)
+        return sbn.model, sbn.guide, objective, players, BITS
+    return make
+
+
+def _diffusion():
+    d = Diffusion(x_shape=(2,), timesteps=20, hidden=(16,))
+    return d.model, d.guide, DenoisingLoss(), None, POINTS
+
+
+def _gan():
+    g = GAN(GANConfig(x_shape=(2,), z_dim=2, hidden=(8,)))
+    players = [Player("discriminator", owns="guide"), Player("generator", owns="model")]
+    return g.model, g.guide, AdversarialLoss("non-saturating"), players, POINTS
+
+
+def _rbm():
+    r = RBM(visible=16, hidden=4)
+    return r.model, r.guide, ContrastiveDivergence(k=1), None, BITS
+
+
+def _made():
+    m = MADE(AutoregressiveConfig(x_shape=(16,), hidden=(8,)))
+    return m.model, m.guide, Trace_ELBO(), None, BITS
+
+
+def _deep_vae():
+    d = DeepVAE(DeepVAEConfig(x_shape=(16,), z_dims=(4, 2), hidden=((8,), (8,))))
+    return d.model, d.guide, IWAE(num_particles=3), None, BITS
+
+
+FAMILIES = {
+    "vae elbo": _vae("elbo"), "vae elbo-analytic": _vae("elbo-analytic"), "vae iwae": _vae("iwae"),
+    "sbn vimco": _sbn("vimco"), "sbn rws": _sbn("rws"), "sbn wake-sleep": _sbn("wake-sleep"),
+    "diffusion denoising": _diffusion, "gan adversarial": _gan, "rbm cd": _rbm,
+    "made exact": _made, "deep vae iwae": _deep_vae,
+}
+
+
+def _run(make, compile, *, epochs=3, **settings):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    model, guide, objective, players, data = make()
+    config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, seed=0, device="cpu",
+                         progress=False, validate="never", compile=compile, **settings)
+    engine = Engine(model, guide, objective, players, config=config)
+    history = engine.fit(data)
+    params = {k: v.detach().clone() for k, v in engine.parameters().items()}
+    return [r["loss"] for r in history.steps], params, engine
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_replays_graphs_with_the_eager_losses(family):
+    eager, eager_params, _ = _run(FAMILIES[family], "off")
+    replayed, replayed_params, engine = _run(FAMILIES[family], "replay")
+    assert set(engine.compiled_players.values()) == {"graph"}, engine.compiled_players
+    torch.testing.assert_close(torch.tensor(replayed), torch.tensor(eager), rtol=1e-5, atol=1e-5)
+    for name in eager_params:
+        torch.testing.assert_close(replayed_params[name], eager_params[name], rtol=1e-5, atol=1e-6)
+
+
+def test_an_objective_with_python_state_runs_eagerly_and_says_why(caplog):
+    sbn_nvil = _sbn("nvil")
+    eager, _, _ = _run(sbn_nvil, "off")
+    with caplog.at_level(logging.WARNING, logger="ppdgm.inference.compiled"):
+        replayed, _, engine = _run(sbn_nvil, "replay")
+    assert engine.compiled_players["svi"].startswith("eager: it reads a tensor's value in Python")
+    assert "compile: player 'svi' runs eagerly" in caplog.text
+    assert replayed == eager
+
+
+def test_the_inductor_compiled_step_equals_the_eager_one():
+    eager, eager_params, _ = _run(_vae("elbo"), "off", epochs=2)
+    compiled, compiled_params, engine = _run(_vae("elbo"), "inductor", epochs=2)
+    assert engine.compiled_players == {"svi": "graph"}
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-5, atol=1e-4)
+    for name in eager_params:
+        torch.testing.assert_close(compiled_params[name], eager_params[name], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------ never a stale graph
+
+
+class _Branching:
+    """A guide that takes another path whenever its batch's mean is positive."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def model(self, x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    def guide(self, x):
+        if x.mean() > 0:
+            pyro.param("loc").add(0.0)
+
+
+class _Counting:
+    """A model whose likelihood scale is a Python counter: state a graph would freeze."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def model(self, x):
+        self.calls += 1
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(loc, 1.0 + 0.1 * self.calls), obs=x)
+
+    def guide(self, x):
+        pass
+
+
+@pytest.mark.parametrize("kind, reason", [
+    (_Branching, "reads a tensor's value in Python"),
+    (_Counting, "disagreed with the program on a later step"),
+])
+def test_a_program_a_graph_cannot_follow_runs_eagerly(kind, reason, caplog):
+    data = torch.randn(48, generator=torch.Generator().manual_seed(3))
+
+    def make():
+        pair = kind()
+        return pair.model, pair.guide, Trace_ELBO(), None, data
+
+    eager, eager_params, _ = _run(make, "off")
+    with caplog.at_level(logging.WARNING, logger="ppdgm.inference.compiled"):
+        replayed, params, engine = _run(make, "replay")
+    assert reason in engine.compiled_players["svi"]
+    assert reason in caplog.text
+    assert replayed == eager
+    assert torch.equal(params["loc"], eager_params["loc"])
+
+
+def test_a_shorter_last_batch_gets_its_own_graph():
+    data = BITS[:40]  # batches of 16, 16 and 8
+
+    def make():
+        model, guide, objective, players, _ = _vae("elbo")()
+        return model, guide, objective, players, data
+
+    eager, _, _ = _run(make, "off")
+    replayed, _, engine = _run(make, "replay")
+    assert engine._graphs.traces == {"svi": 2}
+    torch.testing.assert_close(torch.tensor(replayed), torch.tensor(eager), rtol=1e-5, atol=1e-5)
+
+
+def test_compile_is_checked():
+    with pytest.raises(ValueError, match="compile: expected True, False or one of"):
+        TrainConfig(compile="fast")
+
+
+# -------------------------------------------------------- resume, checkpoints and the guard
+
+
+@pytest.mark.parametrize("first, second", [("replay", "replay"), ("off", "replay"),
+                                           ("replay", "off")])
+def test_a_run_resumes_bit_for_bit_across_modes(tmp_path, first, second):
+    _, whole, _ = _run(_vae("elbo"), "replay", epochs=3)
+    _run(_vae("elbo"), first, epochs=3, out_dir=str(tmp_path), max_steps=7)
+    _, resumed, _ = _run(_vae("elbo"), second, epochs=3, out_dir=str(tmp_path), resume=True)
+    for name in whole:
+        assert torch.equal(resumed[name], whole[name]), name
+
+
+@pytest.mark.filterwarnings("ignore:Encountered NaN")  # Pyro's own notice, in the eager run
+def test_the_guard_names_the_same_step_in_either_mode():
+    def make():
+        def model(x):
+            # Unconstrained, and pushed down by every step: it crosses zero after a few.
+            scale = pyro.param("scale", torch.tensor(0.05))
+            with pyro.plate("data", len(x)):
+                pyro.sample("x", dist.Normal(0.0, scale), obs=x)
+
+        return model, lambda x: None, Trace_ELBO(), None, torch.zeros(64)
+
+    messages = []
+    for mode in ("off", "replay"):
+        with pytest.raises(NonFiniteLossError) as err:
+            _run(make, mode, epochs=50)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "at step" in messages[0]
