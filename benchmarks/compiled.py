@@ -16,7 +16,12 @@ next), so the machine's drift hits all alike; the figure is the median over ``--
 the milliseconds per step, after one warm-up round (which pays tracing and compiling, reported
 apart as the first round's extra seconds). ``hand_compiled`` is the hand loss under
 ``torch.compile`` (forward and backward compiled, Adam eager): the best plain PyTorch does here.
-The first step of every contender is checked to give the same loss on the same batch and draws.
+The hand loss and Pyro's objective are checked to agree on one batch with the same draws.
+
+NumPyro's column (the VAE rows): the same VAE as NumPyro functions, the same batches and initial
+weights, ``jax.jit(svi.update)``, run in NumPyro's own environment, ``benchmarks/.venv-numpyro``,
+which the script makes with pip when it is missing (``--numpyro use`` only uses one that exists,
+``--numpyro skip`` leaves the column out). It runs after the PyTorch contenders, in its own process.
 
     python benchmarks/compiled.py                   # 2 CPU threads; writes results/compiled.{json,md}
     python benchmarks/compiled.py --rows vae-h64-b16 --steps 100 --rounds 3
@@ -27,14 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -44,7 +53,9 @@ from torch.nn import functional as F
 
 from ppdgm.inference import Engine, TrainConfig
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+NUMPYRO_ENV = HERE / ".venv-numpyro"
 ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "sbn-vimco50")
 COLUMNS = ("hand_eager_ms", "hand_compiled_ms", "svi_ms", "ppdgm_eager_ms", "ppdgm_replay_ms",
            "ppdgm_compiled_ms", "numpyro_jit_ms")
@@ -154,7 +165,7 @@ def hand_runner(pair: Any, data: torch.Tensor, batch: int, compiled: bool) -> Ca
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loss.item()  # what a loop that logs its loss pays
+            loss.detach().item()  # what a loop that logs its loss pays
         return (time.perf_counter() - started) / len(batches)
 
     return run
@@ -192,7 +203,40 @@ def engine_runner(pair: Any, make_objective: Callable[[], Any], data: torch.Tens
 # ----------------------------------------------------------------------------- measuring
 
 
-def measure(row: str, steps: int, rounds: int) -> dict[str, Any]:
+def numpyro_python(make: bool) -> tuple[Path | None, str]:
+    """NumPyro's own interpreter (its environment made here when asked), or None and why not."""
+    python = NUMPYRO_ENV / "bin" / "python"
+    if not python.exists() and make:
+        made = subprocess.run([sys.executable, "-m", "venv", str(NUMPYRO_ENV)], capture_output=True)
+        if made.returncode == 0:
+            made = subprocess.run([str(python), "-m", "pip", "install", "-q", "numpyro", "jax"],
+                                  capture_output=True, text=True)
+        if made.returncode != 0:
+            return None, f"its environment could not be made ({made.stderr[-200:].strip()})"
+    if not python.exists():
+        return None, f"no environment at {NUMPYRO_ENV} (run with --numpyro make)"
+    return python, ""
+
+
+def numpyro_vae(python: Path, initial: dict[str, torch.Tensor], data: torch.Tensor, batch: int,
+                rounds: int, threads: int) -> dict[str, Any]:
+    """The same VAE, data, batches and initial weights as NumPyro's jit-compiled SVI."""
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(Path(folder) / "data.npy", data.numpy())
+        np.savez(Path(folder) / "weights.npz", **{k: v.numpy() for k, v in initial.items()})
+        env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true "
+                                          f"intra_op_parallelism_threads={threads}"}
+        done = subprocess.run([str(python), str(HERE / "_numpyro_vae.py"), "--data",
+                               str(Path(folder) / "data.npy"), "--weights",
+                               str(Path(folder) / "weights.npz"), "--batch", str(batch),
+                               "--rounds", str(rounds)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(row: str, steps: int, rounds: int, numpyro: Path | None = None,
+            threads: int = 2) -> dict[str, Any]:
     spec = {"vae-h64-b16": lambda: _vae_row(64, 16, steps),
             "vae-h400-b128": lambda: _vae_row(400, 128, steps),
             "diffusion-mlp": lambda: _diffusion_row(steps),
@@ -243,6 +287,19 @@ def measure(row: str, steps: int, rounds: int) -> dict[str, Any]:
         out[column] = round(statistics.median(times[column]), 3) if column in times else None
     out["first_round_seconds"] = {c: round(v, 2) for c, v in first.items()}
     out["loss_check"] = check
+    if numpyro is not None and row.startswith("vae"):
+        pyro.clear_param_store()
+        torch.manual_seed(1)
+        pair = spec["make"]()
+        with torch.no_grad():
+            for p, q in zip(_params(pair), initial):
+                p.copy_(q)
+        weights = {f"encoder.{k}": v.detach() for k, v in pair.encoder.state_dict().items()}
+        weights.update({f"decoder.{k}": v.detach() for k, v in pair.decoder.state_dict().items()})
+        result = numpyro_vae(numpyro, weights, data, batch, rounds, threads)
+        out["numpyro"] = result
+        if "numpyro_jit_ms" in result:
+            out["numpyro_jit_ms"] = round(result["numpyro_jit_ms"], 3)
     out["how_players_ran"] = {c: e[0].compiled_players for c, e in engines.items() if e}
     return out
 
@@ -253,11 +310,12 @@ def _loss_check(spec: dict[str, Any], x: torch.Tensor) -> dict[str, float]:
     torch.manual_seed(1)
     pair = spec["make"]()
     pyro.set_rng_seed(7)
-    hand = pair.hand_loss(x).item()
+    hand = pair.hand_loss(x).detach().item()
     pyro.set_rng_seed(7)
-    pyro_loss = float(spec["objective"]().differentiable_loss(pair.model, pair.guide, x)) \
-        if hasattr(spec["objective"](), "differentiable_loss") else \
-        float(spec["objective"]()(pair.model, pair.guide, x))
+    objective = spec["objective"]()
+    loss = (objective.differentiable_loss(pair.model, pair.guide, x)
+            if hasattr(objective, "differentiable_loss") else objective(pair.model, pair.guide, x))
+    pyro_loss = loss.detach().item()
     pyro.clear_param_store()
     return {"hand": round(hand, 4), "pyro": round(pyro_loss, 4)}
 
@@ -275,13 +333,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--numpyro", choices=["make", "use", "skip"], default="make",
+                   help="NumPyro's column: make its environment under benchmarks/ if missing "
+                        "(make), use it only if present (use), or leave the column out (skip)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [measure(r, args.steps, args.rounds) for r in args.rows.split(",")]
+    numpyro, why_not = (None, "skipped") if args.numpyro == "skip" else \
+        numpyro_python(args.numpyro == "make")
+    rows = [measure(r, args.steps, args.rounds, numpyro, args.threads) for r in args.rows.split(",")]
     command = "python benchmarks/compiled.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"rows": rows, "command": command.strip(), "threads": args.threads,
               "torch": torch.__version__, "pyro": pyro.__version__, "machine": platform.machine(),
-              "numpyro": "not run (NumPyro's own environment is not built by this benchmark yet)"}
+              "numpyro": ("jit-compiled SVI in its own environment, run after the other contenders"
+                          if numpyro is not None else f"not run: {why_not}")}
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compiled.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -292,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def _table(result: dict[str, Any]) -> str:
     head = ["workload", "hand eager", "hand compiled", "Pyro SVI", "ppdgm eager", "ppdgm replay",
-            "ppdgm compiled", "ppdgm compiled / hand compiled"]
+            "ppdgm compiled", "NumPyro jit", "ppdgm compiled / hand compiled"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cell(v: Any) -> str:
@@ -301,7 +365,7 @@ def _table(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         ratio = (f"{r['ppdgm_compiled_ms'] / r['hand_compiled_ms']:.2f}x"
                  if r["hand_compiled_ms"] and r["ppdgm_compiled_ms"] else "–")
-        lines.append("| " + " | ".join([r["workload"], *(cell(r[c]) for c in COLUMNS[:6]), ratio]) + " |")
+        lines.append("| " + " | ".join([r["workload"], *(cell(r[c]) for c in COLUMNS), ratio]) + " |")
     lines.append("")
     lines.append(f"Milliseconds per step, median of the rounds; `{result['command']}` "
                  f"({result['threads']} CPU threads, torch {result['torch']}, Pyro {result['pyro']}). "

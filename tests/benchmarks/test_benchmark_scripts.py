@@ -293,3 +293,21 @@ def test_ema_script_measures_both_weights_of_one_run(tmp_path):
         ("diffusion", "last iterate"), ("diffusion", "moving average"),
         ("gan", "last iterate"), ("gan", "moving average")]
     assert rows[0]["steps"] == rows[1]["steps"] and rows[0]["bound_nats"] != rows[1]["bound_nats"]
+
+
+# Dynamo, compiling the hand loop over a PyroModule denoiser, reads .grad of non-leaf tensors.
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
+def test_compiled_script_times_every_contender_and_checks_the_loss(tmp_path):
+    compiled = _load("compiled")
+    result = compiled.main(["--rows", "vae-h64-b16", "--steps", "3", "--rounds", "1",
+                            "--threads", "1", "--numpyro", "skip", "--results", str(tmp_path)])
+    for row in result["rows"]:
+        for column in ("hand_eager_ms", "hand_compiled_ms", "svi_ms", "ppdgm_eager_ms",
+                       "ppdgm_replay_ms", "ppdgm_compiled_ms"):
+            assert row[column] > 0, (row["workload"], column)
+        assert row["numpyro_jit_ms"] is None
+        assert row["how_players_ran"]["ppdgm_replay_ms"] == {"svi": "graph"}
+        # The hand loss and Pyro's objective on the same batch and draws.
+        check = row["loss_check"]
+        assert abs(check["hand"] - check["pyro"]) < 1e-3 * abs(check["pyro"])
+    assert "| vae-h64-b16 |" in (tmp_path / "compiled.md").read_text()
