@@ -127,10 +127,15 @@ def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws 
     kwargs = getattr(mcmc, "_kwargs", None) or {}
     prototype = None if model is None else model_prototype(model, *args, **kwargs)
 
-    def group(values: Mapping[str, np.ndarray], lead: int, **options: Any) -> Any:
+    def group(values: Mapping[str, np.ndarray], lead: int, *, log_lik: bool = False,
+              **options: Any) -> Any:
         arrays, auto = label_group(values, prototype, lead=lead, data_plate=data_plate,
-                                   obs_dim=obs_dim, log_likelihood=options.pop("log_lik", False))
+                                   obs_dim=obs_dim, log_likelihood=log_lik)
         return _dataset_of(arrays, coords, {**auto, **(dims or {})}, **options)
+
+    def by_run(values: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().reshape(n_chains, n_draws, *v.shape[1:])
+                for k, v in values.items() if v.numel()}
 
     groups: dict[str, Any] = {
         "posterior": group({k: v.detach().cpu().numpy() for k, v in grouped.items()}, 2),
@@ -143,14 +148,10 @@ def from_mcmc(mcmc: Any, *, prior: Draws | None = None, prior_predictive: Draws 
         with seeded(seed, first.device):
             run = _run_on_posterior(model, flat, args, kwargs)
         if run is not None:
-            by_run = {k: v.detach().cpu().numpy().reshape(n_chains, n_draws, *v.shape[1:])
-                      for k, v in run.log_likelihood.items()}
             if log_likelihood:
-                groups["log_likelihood"] = group(by_run, 2, log_lik=True)
-            if draw_it:
-                groups["posterior_predictive"] = group(
-                    {k: v.detach().cpu().numpy().reshape(n_chains, n_draws, *v.shape[1:])
-                     for k, v in run.predictive.items() if v.numel()}, 2)
+                groups["log_likelihood"] = group(by_run(run.log_likelihood), 2, log_lik=True)
+            if draw_it:  # a factor's empty draw is left out
+                groups["posterior_predictive"] = group(by_run(run.predictive), 2)
     if isinstance(posterior_predictive, Mapping):
         values = _numpy_dict(posterior_predictive, "posterior_predictive")
         groups["posterior_predictive"] = group(

@@ -47,7 +47,7 @@ import logging
 import math
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,11 +119,11 @@ class StepGraphs:
 
     def loss_and_grads(self, player: str, loss_fn: Callable[[tuple, dict], Any],
                        params: Sequence[torch.Tensor], args: tuple, kwargs: dict, *,
-                       others: Sequence[torch.Tensor] = ()
+                       others: Iterable[torch.Tensor] = ()
                        ) -> tuple[torch.Tensor, list[torch.Tensor | None]] | None:
         """The loss and the gradient of each of ``params`` (``None`` for one the loss does not
         reach), from a graph; ``None`` when this player must run eagerly. ``others`` are the
-        run's other parameters, which the program may read too."""
+        run's other parameters, which the program may read too (looked at only when tracing)."""
         if player in self.eager:
             return None
         key = _signature(args, kwargs, params)

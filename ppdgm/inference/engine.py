@@ -776,7 +776,7 @@ class Engine:
             return None
         traced = sum(self._graphs.traces.values())
         result = self._graphs.loss_and_grads(state.player.name, self._loss_of(state), state.params,
-                                             args, kwargs, others=list(self._params.values()))
+                                             args, kwargs, others=self._params.values())
         if (result is not None and sum(self._graphs.traces.values()) != traced
                 and trainable_count(self.modules) != self._known_count):
             # Tracing ran the program, which made a parameter: take it in, and trace anew next
