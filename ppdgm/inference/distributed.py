@@ -18,6 +18,7 @@ Gloo is the backend on CPUs, NCCL on GPUs (process r uses ``cuda:LOCAL_RANK``).
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["DistributedContext", "PlayerReplica", "init_distributed", "is_main_process",
-           "loss_reduction", "replicate"]
+           "leave_process_group", "loss_reduction", "replicate"]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -90,9 +91,19 @@ def init_distributed(device: torch.device) -> DistributedContext:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
+        # The group this process made is left before the interpreter shuts down: a group left to
+        # the interpreter's teardown may abort the process (std::terminate on gloo's threads)
+        # after a run that had finished well.
+        atexit.register(leave_process_group)
     return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
                               local_rank=int(os.environ.get("LOCAL_RANK", 0)),
                               backend=str(dist.get_backend()))
+
+
+def leave_process_group() -> None:
+    """Destroy the default process group if one is open (every rank calls it; a no-op otherwise)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def loss_reduction(objective: Any) -> str:
@@ -135,8 +146,9 @@ def replicate(params: Sequence[torch.Tensor], loss_fn: Callable[..., torch.Tenso
     time, so the engine asks for it only for such players.
     """
     ids = [device.index] if device.type == "cuda" else None
+    # A replica holds parameters only (no buffers), so DDP has no buffers to synchronise.
     return DistributedDataParallel(PlayerReplica(params, loss_fn), device_ids=ids,
-                                   broadcast_buffers=False, find_unused_parameters=find_unused)
+                                   find_unused_parameters=find_unused)
 
 
 def all_reduce_scalar(value: float, *, average: bool, device: torch.device) -> float:

@@ -98,3 +98,29 @@ def test_cli_trains_data_parallel_under_torchrun(tmp_path):
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["train_config"]["distributed"] is True and len(state["rng_by_rank"]) == 2
     assert (out / "metrics.json").exists()
+
+
+_LEAVES_AT_EXIT = """
+import atexit, os, socket
+import torch.distributed as dist
+from ppdgm.inference.distributed import init_distributed
+import torch
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                  MASTER_PORT=str(port))
+# atexit runs its hooks last registered first: this one runs after the engine's.
+atexit.register(lambda: print("open at exit:", dist.is_initialized()))
+init_distributed(torch.device("cpu"))
+print("open in the run:", dist.is_initialized())
+"""
+
+
+def test_a_process_leaves_the_group_it_joined_before_the_interpreter_ends():
+    # A gloo group left to the interpreter's teardown can abort a run that had finished well.
+    done = subprocess.run([sys.executable, "-c", _LEAVES_AT_EXIT], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["open in the run: True", "open at exit: False"]
