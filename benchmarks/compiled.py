@@ -8,6 +8,8 @@ Rows (each on the same data and batches for every contender, from the same initi
   on Trace_ELBO; the hand loop computes the same single-sample ELBO as tensor algebra.
 * ``diffusion-mlp``: ppdgm's diffusion model on 2-D points (the denoising MLP, T = 1000, batch
   100) on the denoising loss; the hand loop draws t and the noise and regresses on it.
+* ``diffusion-unet``: the same on 1x8x8 images with ppdgm's U-Net (32 channels, multipliers
+  1-2-2, batch 128), a tenth as many steps per round (a step is about a hundred times longer).
 * ``sbn-vimco50``: a 784-200 sigmoid belief net on VIMCO with 50 particles, batch 24 (no hand
   loop: the estimator is the point).
 
@@ -56,7 +58,7 @@ from ppdgm.inference import Engine, TrainConfig
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NUMPYRO_ENV = HERE / ".venv-numpyro"
-ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "sbn-vimco50")
+ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "diffusion-unet", "sbn-vimco50")
 COLUMNS = ("hand_eager_ms", "hand_compiled_ms", "svi_ms", "ppdgm_eager_ms", "ppdgm_replay_ms",
            "ppdgm_compiled_ms", "numpyro_jit_ms")
 LR = 1e-3
@@ -105,13 +107,16 @@ def _vae_row(hidden: int, batch: int, steps: int) -> dict[str, Any]:
             "hand": True}
 
 
-def _diffusion_row(steps: int) -> dict[str, Any]:
+def _diffusion_row(steps: int, unet: bool = False) -> dict[str, Any]:
     from ppdgm.inference.objectives import DenoisingLoss
     from ppdgm.models import Diffusion, DiffusionConfig
 
+    config = (DiffusionConfig(x_shape=(1, 8, 8), timesteps=1000, denoiser="unet") if unet else
+              DiffusionConfig(x_shape=(2,), timesteps=1000, hidden=(256, 256, 256)))
+
     class Wrapped:
         def __init__(self) -> None:
-            self.net = Diffusion(DiffusionConfig(x_shape=(2,), timesteps=1000, hidden=(256, 256, 256)))
+            self.net = Diffusion(config)
             self.model, self.guide = self.net.model, self.net.guide
 
         def hand_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,14 +125,15 @@ def _diffusion_row(steps: int) -> dict[str, Any]:
             y = d.normalize(x)
             eps = torch.randn_like(y)
             noisy = sched.at("sqrt_alpha_bar", t, y) * y + sched.at("sqrt_one_minus_alpha_bar", t, y) * eps
-            return (d.denoiser(noisy, t.to(y.dtype)) - eps).pow(2).mean(-1).sum()
+            return (d.denoiser(noisy, t.to(y.dtype)) - eps).pow(2).flatten(1).mean(-1).sum()
 
         def parameters(self) -> list[torch.Tensor]:
             return list(self.net.parameters())
 
     torch.manual_seed(0)
-    data = torch.randn(100 * steps, 2)
-    return {"make": Wrapped, "objective": DenoisingLoss, "data": data, "batch": 100, "hand": True}
+    batch = 128 if unet else 100
+    data = torch.randn(batch * max(steps // 10, 2), 1, 8, 8) if unet else torch.randn(batch * steps, 2)
+    return {"make": Wrapped, "objective": DenoisingLoss, "data": data, "batch": batch, "hand": True}
 
 
 def _sbn_row(steps: int) -> dict[str, Any]:
@@ -240,6 +246,7 @@ def measure(row: str, steps: int, rounds: int, numpyro: Path | None = None,
     spec = {"vae-h64-b16": lambda: _vae_row(64, 16, steps),
             "vae-h400-b128": lambda: _vae_row(400, 128, steps),
             "diffusion-mlp": lambda: _diffusion_row(steps),
+            "diffusion-unet": lambda: _diffusion_row(steps, unet=True),
             "sbn-vimco50": lambda: _sbn_row(steps)}[row]()
     data, batch = spec["data"], spec["batch"]
     runners: dict[str, Callable[[], float]] = {}

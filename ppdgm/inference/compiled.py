@@ -13,9 +13,13 @@ for bit). ``mode="inductor"`` also compiles each graph with ``torch.compile``.
 
 **Never a stale graph.** A graph is used only for the batch it was traced for: the same tensor
 shapes, dtypes and devices, the same non-tensor arguments, the same parameters; anything else
-traces again (at most ``cache_size`` graphs are kept per player). A program that cannot be traced,
-because it reads a tensor's value in Python (``.item()``, ``if x.sum() > 0``, a site whose
-existence depends on the data), runs eagerly from then on, and one logged line says why. A program
+traces again (at most ``cache_size`` graphs are kept per player). A branch on a tensor's truth
+(``if x.sum() > 0``, Pyro's ``if not mask.all()``) or on an integer tensor's value becomes a
+*guard*: the graph follows the way the program went when it was traced, and returns the tensors
+it branched on beside its result; a replay whose guards come out otherwise is thrown away (its
+random draws too) and that step runs eagerly, and after a few such steps the program runs
+eagerly for good. A program that reads a float into Python (``.item()`` of a float, ``float(t)``,
+``.tolist()``) cannot be traced: it runs eagerly from then on, and one logged line says why. A program
 may also read Python state that a graph would freeze (a counter, a float updated every step): so
 the second time a graph is used, it is checked against the eager program on the same random
 numbers, and a disagreement sends that player back to eager steps, saying so.
@@ -55,7 +59,7 @@ import pyro
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-__all__ = ["COMPILE_MODES", "StepGraphs", "check_compile"]
+__all__ = ["COMPILE_MODES", "Graphs", "NotTraceable", "StepGraphs", "check_compile", "layout_key"]
 
 #: What ``TrainConfig(compile=...)`` takes: no graphs, replayed graphs, graphs compiled by Inductor.
 COMPILE_MODES = ("off", "replay", "inductor")
@@ -66,6 +70,8 @@ _CHECKED_USES = frozenset({1, 10, 100, 1_000, 10_000, 100_000})
 # Tensor methods that turn a value into Python, which a replayed graph would keep frozen.
 _VALUE_READS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__",
                 "__array__")
+# Reads of an integer (or boolean) scalar that become guards, as a tensor's truth does.
+_INTEGER_READS = ("item", "__int__", "__index__")
 
 
 def check_compile(value: object) -> str:
@@ -89,33 +95,125 @@ class NotTraceable(Exception):
     """The step cannot be a graph; the message says why."""
 
 
+# A program whose guards fail this many times runs eagerly from then on.
+_GUARD_MISSES = 3
+
+
 @dataclass
 class _Graph:
     run: Callable[..., Any]
-    missing: tuple[int, ...]  # parameters that got no gradient when traced
+    expected: tuple[Any, ...] = ()  # the guards' values when traced
     uses: int = 0
+    misses: int = 0
 
 
-class StepGraphs:
-    """Per player, the traced graphs of its loss and gradients, keyed by what they were traced from.
+class Graphs:
+    """Functions of tensors traced once through Pyro and replayed as graphs, one cache per name.
+
+    :meth:`run` gives ``fn(*inputs)`` (a tuple, list or dict of tensors and ``None`` s) from a
+    graph traced for the key it is given, tracing on a new key; ``None`` means that ``name`` runs
+    eagerly from now on and the caller runs ``fn`` itself. :class:`StepGraphs` (a player's loss
+    and gradients) and :class:`~ppdgm.inference.mcmc.Gibbs` (a sweep) are its users.
 
     Args:
         mode: ``"replay"`` (replay the traced graph) or ``"inductor"`` (compile it with
             ``torch.compile`` first).
-        cache_size: graphs kept per player (each batch shape, e.g. an epoch's last shorter batch,
+        cache_size: graphs kept per name (each batch shape, e.g. an epoch's last shorter batch,
             has its own); the least recently used goes first.
+        subject: what a name is, in the line logged when one runs eagerly.
     """
 
-    def __init__(self, mode: str, *, cache_size: int = 8) -> None:
+    subject = "function"
+
+    def __init__(self, mode: str, *, cache_size: int = 8, subject: str | None = None) -> None:
         if mode not in ("replay", "inductor"):
             raise ValueError(f"mode: expected 'replay' or 'inductor', got {mode!r}")
         self.mode = mode
         self.cache_size = cache_size
+        if subject is not None:
+            self.subject = subject
         self._graphs: dict[str, OrderedDict[Any, _Graph]] = {}
-        #: Players that run eagerly, with the reason.
+        #: Names that run eagerly, with the reason.
         self.eager: dict[str, str] = {}
-        #: How many graphs were traced, per player.
+        #: How many graphs were traced, per name.
         self.traces: dict[str, int] = {}
+
+    def run(self, name: str, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], key: Any, *,
+            params: Iterable[torch.Tensor] = ()) -> Any:
+        """``fn(*inputs)``, from the graph traced for ``key`` (which must say everything ``fn``
+        depends on besides the values of ``inputs`` and of ``params``); ``None`` when ``name``
+        runs eagerly. ``params`` are the tensors ``fn`` reads besides its inputs, by identity (the
+        graph reads their current values)."""
+        if name in self.eager:
+            return None
+        if key is None:
+            return self._give_up(name, "its inputs hold something other than tensors and plain "
+                                       "numbers, strings or tuples of them")
+        inputs = list(inputs)
+        cache = self._graphs.setdefault(name, OrderedDict())
+        graph = cache.get(key)
+        params = list(params)
+        if graph is None:
+            try:
+                with _plain_parameters([*params, *inputs]):
+                    traced, expected = _trace(fn, inputs, params)
+                graph = _Graph(self._compiled(traced), expected)
+            except NotTraceable as err:
+                return self._give_up(name, str(err))
+            cache[key] = graph
+            self.traces[name] = self.traces.get(name, 0) + 1
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        graph.uses += 1
+        if graph.uses - 1 in _CHECKED_USES:
+            result, agrees = _checked(graph, fn, inputs, params)
+            if agrees is None:
+                return self._missed(name, graph, result)
+            if not agrees:
+                cache.clear()
+                self._give_up(name, "its graph disagreed with the program on a later step (the "
+                                    "program reads Python state that a graph would freeze)")
+            return result
+        # The graph holds its backward operations itself: autograd has nothing to record.
+        devices = _cuda_devices([*inputs, *params])
+        state = torch.random.get_rng_state()
+        cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
+        try:
+            with torch.no_grad():
+                out, guards = graph.run(*inputs)
+        except Exception as err:  # noqa: BLE001 - a graph that fails must not end the run
+            _set_rng(state, devices, cuda_states)  # the eager call draws what the graph would have
+            return self._give_up(name, f"its graph failed when replayed ({_reason(err)})")
+        if not _guards_hold(guards, graph.expected):
+            _set_rng(state, devices, cuda_states)
+            return self._missed(name, graph, None)
+        return out
+
+    def _missed(self, name: str, graph: _Graph, result: Any) -> Any:
+        """A call whose guards went another way than when traced: it runs eagerly (``result``
+        is its eager result when there is one already), and the program for good after a few."""
+        graph.misses += 1
+        if graph.misses >= _GUARD_MISSES:
+            self._give_up(name, f"it branches on tensor values that went another way than when "
+                                f"traced on {graph.misses} calls")
+        return result
+
+    def _compiled(self, traced: torch.fx.GraphModule) -> Callable[..., Any]:
+        return _inductor(traced) if self.mode == "inductor" else traced
+
+    def _give_up(self, name: str, reason: str) -> None:
+        self.eager[name] = reason
+        self._graphs.pop(name, None)
+        _LOG.warning("compile: %s %r runs eagerly: %s", self.subject, name, reason)
+        return None
+
+
+class StepGraphs(Graphs):
+    """Per player, the traced graphs of its loss and gradients, keyed by what they were traced
+    from: the batch's structure, tensor layouts and plain values, and the parameters."""
+
+    subject = "player"
 
     def loss_and_grads(self, player: str, loss_fn: Callable[[tuple, dict], Any],
                        params: Sequence[torch.Tensor], args: tuple, kwargs: dict, *,
@@ -124,106 +222,92 @@ class StepGraphs:
         """The loss and the gradient of each of ``params`` (``None`` for one the loss does not
         reach), from a graph; ``None`` when this player must run eagerly. ``others`` are the
         run's other parameters, which the program may read too (looked at only when tracing)."""
-        if player in self.eager:
-            return None
-        key = _signature(args, kwargs, params)
-        if key is None:
-            return self._give_up(player, "a batch holds something other than tensors and "
-                                         "plain numbers, strings or tuples of them")
-        cache = self._graphs.setdefault(player, OrderedDict())
-        graph = cache.get(key)
-        if graph is None:
-            try:
-                with _plain_parameters([*params, *others]):
-                    graph = self._trace(loss_fn, list(params), args, kwargs)
-            except NotTraceable as err:
-                return self._give_up(player, str(err))
-            cache[key] = graph
-            self.traces[player] = self.traces.get(player, 0) + 1
-            while len(cache) > self.cache_size:
-                cache.popitem(last=False)
-        cache.move_to_end(key)
-        inputs = _tensors(args, kwargs)
-        if graph.uses in _CHECKED_USES:
-            graph.uses += 1
-            result, agrees = self._checked(graph, loss_fn, list(params), args, kwargs, inputs)
-            if not agrees:
-                cache.clear()
-                self._give_up(player, "its graph disagreed with the program on a later step (the "
-                                      "program reads Python state that a graph would freeze)")
-            return result
-        graph.uses += 1
-        # The graph holds its backward operations itself: autograd has nothing to record.
-        state = torch.random.get_rng_state()
-        try:
-            with torch.no_grad():
-                out = graph.run(*inputs)
-        except Exception as err:  # noqa: BLE001 - a graph that fails must not end the run
-            torch.random.set_rng_state(state)  # the eager step draws what the graph would have
-            return self._give_up(player, f"its graph failed when replayed ({_reason(err)})")
-        return out[0], _with_missing(out[1:], graph.missing, len(params))
-
-    # ------------------------------------------------------------------ tracing
-
-    def _trace(self, loss_fn: Callable[[tuple, dict], Any], params: list[torch.Tensor],
-               args: tuple, kwargs: dict) -> _Graph:
-        from torch.fx.experimental.proxy_tensor import make_fx
-
         leaves, spec = tree_flatten((args, kwargs))
         positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
-        missing: list[int] = []
+        params = list(params)
 
-        def step(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        def step(*tensors: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
             filled = list(leaves)
             for i, tensor in zip(positions, tensors):
                 filled[i] = tensor
             a, k = tree_unflatten(filled, spec)
-            with _tensor_items(), _value_reads_refused(), pyro.validation_enabled(False):
-                loss = loss_fn(a, k)
+            loss = loss_fn(a, k)
             if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
                 raise NotTraceable("its loss is not one tensor with a gradient")
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            missing[:] = [i for i, g in enumerate(grads) if g is None]
-            return (loss.detach(), *[g for g in grads if g is not None])
+            grads = list(torch.autograd.grad(loss, params, allow_unused=True))
+            return loss.detach(), grads
 
-        inputs = [leaves[i] for i in positions]
-        try:
-            # The trace runs the program once: its random draws must not move the real stream.
-            with torch.random.fork_rng(devices=_cuda_devices(inputs, params)):
-                traced = make_fx(step)(*inputs)
-        except NotTraceable:
-            raise
-        except Exception as err:  # noqa: BLE001 - any failure to trace means "run eagerly"
-            raise NotTraceable(_reason(err)) from err
-        return _Graph(run=_inductor(traced) if self.mode == "inductor" else traced,
-                      missing=tuple(missing))
+        key = layout_key(args, kwargs, params)
+        out = self.run(player, step, [leaves[i] for i in positions], key,
+                       params=[*params, *others])
+        return None if out is None else (out[0], list(out[1]))
 
-    def _checked(self, graph: _Graph, loss_fn: Callable[[tuple, dict], Any],
-                 params: list[torch.Tensor], args: tuple, kwargs: dict, inputs: list[torch.Tensor]
-                 ) -> tuple[tuple[torch.Tensor, list[torch.Tensor | None]], bool]:
-        """This step run by the eager program, and whether the graph, replayed from the same
-        random state, agrees with it. The eager result is the step's either way, so the program
-        runs once for the step, as it would without graphs."""
-        with torch.random.fork_rng(devices=_cuda_devices(inputs, params)), torch.no_grad():
-            replayed = graph.run(*inputs)
+
+def _trace(fn: Callable[..., Any], inputs: list[torch.Tensor], params: list[torch.Tensor]
+           ) -> tuple[torch.fx.GraphModule, tuple[Any, ...]]:
+    """``fn`` traced by make_fx on ``inputs``, as a graph returning ``(fn's result, guards)``,
+    and the guards' values then. Pyro's float reads are kept as tensors, branches on tensors
+    become guards, and any other value read is refused (:class:`NotTraceable`)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    guards: list[tuple[torch.Tensor, Any]] = []
+
+    def traced(*tensors: torch.Tensor) -> Any:
+        guards.clear()  # make_fx may run the function more than once
+        with _tensor_items(), _value_reads_refused(guards), pyro.validation_enabled(False):
+            out = fn(*tensors)
+        return out, [tensor for tensor, _ in guards]
+
+    try:
+        # The trace runs the program once: its random draws must not move the real stream.
+        with torch.random.fork_rng(devices=_cuda_devices([*inputs, *params])):
+            graph = make_fx(traced)(*inputs)
+    except NotTraceable:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure to trace means "run eagerly"
+        raise NotTraceable(_reason(err)) from err
+    return graph, tuple(value for _, value in guards)
+
+
+def _checked(graph: _Graph, fn: Callable[..., Any], inputs: list[torch.Tensor],
+             params: list[torch.Tensor]) -> tuple[Any, bool | None]:
+    """This call run by the eager program, and whether the graph, replayed from the same random
+    state, agrees with it (``None`` when the graph's guards went another way: nothing to
+    compare). The eager result is the call's either way, so the program runs once for it, as it
+    would without graphs."""
+    with torch.random.fork_rng(devices=_cuda_devices([*inputs, *params])), torch.no_grad():
+        replayed, guards = graph.run(*inputs)
+    try:
         with pyro.validation_enabled(False):
-            loss = loss_fn(args, kwargs)
-        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
-            return (torch.as_tensor(loss), [None] * len(params)), False
-        grads = list(torch.autograd.grad(loss, params, allow_unused=True))
-        eager = [loss.detach(), *[g for g in grads if g is not None]]
-        agrees = len(eager) == len(replayed) and all(
-            _close(a, b) for a, b in zip(replayed, eager))
-        return (loss.detach(), grads), agrees
-
-    def _give_up(self, player: str, reason: str) -> None:
-        self.eager[player] = reason
-        self._graphs.pop(player, None)
-        _LOG.warning("compile: player %r runs eagerly: %s", player, reason)
-        return None
+            eager = fn(*inputs)
+    except NotTraceable:
+        return None, False
+    if not _guards_hold(guards, graph.expected):
+        return eager, None
+    ours, ours_spec = tree_flatten(replayed)
+    theirs, theirs_spec = tree_flatten(eager)
+    agrees = ours_spec == theirs_spec and all(
+        (a is None and b is None) or (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+                                      and _close(a, b.detach()))
+        for a, b in zip(ours, theirs))
+    return eager, agrees
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _guards_hold(guards: Sequence[torch.Tensor], expected: tuple[Any, ...]) -> bool:
+    # One read of all of them at once: on a GPU, one synchronisation a step.
+    if not guards:
+        return True
+    values = torch.stack([g.reshape(()).to(torch.int64) for g in guards]).tolist()
+    return values == [int(v) for v in expected]
+
+
+def _set_rng(state: torch.Tensor, devices: list[int], cuda_states: list[torch.Tensor]) -> None:
+    torch.random.set_rng_state(state)
+    for device, cuda_state in zip(devices, cuda_states):
+        torch.cuda.set_rng_state(cuda_state, device)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -238,26 +322,20 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return float((a - b).abs().max()) <= 1e-3 * scale + 1e-6 if b.numel() else True
 
 
-def _with_missing(grads: Sequence[torch.Tensor], missing: tuple[int, ...],
-                  count: int) -> list[torch.Tensor | None]:
-    out: list[torch.Tensor | None] = []
-    given = iter(grads)
-    for i in range(count):
-        out.append(None if i in missing else next(given))
-    return out
-
-
-def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    leaves, _ = tree_flatten((args, kwargs))
-    return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
-
-
 _PLAIN = (int, float, bool, str, type(None))
 
 
-def _signature(args: tuple, kwargs: dict, params: Sequence[torch.Tensor]) -> Any:
-    """What a graph is traced from: the batch's structure and tensor layouts, its plain values,
-    and the parameters' identities and shapes. ``None`` when the batch holds other objects."""
+def layout_key(args: tuple, kwargs: dict, params: Sequence[torch.Tensor] = ()) -> Any:
+    """What a graph is traced from: the arguments' structure and tensor layouts, their plain
+    values, and the parameters' identities and shapes. ``None`` when the arguments hold other
+    objects (which a key cannot compare).
+
+    Examples:
+        >>> layout_key((torch.zeros(2, 3),), {"n": 4}) == layout_key((torch.ones(2, 3),), {"n": 4})
+        True
+        >>> layout_key((torch.zeros(2, 3),), {"n": 4}) == layout_key((torch.zeros(1, 3),), {"n": 4})
+        False
+    """
     leaves, spec = tree_flatten((args, kwargs))
     parts = []
     for leaf in leaves:
@@ -287,8 +365,8 @@ def _inductor(graph: torch.fx.GraphModule) -> Callable[..., Any]:
     return run
 
 
-def _cuda_devices(inputs: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> list[int]:
-    return sorted({t.device.index or 0 for t in (*inputs, *params) if t.device.type == "cuda"})
+def _cuda_devices(inputs: Sequence[torch.Tensor]) -> list[int]:
+    return sorted({t.device.index or 0 for t in inputs if t.device.type == "cuda"})
 
 
 def _reason(err: BaseException) -> str:
@@ -320,19 +398,38 @@ class _ValueRead(NotTraceable):
 
 
 @contextlib.contextmanager
-def _value_reads_refused() -> Iterator[None]:
-    """Inside the block, reading any tensor's value into Python (``.item()``, ``float(t)``,
-    ``if t:``, ``.tolist()``, ``.numpy()``) stops the trace. A parameter read so would be frozen at
-    its value of the tracing step (make_fx records operations, not Python), and a batch's values
-    read so would be the traced batch's forever; torch's own code (the tracer) is left alone."""
+def _value_reads_refused(guards: list[tuple[torch.Tensor, Any]]) -> Iterator[None]:
+    """Inside the block, a tensor's truth (``if t:``, ``if x.sum() > 0``) and an integer
+    tensor's value (``.item()``, ``int(t)``) are read from the tensor being traced and recorded in
+    ``guards``, the tensor with the value; any other read of a value into Python (a float's
+    ``.item()``, ``float(t)``, ``.tolist()``, ``.numpy()``) stops the trace. A parameter read so
+    would be frozen at its value of the tracing step (make_fx records operations, not Python),
+    and a batch's values read so would be the traced batch's forever; torch's own code (the
+    tracer) is left alone."""
+    from torch.fx.experimental.proxy_tensor import disable_proxy_modes_tracing
+
     originals = {name: getattr(torch.Tensor, name) for name in _VALUE_READS
                  if hasattr(torch.Tensor, name)}
+
+    def guarded(name: str, tensor: torch.Tensor) -> bool:
+        if tensor.numel() != 1:
+            return False
+        if name == "__bool__":
+            return True
+        return name in _INTEGER_READS and (tensor.dtype == torch.bool
+                                            or not tensor.dtype.is_floating_point
+                                            and not tensor.dtype.is_complex)
 
     def refusing(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def read(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             caller = sys._getframe(1).f_globals.get("__name__", "")
             if caller == "torch" or caller.startswith("torch."):
                 return original(self, *args, **kwargs)
+            if guarded(name, self):
+                with disable_proxy_modes_tracing():
+                    value = original(self, *args, **kwargs)
+                guards.append((self, value))
+                return value
             raise _ValueRead(f"it reads a tensor's value in Python (Tensor.{name.strip('_')} "
                              f"in {caller or 'the program'}), which a graph cannot replay")
 

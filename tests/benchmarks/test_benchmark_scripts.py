@@ -88,7 +88,8 @@ def test_gibbs_ess_script_compares_with_pymc(tmp_path):
     gibbs_ess = _load("gibbs_ess")
     result = gibbs_ess.main(["--draws", "30", "--tune", "5", "--train-epochs", "1", "--points", "2",
                              "--many-chains", "8", "--out", str(tmp_path)])
-    assert len(result["ppdgm"]) == 3 and result["pymc"]["median_ess"] > 0
+    assert len(result["ppdgm"]) == 5 and result["pymc"]["median_ess"] > 0
+    assert [row["compile"] for row in result["ppdgm"]] == ["off", "off", "off", "replay", "inductor"]
     assert len(result["pymc"]["sampling_seconds_before_and_after_ppdgm"]) == 2
     assert json.loads((tmp_path / "gibbs_ess.json").read_text())["draws"] == 30
 

@@ -4,6 +4,8 @@ never replay a stale graph, resume bit for bit, and still name the step that wen
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
@@ -34,6 +36,9 @@ from ppdgm import (
     build_objective,
     build_player_objective,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pyro_programs import programs  # noqa: E402
 
 BITS = (torch.rand(64, 16, generator=torch.Generator().manual_seed(0)) < 0.4).float()
 POINTS = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
@@ -145,7 +150,19 @@ class _Branching:
 
     def guide(self, x):
         if x.mean() > 0:
-            pyro.param("loc").add(0.0)
+            pyro.param("loc", torch.tensor(0.0)).add(0.0)
+
+
+class _Reading:
+    """A guide that reads a float into Python: a graph cannot replay it."""
+
+    def model(self, x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    def guide(self, x):
+        pyro.param("loc", torch.tensor(0.0)).mul(float(x.mean()) * 0.0 + 1.0)
 
 
 class _Counting:
@@ -165,23 +182,75 @@ class _Counting:
 
 
 @pytest.mark.parametrize("kind, reason", [
-    (_Branching, "reads a tensor's value in Python"),
+    (_Branching, "branches on tensor values that went another way than when traced on 3 calls"),
+    (_Reading, "reads a tensor's value in Python (Tensor.float"),
     (_Counting, "disagreed with the program on a later step"),
 ])
 def test_a_program_a_graph_cannot_follow_runs_eagerly(kind, reason, caplog):
-    data = torch.randn(48, generator=torch.Generator().manual_seed(3))
+    # Batches of 16 in order, their means positive, negative, positive: _Branching's graph is
+    # traced on the second batch and its guard fails on the third, the first and the third.
+    data = torch.randn(48, generator=torch.Generator().manual_seed(3)).abs()
+    data[16:32] = -data[16:32]
 
     def make():
         pair = kind()
         return pair.model, pair.guide, Trace_ELBO(), None, data
 
-    eager, eager_params, _ = _run(make, "off")
+    eager, eager_params, _ = _run(make, "off", shuffle=False)
     with caplog.at_level(logging.WARNING, logger="ppdgm.inference.compiled"):
-        replayed, params, engine = _run(make, "replay")
+        replayed, params, engine = _run(make, "replay", shuffle=False)
     assert reason in engine.compiled_players["svi"]
     assert reason in caplog.text
     assert replayed == eager
     assert torch.equal(params["loc"], eager_params["loc"])
+
+
+class _Guarded:
+    """A branch on a value that holds on most batches and not on some: a guard."""
+
+    def model(self, x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("noise", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    def guide(self, x):
+        scale = 2.0 if x.min() > -2.5 else 1.0
+        with pyro.plate("data", len(x)):
+            pyro.sample("noise", dist.Normal(0.0, scale))
+
+
+def test_a_branch_on_a_value_is_a_guard_and_a_step_it_fails_runs_eagerly():
+    data = torch.randn(48, generator=torch.Generator().manual_seed(3)).clamp(min=-2.0)
+    data[40] = -3.0  # the last batch of each epoch takes the other branch
+
+    def make():
+        pair = _Guarded()
+        return pair.model, pair.guide, Trace_ELBO(), None, data
+
+    # Epoch 0: the first batch finds the parameters, the second is traced, the third misses;
+    # epoch 1: two replays and a miss.
+    eager, eager_params, _ = _run(make, "off", epochs=2, shuffle=False)
+    replayed, params, engine = _run(make, "replay", epochs=2, shuffle=False)
+    assert engine.compiled_players["svi"] == "graph"  # two misses: not given up
+    graph = next(iter(engine._graphs._graphs["svi"].values()))
+    assert graph.expected == (True,) and graph.misses == 2
+    # The random draws of a missed replay were put back: the run draws as the eager one does.
+    torch.testing.assert_close(torch.tensor(replayed), torch.tensor(eager), rtol=1e-6, atol=0)
+    torch.testing.assert_close(params["loc"], eager_params["loc"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", ["enumerated, shape-asserting",
+                                  "semi-supervised-VAE shape, enumerated class"])
+def test_enumerated_programs_replay_as_graphs(name):
+    # TraceEnum_ELBO branches on whether every enumerated probability is positive: a guard.
+    program = programs()[name]()
+    pyro.clear_param_store()
+    config = TrainConfig(epochs=3, batch_size=program.batch_size, lr=0.01, seed=0, device="cpu",
+                         progress=False, shuffle=False, compile="replay")
+    engine = Engine(program.model, program.guide, program.objective, config=config)
+    engine.fit(program.data())
+    assert engine.compiled_players == {"svi": "graph"}
 
 
 def test_a_shorter_last_batch_gets_its_own_graph():

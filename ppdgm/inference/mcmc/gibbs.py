@@ -44,7 +44,9 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer.inspect import get_dependencies
 from pyro.poutine.util import site_is_subsample
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from ..compiled import Graphs, check_compile, layout_key
 from ..params import ParamRecorder, owning_modules
 from ..reads import DirectReads
 from .base import DiscreteKernel
@@ -245,12 +247,14 @@ def _support_index(values: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
 
 
 def gibbs_update(model: Callable, values: dict[str, torch.Tensor], site: SitePlan, nesting: int,
-                 args: tuple = (), kwargs: dict | None = None, *, metropolized: bool = False) -> torch.Tensor:
+                 args: tuple = (), kwargs: dict | None = None, *, metropolized: bool = False,
+                 densities: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Draw ``site`` from its full conditional given ``values`` of every other latent site.
 
     ``model`` must already carry the chain plate if the plan has chains (see :func:`gibbs_sweep`).
     ``metropolized=True`` makes a Metropolized Gibbs move instead of a heat-bath draw.
-    Returns the site's new value, of the shape of ``values[site.name]``.
+    Returns the site's new value, of the shape of ``values[site.name]``; the unnormalised
+    log-densities of each element's candidates are appended to ``densities`` when it is given.
 
     Candidates are listed per element from its current value on (shift k = 0, 1, ..., V - 1
     around the support), so the blanket density of the value an update keeps is the one the next
@@ -284,6 +288,8 @@ def gibbs_update(model: Callable, values: dict[str, torch.Tensor], site: SitePla
         log_p = _blanket_logits(trace, site, (len(shifts), *target)).reshape(len(shifts), *kept)
         if log_kept is not None:
             log_p = torch.cat([log_kept.unsqueeze(0), log_p])
+        if densities is not None:
+            densities.append(log_p)
         shift = _metropolized_shift(log_p.log_softmax(0)) if metropolized else _gumbel_argmax(log_p)
         log_kept = log_p.gather(0, shift.unsqueeze(0)).squeeze(0)
         current[index] = (current[index] + shift) % n_values
@@ -292,10 +298,11 @@ def gibbs_update(model: Callable, values: dict[str, torch.Tensor], site: SitePla
 
 
 def gibbs_sweep(model: Callable, values: dict[str, torch.Tensor], plan: GibbsPlan,
-                args: tuple = (), kwargs: dict | None = None, *, metropolized: bool = False
-                ) -> dict[str, torch.Tensor]:
+                args: tuple = (), kwargs: dict | None = None, *, metropolized: bool = False,
+                densities: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """One systematic-scan sweep: every site of ``plan`` in model order, each from its conditional
-    (or by a Metropolized Gibbs move, see :func:`gibbs_update`).
+    (or by a Metropolized Gibbs move, see :func:`gibbs_update`; ``densities`` collects the
+    candidates' log-densities there).
 
     Examples:
         >>> def model():
@@ -312,7 +319,7 @@ def gibbs_sweep(model: Callable, values: dict[str, torch.Tensor], plan: GibbsPla
     with torch.no_grad():
         for site in plan.sites:
             values[site.name] = gibbs_update(run, values, site, plan.nesting, args, kwargs,
-                                             metropolized=metropolized)
+                                             metropolized=metropolized, densities=densities)
     return values
 
 
@@ -328,19 +335,29 @@ class Gibbs(DiscreteKernel):
         metropolized: replace each heat-bath draw by Liu's Metropolized Gibbs move (propose a
             different value, accept or stay), which leaves the same distribution invariant and
             mixes faster on binary sites; PyMC's ``BinaryGibbsMetropolis`` is this move.
+        compile: ``"replay"`` traces a sweep once through the model's effect handlers and replays
+            the graph of tensor operations on later sweeps (the same draws as the eager sweep, bit
+            for bit); ``"inductor"`` (or ``True``) also compiles that graph with
+            ``torch.compile`` (the fastest sweeps, after a compilation of seconds to a minute);
+            ``False`` (the default) runs the model on every sweep. A new shape of the data, or a
+            model a graph cannot follow, traces again or runs eagerly, as the engine's compiled
+            step does (:mod:`ppdgm.inference.compiled`).
 
     ``logging()`` and ``diagnostics()`` report each site's flip rate, the fraction of its elements
     that change per sweep.
     """
 
     def __init__(self, model: Callable, sites: Sequence[str] | None = None, chains: int | None = None,
-                 metropolized: bool = False):
+                 metropolized: bool = False, compile: bool | str = False):
         if not callable(model):
             raise TypeError(f"model: expected a callable Pyro model, got {type(model).__name__}")
         super().__init__(chains)
         self.model = model
         self.sites = None if sites is None else list(sites)
         self.metropolized = bool(metropolized)
+        mode = check_compile(compile)
+        #: The traced sweeps (``None`` when sweeps run the model eagerly).
+        self.graphs = None if mode == "off" else Graphs(mode, subject="sampler")
         self.plan: GibbsPlan | None = None
         self._reads: DirectReads | contextlib.AbstractContextManager = contextlib.nullcontext()
         self._args: tuple = ()
@@ -366,5 +383,36 @@ class Gibbs(DiscreteKernel):
     def _sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         assert self.plan is not None
         with self._reads:
+            if self.graphs is not None:
+                swept = self._graph_sweep(params)
+                if swept is not None:
+                    return swept
             return gibbs_sweep(self.model, params, self.plan, self._args, self._kwargs,
                                metropolized=self.metropolized)
+
+    def _graph_sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """A sweep from the graph traced for these shapes, or ``None`` to sweep eagerly."""
+        assert self.plan is not None and self.graphs is not None
+        plan, metropolized = self.plan, self.metropolized
+        names = list(params)
+        leaves, spec = tree_flatten((self._args, self._kwargs))
+        positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        weights = [p for module in owning_modules(self.model) for p in module.parameters()]
+
+        def sweep(*tensors: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+            values = dict(zip(names, tensors[:len(names)]))
+            filled = list(leaves)
+            for i, tensor in zip(positions, tensors[len(names):]):
+                filled[i] = tensor
+            args, kwargs = tree_unflatten(filled, spec)
+            # The densities ride along so that a graph checked against the model is compared
+            # on them, not only on draws that a small drift in the model would rarely change.
+            densities: list[torch.Tensor] = []
+            values = gibbs_sweep(self.model, values, plan, args, kwargs, metropolized=metropolized,
+                                 densities=densities)
+            return values, densities
+
+        key = layout_key((params, self._args), self._kwargs, weights)
+        inputs = [*params.values(), *(leaves[i] for i in positions)]
+        out = self.graphs.run("gibbs", sweep, inputs, key, params=weights)
+        return None if out is None else out[0]

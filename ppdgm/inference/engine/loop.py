@@ -4,17 +4,19 @@
 device with any objective that ``pyro.infer.SVI`` accepts: an ``ELBO`` instance, or a callable
 ``loss(model, guide, *batch)`` returning a loss tensor, or a mapping ``{player name: loss}``
 when several players take turns (generator/discriminator, wake/sleep).
+
+The loop finds each player's parameters, runs the epochs and batches, asks the Pyro program (or
+a replayed graph, :mod:`ppdgm.inference.compiled`) for each player's loss, and hands it to the
+update of :mod:`.step`; the run's state and its checks on resuming live in :mod:`.state`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +26,12 @@ from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled
 from tqdm.auto import tqdm
 
-from .._pyro import built_for_local_params, forget_stale_params, local_params
-from .._validation import check_choice, check_positive_int
-from ..device import resolve_device
-from .batches import BatchFeed, batch_length
-from .checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
-from .compiled import StepGraphs, check_compile
-from .distributed import (
+from ..._pyro import built_for_local_params, forget_stale_params, local_params
+from ...device import resolve_device
+from ..batches import BatchFeed, batch_length
+from ..checkpoint import CheckpointError, load_checkpoint, restore_rng_state, save_checkpoint
+from ..compiled import StepGraphs, check_compile
+from ..distributed import (
     DistributedContext,
     all_reduce_scalar,
     distributed_device,
@@ -45,195 +40,34 @@ from .distributed import (
     loss_reduction,
     replicate,
 )
-from .ema import WeightAverage, check_ema_decay
-from .history import History
-from .objectives.base import PlayerObjective
-from .params import (
+from ..ema import WeightAverage
+from ..history import History
+from ..objectives.base import PlayerObjective
+from ..params import (
     ParamRecorder,
     RoleProgram,
     owning_modules,
-    param_store_state,
     preserved_rng,
     restore_param_store,
     trainable_count,
 )
-from .players import Player, adam
-from .reads import DirectReads, reads_params_as_weights
-from .tracking import TensorBoard
+from ..players import Player, adam
+from ..reads import DirectReads, reads_params_as_weights
+from ..tracking import TensorBoard
+from .config import CHECKPOINT_NAME, TrainConfig
+from .state import (
+    PlayerState,
+    Position,
+    check_resumable,
+    checkpoint_state,
+    reset_grads,
+    saved_position,
+)
+from .step import check_divergence, check_finite_losses, loss_values, update
 
-__all__ = ["Engine", "TrainConfig", "DivergedError", "NonFiniteLossError", "CHECKPOINT_NAME"]
+__all__ = ["Engine"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
 _LOG = logging.getLogger(__name__)
-# Resuming with other values of these would not continue the saved run exactly.
-_MUST_MATCH = ("batch_size", "seed", "shuffle", "drop_last", "lr", "grad_clip", "precision")
-# These only say how long, where and how visibly the run goes on.
-_MAY_CHANGE = ("epochs", "max_steps", "checkpoint_every", "progress", "device", "validate", "compile",
-               "divergence")
-VALIDATE_CHOICES = ("first-epoch", "always", "never")
-PRECISIONS = ("fp32", "bf16")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The objective returned NaN or Inf, or a step made a gradient or parameter so; nothing
-    non-finite was checkpointed."""
-
-
-class DivergedError(FloatingPointError):
-    """A player's loss grew by orders of magnitude (``TrainConfig.divergence``): the run stops."""
-
-
-@dataclass
-class TrainConfig:
-    """How a run is carried out (the model's own configuration lives with the model).
-
-    Args:
-        epochs: passes over the data.
-        batch_size: examples per step.
-        lr: learning rate of every player whose optimizer is left to the default (Adam).
-        seed: seeds torch, Python, NumPy and the batch order; ``None`` leaves the RNGs alone.
-        device: ``"auto" | "cpu" | "cuda" | "cuda:N" | "mps"``, resolved by :mod:`ppdgm.device`.
-        out_dir: where checkpoints and the history go; ``None`` writes nothing.
-        checkpoint_every: also checkpoint every this many steps (checkpoints are always written at
-            the end of each epoch and of the run when ``out_dir`` is set).
-        resume: ``True`` continues from ``out_dir/checkpoint.pt``, a path continues from that file.
-            The continued run ends with the same parameters as an uninterrupted one.
-        max_steps: stop (and checkpoint) after this many steps in total, counting resumed ones.
-        progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
-        grad_clip: clip each player's gradient norm to this value before its step.
-        shuffle: draw the batches in a new random order each epoch.
-        drop_last: drop a last batch shorter than ``batch_size``.
-        data_on_device: move tensor data to the device once instead of batch by batch.
-        validate: when Pyro's argument and support checks (and ppdgm models' input checks) run:
-            ``"first-epoch"`` checks every batch once, during the first epoch, and then trains
-            without them, which is what makes a step as fast as a hand-written PyTorch one;
-            ``"always"`` keeps them on; ``"never"`` turns them off. A process that disabled
-            Pyro's validation (``pyro.enable_validation(False)``) is never switched back on.
-        precision: ``"fp32"`` or ``"bf16"``: the objective's forward pass runs under
-            ``torch.autocast`` with bfloat16 (matrix products and convolutions in bf16, reductions
-            and log-densities in fp32; parameters, gradients and optimizer state stay fp32). It
-            pays on GPUs with bf16 units; on CPUs it is mostly slower. Losses differ from fp32 in
-            the third significant digit, which the denoising and adversarial losses tolerate; for
-            likelihood figures (ELBO, bounds) evaluate in fp32, as the runs do.
-        distributed: data-parallel training in a process group launched by torchrun (see
-            :mod:`ppdgm.inference.distributed`): ``batch_size`` is then the global batch, split
-            among the processes; gradients are all-reduced by DDP; rank 0 alone writes
-            checkpoints and histories and shows progress; every rank's random state is
-            checkpointed, so a resumed run continues exactly.
-        divergence: stop with :class:`DivergedError` when a player's loss exceeds this many
-            times the size of its first loss (at least 1) in magnitude; ``None`` (the default, as
-            with ``pyro.infer.SVI``) never stops a finite run. The ``ppdgm fit`` recipes set 1e6.
-            Independently of it, a NaN or Inf loss, gradient or parameter always stops the run
-            (:class:`NonFiniteLossError`) before anything non-finite is checkpointed.
-        tensorboard: a folder to log the run to TensorBoard in (:mod:`ppdgm.inference.tracking`):
-            each player's loss every step, epoch means, and sample grids of a model with
-            ``sample(n)`` every 5 epochs. Needs the ``tensorboard`` package.
-        ema: keep an exponential moving average of every trained weight at this decay (e.g.
-            0.999; :mod:`ppdgm.inference.ema`), updated after each optimizer step. The average is
-            checkpointed and resumed exactly, and written beside the weights so that loading a
-            checkpoint (``ppdgm sample``, ``evaluate``) uses it; :meth:`Engine.ema_weights`
-            puts it in place for a block. ``None`` keeps no average.
-        compile: ``"replay"`` traces each player's loss and gradients once through the Pyro
-            program and replays that graph on later steps, without running Pyro's effect
-            handlers again (:mod:`ppdgm.inference.compiled`); ``"inductor"`` (or ``True``) also
-            compiles the graph with ``torch.compile``; ``"off"`` (or ``False``, the default) runs
-            every step eagerly. Graphs are traced only for steps that run without validation
-            (so from the second epoch with ``validate="first-epoch"``), are kept per batch shape,
-            and give the eager run's losses; a program that reads a tensor's value in Python runs
-            eagerly with a logged reason, as do data-parallel runs. With ``"inductor"`` a player
-            whose optimizer is left to the default gets PyTorch's fused Adam (the same update to
-            float rounding); the gradient checks and the moving average stay eager.
-    """
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int | None = 0
-    device: str = "auto"
-    out_dir: str | None = None
-    checkpoint_every: int | None = None
-    resume: bool | str = False
-    max_steps: int | None = None
-    progress: bool | None = None
-    grad_clip: float | None = None
-    shuffle: bool = True
-    drop_last: bool = False
-    data_on_device: bool = True
-    validate: str = "first-epoch"
-    precision: str = "fp32"
-    distributed: bool = False
-    divergence: float | None = None
-    ema: float | None = None
-    tensorboard: str | None = None
-    compile: bool | str = False
-
-    def __post_init__(self) -> None:
-        check_positive_int("epochs", self.epochs)
-        check_positive_int("batch_size", self.batch_size)
-        _check_positive_number("lr", self.lr)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise TypeError(f"seed: expected an int or None, got {type(self.seed).__name__}")
-        if self.seed is not None and not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed: expected an int in [0, 2**32) (NumPy's range), got {self.seed}")
-        for name in ("shuffle", "drop_last", "data_on_device", "distributed"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name}: expected a bool, got {getattr(self, name)!r}")
-        if self.progress is not None and not isinstance(self.progress, bool):
-            raise TypeError(f"progress: expected a bool or None, got {self.progress!r}")
-        if self.divergence is not None:
-            _check_positive_number("divergence", self.divergence)
-            if not self.divergence > 1:
-                raise ValueError(f"divergence: expected a factor > 1 or None, got {self.divergence!r}")
-        if self.tensorboard is not None and not isinstance(self.tensorboard, (str, Path)):
-            raise TypeError(f"tensorboard: expected a folder path or None, got "
-                            f"{type(self.tensorboard).__name__}")
-        if self.out_dir is not None and not isinstance(self.out_dir, (str, Path)):
-            raise TypeError(f"out_dir: expected a path or None, got {type(self.out_dir).__name__}")
-        if self.checkpoint_every is not None:
-            check_positive_int("checkpoint_every", self.checkpoint_every)
-        if self.max_steps is not None:
-            check_positive_int("max_steps", self.max_steps)
-        if self.grad_clip is not None:
-            _check_positive_number("grad_clip", self.grad_clip)
-        if not isinstance(self.resume, (bool, str, Path)):
-            raise TypeError(f"resume: expected a bool or a path, got {type(self.resume).__name__}")
-        if self.resume is True and self.out_dir is None:
-            raise ValueError("resume: resume=True needs out_dir (or pass the checkpoint's path)")
-        check_ema_decay(self.ema)
-        check_compile(self.compile)
-        check_choice("validate", self.validate, VALIDATE_CHOICES)
-        check_choice("precision", self.precision, PRECISIONS)
-        resolve_device(self.device)  # fail at configuration time, not after data loading
-
-
-def _check_positive_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-
-
-@dataclass
-class _Position:
-    epoch: int = 0
-    batch: int = 0  # batches of `epoch` already done
-    step: int = 0  # batches done over the whole run
-    seconds: float = 0.0  # training time spent in `epoch` so far
-
-
-@dataclass
-class _PlayerState:
-    player: Player
-    names: list[str] = field(default_factory=list)
-    params: list[torch.Tensor] = field(default_factory=list)
-    optimizer: torch.optim.Optimizer | None = None
-    scheduler: Any = None
-    # The name lists handed to the optimizer factory, then to add_param_group, in order: a resumed
-    # run rebuilds the same optimizer from them before loading its state.
-    groups: list[list[str]] = field(default_factory=list)
-    started: bool = False  # whether the player's parameters were discovered by a run of its loss
-    running: list[float] = field(default_factory=list)
-    replica: Any = None  # DistributedDataParallel around the player's parameters
-    first_loss: float | None = None  # what TrainConfig.divergence measures growth against
 
 
 class Engine:
@@ -361,7 +195,7 @@ class Engine:
         if not all(callable(c) for c in self.step_callbacks):
             raise TypeError("step_callbacks: expected callables callback(engine, step)")
         self.history = History()
-        self._states: list[_PlayerState] | None = None
+        self._states: list[PlayerState] | None = None
         self._params: dict[str, torch.Tensor] = {}
         self._store_names: list[str] = []  # param-store names the run's objective touched
         self._known_count = -1
@@ -422,7 +256,7 @@ class Engine:
             if not self.local_params:
                 for module in self.modules:
                     forget_stale_params(module)
-            self._states = [_PlayerState(player) for player in self.players]
+            self._states = [PlayerState(player) for player in self.players]
             if cfg.resume is not False or self._dist is not None:
                 # The parameters must exist before a checkpoint is loaded into them or DDP wraps
                 # them: one run of every player's loss finds them, leaving no trace in the RNGs.
@@ -521,7 +355,7 @@ class Engine:
                 state.replica = replicate(state.params, self._loss_of(state), self.device,
                                           find_unused=unused[state.player.name])
 
-    def _leaves_params_out(self, state: _PlayerState, loss: Any) -> bool:
+    def _leaves_params_out(self, state: PlayerState, loss: Any) -> bool:
         # DDP must search the graph for unused parameters on every step unless none are: one
         # backward of the discovery run says which (tuple losses and losses without a graph are
         # assumed to leave some out, which is always safe).
@@ -532,7 +366,7 @@ class Engine:
         grads = torch.autograd.grad(loss, state.params, allow_unused=True)
         return any(g is None for g in grads)
 
-    def _recorded_loss(self, state: _PlayerState, args: tuple, kwargs: dict) -> Any:
+    def _recorded_loss(self, state: PlayerState, args: tuple, kwargs: dict) -> Any:
         # The objective's own run, recorded as SVI records it; model and guide report their reads.
         recorder = ParamRecorder()
         with recorder:
@@ -571,7 +405,7 @@ class Engine:
         self._known_count = trainable_count(self.modules)
         self._direct_reads = None
 
-    def _give(self, state: _PlayerState, names: list[str]) -> None:
+    def _give(self, state: PlayerState, names: list[str]) -> None:
         params = [self._params[n] for n in names]
         state.names += names
         state.params += params
@@ -614,57 +448,23 @@ class Engine:
         self._store_names += [n for n in found if n in store and n not in self._store_names]
         self._register(found)
 
-    def _maybe_resume(self) -> _Position:
+    def _maybe_resume(self) -> Position:
         resume = self.config.resume
         if resume is False:
-            return _Position()
+            return Position()
         path = self.checkpoint_path if resume is True else Path(resume)
         assert path is not None
         state = load_checkpoint(path, map_location=self.device)
-        self._check_resumable(state, str(path))
-        pos = _saved_position(state, str(path))
+        check_resumable(state, str(path), params=self._params, config=self.config,
+                        model_spec=self.model_spec, batches_per_epoch=self._batches_per_epoch,
+                        announce=self._is_main)
+        pos = saved_position(state, str(path))
         self._load_state(state, path)
         return pos
 
-    def _check_resumable(self, state: dict[str, Any], where: str) -> None:
-        """Refuse a resume that could not continue the saved run exactly (or at all)."""
-        saved_params = state.get("params") if isinstance(state.get("params"), dict) else {}
-        for name, leaf in self._params.items():  # another model first: it explains the rest
-            other = saved_params.get(name)
-            if isinstance(other, torch.Tensor) and other.shape != leaf.shape:
-                raise CheckpointError(
-                    f"resume: parameter {name!r} has shape {tuple(other.shape)} in {where!r} but "
-                    f"{tuple(leaf.shape)} in the model: the checkpoint holds another model")
-        saved = state.get("train_config") or {}
-        now = _plain(asdict(self.config))
-        changed = [f"{k}={saved[k]!r} in the checkpoint, {now[k]!r} now" for k in _MUST_MATCH
-                   if k in saved and saved[k] != now[k]]
-        if changed:
-            raise CheckpointError(
-                f"resume: {where!r} was written by a run with other settings ({'; '.join(changed)}); "
-                "resume with the same ones, or start afresh in another out_dir")
-        spec = state.get("model_spec")
-        if spec is not None and self.model_spec is not None and spec != self.model_spec:
-            raise CheckpointError(f"resume: {where!r} holds another model ({spec.get('name')!r} "
-                                  "with another configuration); resume with the same model")
-        batches = state.get("batches_per_epoch")
-        if batches is not None and batches != self._batches_per_epoch:
-            raise CheckpointError(
-                f"resume: the data gives {self._batches_per_epoch} batches per epoch, the run in "
-                f"{where!r} had {batches} (other data, or another size); resume on the same data")
-        position = state.get("position") or {}
-        if not isinstance(position.get("batch"), int) or not \
-                0 <= position["batch"] < self._batches_per_epoch:
-            raise CheckpointError(f"resume: {where!r} stopped at batch {position.get('batch')!r} of "
-                                  f"an epoch of {self._batches_per_epoch} batches")
-        accepted = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in _MAY_CHANGE
-                    if k in saved and saved[k] != now[k]]
-        if accepted and self._is_main:
-            _LOG.warning("resume: continuing %s with %s", where, ", ".join(accepted))
-
     # ------------------------------------------------------------------ the loop
 
-    def _train(self, feed: BatchFeed, seed: int, pos: _Position) -> None:
+    def _train(self, feed: BatchFeed, seed: int, pos: Position) -> None:
         cfg = self.config
         per_epoch = len(feed)
         total = cfg.epochs * per_epoch
@@ -709,7 +509,7 @@ class Engine:
         wanted = mode == "always" or (mode == "first-epoch" and epoch == 0)
         return wanted and self._validation_default
 
-    def _close_epoch(self, pos: _Position) -> None:
+    def _close_epoch(self, pos: Position) -> None:
         assert self._states is not None
         self.history.close_epoch(epoch=pos.epoch, seconds=pos.seconds)
         for state in self._states:
@@ -721,7 +521,7 @@ class Engine:
             callback(self, finished)
         self._checkpoint(pos)
 
-    def _step(self, batch: tuple[Any, ...], pos: _Position) -> None:
+    def _step(self, batch: tuple[Any, ...], pos: Position) -> None:
         assert self._states is not None
         args, kwargs = _call_args(batch)
         batch_size = batch_length(args)
@@ -729,7 +529,7 @@ class Engine:
             if not state.player.scheduled(pos.step):
                 continue
             for _ in range(state.player.repeats):
-                _reset_grads(state)
+                reset_grads(state)
                 with self._autocast(), self._reads(state):
                     graph = self._graph_step(state, args, kwargs, pos)
                     if graph is not None:
@@ -743,32 +543,23 @@ class Engine:
                                 self._adopt_late_params()
                         else:
                             loss = self._recorded_loss(state, args, kwargs)
-                        values = _loss_values(loss, self.objective_name)
-                bad = [v for v in values if not math.isfinite(v)]
-                if bad:
-                    raise NonFiniteLossError(self._nan_message(state, bad[0], pos))
-                if graph is not None:
-                    for p, grad in zip(state.params, graph[1]):
-                        if grad is not None:
-                            p.grad = grad
-                elif isinstance(loss, torch.Tensor) and loss.requires_grad:
-                    loss.backward(inputs=state.params)
-                self._guard(state, pos, "gradient", [p.grad for p in state.params if p.grad is not None])
-                if self.config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(state.params, self.config.grad_clip)
-                assert state.optimizer is not None
-                state.optimizer.step()
-                self._guard(state, pos, "parameter", state.params)
-                if self._ema is not None:
-                    self._ema.update(state.names, state.params)
+                        values = loss_values(loss, self.objective_name)
+                check_finite_losses(values, state, pos, objective_name=self.objective_name,
+                                    kept=self._kept())
+                update(state, pos, loss=loss, grads=None if graph is None else graph[1],
+                       grad_clip=self.config.grad_clip, ema=self._ema, kept=self._kept())
                 value = values[0]
-                self._check_divergence(state, value, pos)
+                if self.config.divergence is not None:
+                    check_divergence(state, value, pos, factor=self.config.divergence,
+                                     first_loss=self.history.first_loss(state.player.name,
+                                                                        default=value),
+                                     kept=self._kept())
                 self.history.record_step(step=pos.step, epoch=pos.epoch, player=state.player.name,
                                          loss=value, batch_size=batch_size)
                 per_example = value if self._mean_loss else value / max(batch_size, 1)
                 state.running = (state.running + [per_example])[-50:]
 
-    def _graph_step(self, state: _PlayerState, args: tuple, kwargs: dict, pos: _Position
+    def _graph_step(self, state: PlayerState, args: tuple, kwargs: dict, pos: Position
                     ) -> tuple[torch.Tensor, list[torch.Tensor | None]] | None:
         """The step's loss and gradients from a traced graph, or ``None`` for an eager step."""
         if (self._graphs is None or not state.started or state.replica is not None
@@ -795,42 +586,11 @@ class Engine:
         return {p.name: (f"eager: {self._graphs.eager[p.name]}" if p.name in self._graphs.eager
                          else "graph") for p in self.players}
 
-    def _guard(self, state: _PlayerState, pos: _Position, what: str,
-               tensors: list[torch.Tensor]) -> None:
-        # One reduction per player: a sum is finite when every entry is (NaN and Inf propagate;
-        # 60 us a check for a 784-400-20 VAE on CPU, a norm takes twice that). Only when it is not
-        # (a NaN, an Inf, or a sum past float range) are the tensors looked at one by one.
-        if not tensors or bool(torch.isfinite(torch.stack([t.sum() for t in tensors]).sum())):
-            return
-        named = zip(state.names, state.params)
-        bad = [n for n, p in named if not bool(torch.isfinite(
-            p if what == "parameter" else (p.grad if p.grad is not None else p.new_zeros(()))).all())]
-        if not bad:
-            return  # finite entries whose sum overflowed: large, but not wrong
-        done = "the parameters were not updated with it" if what == "gradient" else "no checkpoint holds it"
-        raise NonFiniteLossError(
-            f"{what} of {bad[0]!r} became NaN or Inf at step {pos.step} (epoch {pos.epoch}, batch "
-            f"{pos.batch}) for player {state.player.name!r}; {done}{self._kept()} (a smaller "
-            "lr or grad_clip may help)")
-
-    def _check_divergence(self, state: _PlayerState, value: float, pos: _Position) -> None:
-        factor = self.config.divergence
-        if factor is None:
-            return
-        if state.first_loss is None:
-            state.first_loss = self.history.first_loss(state.player.name, default=value)
-        limit = factor * max(1.0, abs(state.first_loss))
-        if abs(value) > limit:
-            raise DivergedError(
-                f"player {state.player.name!r} diverged at step {pos.step} (epoch {pos.epoch}): "
-                f"its loss {value:.4g} is more than {factor:g} times its first ({state.first_loss:.4g})"
-                f"{self._kept()}; try a smaller lr")
-
     def _kept(self) -> str:
         path = self.checkpoint_path
         return f"; the last good checkpoint is {path}" if path is not None and path.exists() else ""
 
-    def _reads(self, state: _PlayerState) -> contextlib.AbstractContextManager:
+    def _reads(self, state: PlayerState) -> contextlib.AbstractContextManager:
         # A player's first run is recorded with every param statement; later ones read the
         # weights found then directly (see ppdgm.inference.reads).
         if not (state.started and self._reads_directly):
@@ -844,26 +604,26 @@ class Engine:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    def _replica_loss(self, state: _PlayerState, args: tuple, kwargs: dict
+    def _replica_loss(self, state: PlayerState, args: tuple, kwargs: dict
                       ) -> tuple[torch.Tensor, list[float]]:
         # DDP averages gradients over processes; a loss summed over the batch is scaled by their
         # number so that the step is the one a single process takes on the global batch.
         assert self._dist is not None
         loss = state.replica(args, kwargs)
         mean = loss_reduction(self.objective) == "mean"
-        local = _loss_values(loss, self.objective_name)
+        local = loss_values(loss, self.objective_name)
         values = [all_reduce_scalar(v, average=mean, device=self.device) for v in local]
         if not mean and isinstance(loss, torch.Tensor):
             loss = loss * self._dist.world_size
         return loss, values
 
-    def _loss_of(self, state: _PlayerState) -> Callable[[tuple, dict], Any]:
+    def _loss_of(self, state: PlayerState) -> Callable[[tuple, dict], Any]:
         def loss(args: tuple, kwargs: dict) -> Any:
             return self._player_loss(state, args, kwargs)
 
         return loss
 
-    def _player_loss(self, state: _PlayerState, args: tuple, kwargs: dict, *,
+    def _player_loss(self, state: PlayerState, args: tuple, kwargs: dict, *,
                      model: Callable[..., Any] | None = None,
                      guide: Callable[..., Any] | None = None) -> Any:
         objective = self.objective
@@ -898,12 +658,6 @@ class Engine:
             )
         return out
 
-    def _nan_message(self, state: _PlayerState, value: float, pos: _Position) -> str:
-        where = (f"at step {pos.step} (epoch {pos.epoch}, batch {pos.batch}) for player "
-                 f"{state.player.name!r}")
-        return (f"objective {self.objective_name} returned {value} {where}; the parameters were "
-                f"not updated with it{self._kept()}")
-
     def _postfix(self) -> dict[str, str]:
         assert self._states is not None
         return {
@@ -913,7 +667,7 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _checkpoint(self, pos: _Position) -> None:
+    def _checkpoint(self, pos: Position) -> None:
         path = self.checkpoint_path
         if path is None:
             return
@@ -923,43 +677,12 @@ class Engine:
         if self._is_main:
             save_checkpoint(state, path)
 
-    def _state_dict(self, pos: _Position) -> dict[str, Any]:
+    def _state_dict(self, pos: Position) -> dict[str, Any]:
         assert self._states is not None
-        return {
-            "position": {"epoch": pos.epoch, "batch": pos.batch, "step": pos.step,
-                         "seconds": pos.seconds},
-            "params": {n: p.detach() for n, p in self._params.items()},
-            "param_store": param_store_state(self._store_names),
-            "groups": {s.player.name: s.groups for s in self._states},
-            "modules": [m.state_dict() for m in self.modules],
-            "optimizers": {s.player.name: s.optimizer.state_dict()
-                           for s in self._states if s.optimizer is not None},
-            "schedulers": {s.player.name: s.scheduler.state_dict()
-                           for s in self._states if s.scheduler is not None},
-            "rng": capture_rng_state(),
-            "history": self.history.state_dict(),
-            "batches_per_epoch": self._batches_per_epoch,
-            "train_config": _plain(asdict(self.config)),
-            "model_spec": self.model_spec,
-            "objective": _objective_state(self.objective),
-            **({} if self._ema is None else {"ema": self._ema.state_dict(),
-                                              "ema_modules": self._ema_modules()}),
-        }
-
-    def _ema_modules(self) -> list[dict[str, torch.Tensor]]:
-        # Each module's entries with their averages, by state-dict key, for a loader that knows
-        # the module and not the engine's parameter names.
-        assert self._ema is not None
-        by_leaf = {id(leaf): name for name, leaf in self._params.items()}
-        overlays = []
-        for module in self.modules:
-            overlay = {}
-            for key, value in module.state_dict(keep_vars=True).items():
-                name = by_leaf.get(id(value))
-                if name is not None and name in self._ema.shadows:
-                    overlay[key] = self._ema.shadows[name].detach()
-            overlays.append(overlay)
-        return overlays
+        return checkpoint_state(pos, params=self._params, store_names=self._store_names,
+                                states=self._states, modules=self.modules, history=self.history,
+                                batches_per_epoch=self._batches_per_epoch, config=self.config,
+                                model_spec=self.model_spec, objective=self.objective, ema=self._ema)
 
     def _load_state(self, state: dict[str, Any], path: Path) -> None:
         assert self._states is not None
@@ -1058,7 +781,7 @@ class Engine:
                 return dict(module.named_parameters()).get(name[len(prefix):])
         return None
 
-    def _rebuild_player(self, state: _PlayerState, groups: list[list[str]], where: str) -> None:
+    def _rebuild_player(self, state: PlayerState, groups: list[list[str]], where: str) -> None:
         # The saved run may have met its parameters in another order (players' first turns, late
         # parameters); its optimizer state fits only an optimizer built in that order.
         if groups == state.groups:
@@ -1075,67 +798,5 @@ class Engine:
                                       find_unused=True)
 
 
-def _reset_grads(state: _PlayerState) -> None:
-    """Clear a player's gradients before its step, as SVI does: a parameter the optimizer has
-    stepped before gets a zero gradient, so that a step on which it is not used still moves it
-    by its optimizer's momentum; one never stepped keeps none and stays put. The optimizer's own
-    state says which, so a resumed run decides exactly as the uninterrupted one."""
-    stepped = state.optimizer.state if state.optimizer is not None else {}
-    for p in state.params:
-        if p in stepped:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            else:
-                p.grad.zero_()
-        else:
-            p.grad = None
-
-
-def _saved_position(state: dict[str, Any], where: str) -> _Position:
-    pos = state.get("position")
-    fields = ("epoch", "batch", "step")
-    if not isinstance(pos, dict) or not all(
-            isinstance(pos.get(k), int) and not isinstance(pos.get(k), bool) and pos[k] >= 0
-            for k in fields) or not isinstance(pos.get("seconds", 0.0), (int, float)):
-        raise CheckpointError(f"resume: {where!r} has a malformed position {pos!r}")
-    return _Position(pos["epoch"], pos["batch"], pos["step"], float(pos.get("seconds", 0.0)))
-
-
-def _objective_state(objective: Any) -> Any:
-    # Objectives that carry state between steps (persistent chains of PCD) expose state_dict().
-    state_dict = getattr(objective, "state_dict", None)
-    return state_dict() if callable(state_dict) else None
-
-
 def _call_args(batch: tuple[Any, ...]) -> tuple[tuple, dict]:
     return tuple(batch), {}
-
-
-def _loss_values(loss: Any, objective_name: str) -> list[float]:
-    """The loss as floats: one, or one per loss of an objective that returns several (RWS)."""
-    parts = loss if isinstance(loss, (tuple, list)) else (loss,)
-    values = []
-    for part in parts:
-        if isinstance(part, torch.Tensor):
-            if part.numel() != 1:
-                raise TypeError(f"objective: {objective_name} returned a loss of shape "
-                                f"{tuple(part.shape)}; expected a scalar")
-            values.append(float(part.detach()))
-        elif isinstance(part, (int, float)) and not isinstance(part, bool):
-            values.append(float(part))
-        else:
-            raise TypeError(f"objective: {objective_name} returned {type(part).__name__}; expected "
-                            "a number or a scalar tensor")
-    if not values:
-        raise TypeError(f"objective: {objective_name} returned no loss")
-    return values
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
