@@ -12,6 +12,10 @@ Rows (each on the same data and batches for every contender, from the same initi
   1-2-2, batch 128), a tenth as many steps per round (a step is about a hundred times longer).
 * ``sbn-vimco50``: a 784-200 sigmoid belief net on VIMCO with 50 particles, batch 24 (no hand
   loop: the estimator is the point).
+* ``gibbs-64-chains``: milliseconds per Metropolized Gibbs sweep over an SBN 64-8-8 posterior
+  with 64 vectorized chains, hand-written (eager and under ``torch.compile``) against ppdgm's
+  ``Gibbs`` kernel (eager, replayed, Inductor); see ``_gibbs_sweeps.py``. A round is a tenth of
+  ``--steps`` sweeps; the posterior means of every contender are checked against the hand sweep's.
 
 The contenders' rounds are interleaved in one process (each runs ``--steps`` steps, then the
 next), so the machine's drift hits all alike; the figure is the median over ``--rounds`` rounds of
@@ -32,6 +36,7 @@ which the script makes with pip when it is missing (``--numpyro use`` only uses 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -58,7 +63,8 @@ from ppdgm.inference import Engine, TrainConfig
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NUMPYRO_ENV = HERE / ".venv-numpyro"
-ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "diffusion-unet", "sbn-vimco50")
+ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "diffusion-unet", "sbn-vimco50",
+        "gibbs-64-chains")
 COLUMNS = ("hand_eager_ms", "hand_compiled_ms", "svi_ms", "ppdgm_eager_ms", "ppdgm_replay_ms",
            "ppdgm_compiled_ms", "numpyro_jit_ms")
 LR = 1e-3
@@ -118,22 +124,42 @@ def _diffusion_row(steps: int, unet: bool = False) -> dict[str, Any]:
         def __init__(self) -> None:
             self.net = Diffusion(config)
             self.model, self.guide = self.net.model, self.net.guide
+            # The hand loop's network: the same one as a plain torch module (a PyroModule's
+            # attribute reads go through Pyro, which torch.compile cannot trace without breaks).
+            self.plain = plain_module(self.net.denoiser)
+            self.schedule, self.timesteps = self.net.schedule, config.timesteps
+            self.shift, self.scale = config.data_shift, config.data_scale
 
         def hand_loss(self, x: torch.Tensor) -> torch.Tensor:
-            d, sched = self.net, self.net.schedule
-            t = torch.randint(1, d.config.timesteps + 1, (x.shape[0],), device=x.device)
-            y = d.normalize(x)
+            sched = self.schedule
+            t = torch.randint(1, self.timesteps + 1, (x.shape[0],), device=x.device)
+            y = (x - self.shift) / self.scale
             eps = torch.randn_like(y)
             noisy = sched.at("sqrt_alpha_bar", t, y) * y + sched.at("sqrt_one_minus_alpha_bar", t, y) * eps
-            return (d.denoiser(noisy, t.to(y.dtype)) - eps).pow(2).flatten(1).mean(-1).sum()
+            return (self.plain(noisy, t.to(y.dtype)) - eps).pow(2).flatten(1).mean(-1).sum()
 
         def parameters(self) -> list[torch.Tensor]:
-            return list(self.net.parameters())
+            return list(self.plain.parameters())
 
     torch.manual_seed(0)
     batch = 128 if unet else 100
     data = torch.randn(batch * max(steps // 10, 2), 1, 8, 8) if unet else torch.randn(batch * steps, 2)
     return {"make": Wrapped, "objective": DenoisingLoss, "data": data, "batch": batch, "hand": True}
+
+
+def plain_module(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every PyroModule turned back into its torch class and every
+    parameter a plain ``nn.Parameter``: the hand-written loops' own network, at the same weights."""
+    from pyro.nn import PyroModule
+
+    copy_ = copy.deepcopy(module)
+    for sub in copy_.modules():
+        if isinstance(sub, PyroModule):
+            sub.__class__ = type(sub).__bases__[0]
+        for name, p in list(sub._parameters.items()):
+            if p is not None:
+                sub._parameters[name] = nn.Parameter(p.detach().clone())
+    return copy_
 
 
 def _sbn_row(steps: int) -> dict[str, Any]:
@@ -243,6 +269,8 @@ def numpyro_vae(python: Path, initial: dict[str, torch.Tensor], data: torch.Tens
 
 def measure(row: str, steps: int, rounds: int, numpyro: Path | None = None,
             threads: int = 2) -> dict[str, Any]:
+    if row == "gibbs-64-chains":
+        return _measure_gibbs(max(steps // 10, 2), rounds)
     spec = {"vae-h64-b16": lambda: _vae_row(64, 16, steps),
             "vae-h400-b128": lambda: _vae_row(400, 128, steps),
             "diffusion-mlp": lambda: _diffusion_row(steps),
@@ -311,6 +339,29 @@ def measure(row: str, steps: int, rounds: int, numpyro: Path | None = None,
     return out
 
 
+def _measure_gibbs(sweeps: int, rounds: int) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    from _gibbs_sweeps import gibbs_row_runners
+
+    runners, mean_check = gibbs_row_runners(sweeps)
+    times: dict[str, list[float]] = {c: [] for c in runners}
+    first: dict[str, float] = {}
+    for round_ in range(rounds + 1):
+        for column, run in runners.items():
+            torch.manual_seed(round_)
+            per_sweep = run()
+            if round_ == 0:
+                first[column] = per_sweep * sweeps
+            else:
+                times[column].append(per_sweep * 1e3)
+    out: dict[str, Any] = {"workload": "gibbs-64-chains"}
+    for column in COLUMNS:
+        out[column] = round(statistics.median(times[column]), 3) if column in times else None
+    out["first_round_seconds"] = {c: round(v, 2) for c, v in first.items()}
+    out["mean_check"] = mean_check()
+    return out
+
+
 def _loss_check(spec: dict[str, Any], x: torch.Tensor) -> dict[str, float]:
     """The hand loss and the Pyro objective on one batch, from the same weights and seed."""
     pyro.clear_param_store()
@@ -347,18 +398,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     numpyro, why_not = (None, "skipped") if args.numpyro == "skip" else \
         numpyro_python(args.numpyro == "make")
-    rows = [measure(r, args.steps, args.rounds, numpyro, args.threads) for r in args.rows.split(",")]
-    command = "python benchmarks/compiled.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = {"rows": rows, "command": command.strip(), "threads": args.threads,
-              "torch": torch.__version__, "pyro": pyro.__version__, "machine": platform.machine(),
-              "numpyro": ("jit-compiled SVI in its own environment, run after the other contenders"
-                          if numpyro is not None else f"not run: {why_not}")}
+    given = argv if argv is not None else sys.argv[1:]
+    command = ("python benchmarks/compiled.py " + " ".join(given)).strip()
+    rows = [{**measure(r, args.steps, args.rounds, numpyro, args.threads), "command": command}
+            for r in args.rows.split(",")]
     out = Path(args.results)
+    # A run of some rows keeps the other rows of the results file, each with its own command.
+    kept = _earlier_rows(out / "compiled.json", {r["workload"] for r in rows})
+    order = {name: i for i, name in enumerate(ROWS)}
+    rows = sorted([*kept, *rows], key=lambda r: order.get(r["workload"], len(ROWS)))
+    result = {"rows": rows, "command": command, "threads": args.threads,
+              "torch": torch.__version__, "pyro": pyro.__version__, "machine": platform.machine(),
+              "numpyro": _numpyro_note(numpyro is not None, why_not, kept)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "compiled.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "compiled.md").write_text(_table(result))
     print(_table(result))
     return result
+
+
+def _numpyro_note(ran: bool, why_not: str, kept: list[dict[str, Any]]) -> str:
+    ran_before = any(r.get("numpyro_jit_ms") is not None for r in kept)
+    if ran or ran_before:
+        return "jit-compiled SVI in its own environment, run after the other contenders"
+    return f"not run: {why_not}"
+
+
+def _earlier_rows(path: Path, measured: set[str]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    rows = [r for r in earlier.get("rows", []) if r.get("workload") not in measured]
+    for r in rows:
+        r.setdefault("command", earlier.get("command"))
+    return rows
 
 
 def _table(result: dict[str, Any]) -> str:
@@ -374,8 +447,9 @@ def _table(result: dict[str, Any]) -> str:
                  if r["hand_compiled_ms"] and r["ppdgm_compiled_ms"] else "–")
         lines.append("| " + " | ".join([r["workload"], *(cell(r[c]) for c in COLUMNS), ratio]) + " |")
     lines.append("")
-    lines.append(f"Milliseconds per step, median of the rounds; `{result['command']}` "
-                 f"({result['threads']} CPU threads, torch {result['torch']}, Pyro {result['pyro']}). "
+    commands = sorted({r.get("command") or result["command"] for r in result["rows"]})
+    lines.append("Milliseconds per step, median of the rounds; " + ", ".join(f"`{c}`" for c in commands)
+                 + f" ({result['threads']} CPU threads, torch {result['torch']}, Pyro {result['pyro']}). "
                  "NumPyro: " + result["numpyro"] + ".")
     return "\n".join(lines) + "\n"
 

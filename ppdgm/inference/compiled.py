@@ -111,8 +111,9 @@ class Graphs:
     """Functions of tensors traced once through Pyro and replayed as graphs, one cache per name.
 
     :meth:`run` gives ``fn(*inputs)`` (a tuple, list or dict of tensors and ``None`` s) from a
-    graph traced for the key it is given, tracing on a new key; ``None`` means that ``name`` runs
-    eagerly from now on and the caller runs ``fn`` itself. :class:`StepGraphs` (a player's loss
+    graph traced for the key it is given, tracing on a new key; ``None`` means that the caller
+    runs ``fn`` itself this time: ``name`` runs eagerly from now on (:attr:`eager` says why), or
+    the graph's guards went another way on this call. :class:`StepGraphs` (a player's loss
     and gradients) and :class:`~ppdgm.inference.mcmc.Gibbs` (a sweep) are its users.
 
     Args:
@@ -141,9 +142,9 @@ class Graphs:
     def run(self, name: str, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], key: Any, *,
             params: Iterable[torch.Tensor] = ()) -> Any:
         """``fn(*inputs)``, from the graph traced for ``key`` (which must say everything ``fn``
-        depends on besides the values of ``inputs`` and of ``params``); ``None`` when ``name``
-        runs eagerly. ``params`` are the tensors ``fn`` reads besides its inputs, by identity (the
-        graph reads their current values)."""
+        depends on besides the values of ``inputs`` and of ``params``); ``None`` when this call
+        must run eagerly (random draws as they were before it). ``params`` are the tensors
+        ``fn`` reads besides its inputs, by identity (the graph reads their current values)."""
         if name in self.eager:
             return None
         if key is None:
