@@ -12,10 +12,8 @@ matplotlib.use("Agg")  # figures are written to files; no display is assumed
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
 
 from .._validation import check_tensor  # noqa: E402
 from ..inference.coverage import ModeCoverage  # noqa: E402
@@ -57,6 +55,8 @@ def plot_history(history: History, path: str | Path, *, title: str = "Training l
         >>> plot_history(h, Path(tempfile.mkdtemp()) / "loss.png").suffix
         '.png'
     """
+    import seaborn as sns  # imported here: 0.8 s of every command's start
+
     if not isinstance(history, History):
         raise TypeError(f"history: expected a History, got {type(history).__name__}")
     if len(history) == 0:
@@ -96,6 +96,8 @@ def plot_latents(z: torch.Tensor, path: str | Path, *, labels: torch.Tensor | No
         ...              labels=torch.arange(50) % 3).suffix
         '.png'
     """
+    import seaborn as sns  # imported here: 0.8 s of every command's start
+
     check_tensor("z", z, ndim=2, floating=True, finite=True)
     if z.shape[1] < 1 or z.shape[0] < 2:
         raise ValueError(f"z: expected at least 2 rows and 1 column, got {tuple(z.shape)}")
@@ -145,6 +147,9 @@ def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
     factor = max(1, -(-min_size // max(images.shape[-2:])))
     if factor > 1:
         images = F.interpolate(images, scale_factor=factor, mode="nearest")
+    # Imported here: torchvision loads torch's compiler stack, 1.4 s of every command's start.
+    from torchvision.utils import make_grid, save_image
+
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +167,8 @@ def plot_series(values: list[float], path: str | Path, *, xlabel: str, ylabel: s
         ...             title="t").suffix
         '.png'
     """
+    import seaborn as sns  # imported here: 0.8 s of every command's start
+
     if not values:
         raise ValueError("values: nothing to plot")
     sns.set_theme(style="whitegrid", context="notebook")
@@ -198,6 +205,8 @@ def plot_samples_over_density(
         ...                           Path(tempfile.mkdtemp()) / "ring8.png").suffix
         '.png'
     """
+    import seaborn as sns  # imported here: 0.8 s of every command's start
+
     if not isinstance(samples_by_model, Mapping):
         raise TypeError("samples_by_model: expected a mapping of model name -> samples (N, 2), "
                         f"got {type(samples_by_model).__name__}")
