@@ -362,6 +362,8 @@ class Gibbs(DiscreteKernel):
         self._reads: DirectReads | contextlib.AbstractContextManager = contextlib.nullcontext()
         self._args: tuple = ()
         self._kwargs: dict[str, Any] = {}
+        self._weights: list[torch.Tensor] = []
+        self._run_key: Any = None
 
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
         self._args, self._kwargs = args, kwargs
@@ -371,6 +373,10 @@ class Gibbs(DiscreteKernel):
         with torch.random.fork_rng(), torch.no_grad(), ParamRecorder() as recorder:
             poutine.trace(self.model).get_trace(*args, **kwargs)
         self._reads = DirectReads(owning_modules(self.model), recorder.found.values())
+        # What a traced sweep depends on besides the sites' values is fixed for the run: found
+        # once here, not on every sweep.
+        self._weights = [p for module in owning_modules(self.model) for p in module.parameters()]
+        self._run_key = layout_key(args, kwargs, self._weights)
         super().setup(warmup_steps, *args, **kwargs)
 
     def _init_values(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
@@ -397,7 +403,6 @@ class Gibbs(DiscreteKernel):
         names = list(params)
         leaves, spec = tree_flatten((self._args, self._kwargs))
         positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
-        weights = [p for module in owning_modules(self.model) for p in module.parameters()]
 
         def sweep(*tensors: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
             values = dict(zip(names, tensors[:len(names)]))
@@ -412,7 +417,8 @@ class Gibbs(DiscreteKernel):
                                  densities=densities)
             return values, densities
 
-        key = layout_key((params, self._args), self._kwargs, weights)
+        values_key = layout_key((params,), {})
+        key = None if values_key is None or self._run_key is None else (values_key, self._run_key)
         inputs = [*params.values(), *(leaves[i] for i in positions)]
-        out = self.graphs.run("gibbs", sweep, inputs, key, params=weights)
+        out = self.graphs.run("gibbs", sweep, inputs, key, params=self._weights)
         return None if out is None else out[0]
