@@ -19,10 +19,12 @@ traces again (at most ``cache_size`` graphs are kept per player). A branch on a 
 it branched on beside its result; a replay whose guards come out otherwise is thrown away (its
 random draws too) and that step runs eagerly, and after a few such steps the program runs
 eagerly for good. A program that reads a float into Python (``.item()`` of a float, ``float(t)``,
-``.tolist()``) cannot be traced: it runs eagerly from then on, and one logged line says why. A program
-may also read Python state that a graph would freeze (a counter, a float updated every step): so
-the second time a graph is used, it is checked against the eager program on the same random
-numbers, and a disagreement sends that player back to eager steps, saying so.
+``.tolist()``) cannot be traced: it runs eagerly from then on, and one logged line says why. The
+objective's plain settings are part of the key (:func:`settings_key`), and the tensors it keeps
+from step to step (``step_state``) go in and out of the graph. A program may also read other
+Python state that a graph would freeze (a float updated every step in a closure): so the second
+time a graph is used, it is checked against the eager program on the same random numbers, and a
+disagreement sends that player back to eager steps, saying so.
 
 Pyro's ELBOs turn their loss into a Python float on the way (``torch_item``) and check it for NaN
 (``warn_if_nan``); while tracing, both are made to keep tensors, which leaves the value and the
@@ -59,7 +61,8 @@ import pyro
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-__all__ = ["COMPILE_MODES", "Graphs", "NotTraceable", "StepGraphs", "check_compile", "layout_key"]
+__all__ = ["COMPILE_MODES", "Graphs", "NotTraceable", "StepGraphs", "check_compile", "layout_key",
+           "settings_key"]
 
 #: What ``TrainConfig(compile=...)`` takes: no graphs, replayed graphs, graphs compiled by Inductor.
 COMPILE_MODES = ("off", "replay", "inductor")
@@ -97,6 +100,8 @@ class NotTraceable(Exception):
 
 # A program whose guards fail this many times runs eagerly from then on.
 _GUARD_MISSES = 3
+# From this many traces on, a name traced on more than half its calls runs eagerly.
+_RETRACES = 16
 
 
 @dataclass
@@ -138,6 +143,8 @@ class Graphs:
         self.eager: dict[str, str] = {}
         #: How many graphs were traced, per name.
         self.traces: dict[str, int] = {}
+        #: How many calls asked for a graph, per name.
+        self.calls: dict[str, int] = {}
 
     def run(self, name: str, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], key: Any, *,
             params: Iterable[torch.Tensor] = ()) -> Any:
@@ -151,6 +158,7 @@ class Graphs:
             return self._give_up(name, "its inputs hold something other than tensors and plain "
                                        "numbers, strings or tuples of them")
         inputs = list(inputs)
+        self.calls[name] = self.calls.get(name, 0) + 1
         cache = self._graphs.setdefault(name, OrderedDict())
         graph = cache.get(key)
         params = list(params)
@@ -163,6 +171,12 @@ class Graphs:
                 return self._give_up(name, str(err))
             cache[key] = graph
             self.traces[name] = self.traces.get(name, 0) + 1
+            if self.traces[name] >= _RETRACES and 2 * self.traces[name] > self.calls.get(name, 0):
+                # A key that changes on most calls (a counter among the objective's settings,
+                # ever new shapes) would trace on every step, far slower than eager steps.
+                return self._give_up(name, f"it was traced anew on {self.traces[name]} of "
+                                           f"{self.calls[name]} calls (what its graphs are keyed "
+                                           "by keeps changing)")
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
         cache.move_to_end(key)
@@ -218,30 +232,79 @@ class StepGraphs(Graphs):
 
     def loss_and_grads(self, player: str, loss_fn: Callable[[tuple, dict], Any],
                        params: Sequence[torch.Tensor], args: tuple, kwargs: dict, *,
-                       others: Iterable[torch.Tensor] = ()
+                       others: Iterable[torch.Tensor] = (), owner: Any = None
                        ) -> tuple[torch.Tensor, list[torch.Tensor | None]] | None:
         """The loss and the gradient of each of ``params`` (``None`` for one the loss does not
         reach), from a graph; ``None`` when this player must run eagerly. ``others`` are the
-        run's other parameters, which the program may read too (looked at only when tracing)."""
+        run's other parameters, which the program may read too (looked at only when tracing).
+
+        ``owner`` is the objective: its plain settings (``vars`` entries that are numbers,
+        strings or booleans, such as CD's sweeps, which ``anneal`` grows) are part of the key,
+        so a changed setting traces anew; and when it keeps tensors from step to step
+        (:meth:`step_state` and :meth:`load_step_state`, as NVIL's running statistics and
+        PCD's chains do), they are inputs and outputs of the graph, loaded back after each
+        replay."""
         leaves, spec = tree_flatten((args, kwargs))
         positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
         params = list(params)
+        carried = _carried_state(owner)
+        names = sorted(carried)
 
-        def step(*tensors: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        def step(*tensors: torch.Tensor) -> tuple[Any, ...]:
+            held, batch = tensors[:len(names)], tensors[len(names):]
             filled = list(leaves)
-            for i, tensor in zip(positions, tensors):
+            for i, tensor in zip(positions, batch):
                 filled[i] = tensor
             a, k = tree_unflatten(filled, spec)
-            loss = loss_fn(a, k)
+            if names:
+                owner.load_step_state(dict(zip(names, held)))
+            try:
+                loss = loss_fn(a, k)
+                after = _carried_state(owner)
+            finally:
+                if names:  # the object keeps real tensors; the caller loads the new ones
+                    owner.load_step_state(carried)
             if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
                 raise NotTraceable("its loss is not one tensor with a gradient")
+            if sorted(after) != names:
+                raise NotTraceable("the objective's step state changed its entries during a step")
             grads = list(torch.autograd.grad(loss, params, allow_unused=True))
-            return loss.detach(), grads
+            return loss.detach(), grads, [after[n] for n in names]
 
         key = layout_key(args, kwargs, params)
-        out = self.run(player, step, [leaves[i] for i in positions], key,
-                       params=[*params, *others])
-        return None if out is None else (out[0], list(out[1]))
+        if key is not None:
+            key = (key, settings_key(owner),
+                   tuple((n, tuple(carried[n].shape), carried[n].dtype, carried[n].device)
+                         for n in names))
+        out = self.run(player, step, [*(carried[n] for n in names),
+                                      *(leaves[i] for i in positions)],
+                       key, params=[*params, *others])
+        if out is None:
+            return None
+        if names:
+            owner.load_step_state(dict(zip(names, out[2])))
+        return out[0], list(out[1])
+
+
+def _carried_state(owner: Any) -> dict[str, torch.Tensor]:
+    read = getattr(owner, "step_state", None)
+    return dict(read()) if callable(read) else {}
+
+
+def settings_key(owner: Any) -> tuple[tuple[str, Any], ...]:
+    """An object's plain settings, as part of a graph's key: its attributes that are numbers,
+    strings, booleans or ``None`` (a changed one means another program).
+
+    Examples:
+        >>> from ppdgm import ContrastiveDivergence
+        >>> cd = ContrastiveDivergence(k=1, k_final=3)
+        >>> before = settings_key(cd); _ = cd.anneal(1.0); before == settings_key(cd)
+        False
+    """
+    if owner is None:
+        return ()
+    return tuple(sorted((name, value) for name, value in vars(owner).items()
+                        if isinstance(value, _PLAIN) and value == value))
 
 
 def _trace(fn: Callable[..., Any], inputs: list[torch.Tensor], params: list[torch.Tensor]

@@ -93,13 +93,13 @@ FAMILIES = {
 }
 
 
-def _run(make, compile, *, epochs=3, **settings):
+def _run(make, compile, *, epochs=3, callbacks=(), **settings):
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
     model, guide, objective, players, data = make()
     config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, seed=0, device="cpu",
                          progress=False, validate="never", compile=compile, **settings)
-    engine = Engine(model, guide, objective, players, config=config)
+    engine = Engine(model, guide, objective, players, config=config, callbacks=callbacks)
     history = engine.fit(data)
     params = {k: v.detach().clone() for k, v in engine.parameters().items()}
     return [r["loss"] for r in history.steps], params, engine
@@ -115,14 +115,43 @@ def test_every_family_replays_graphs_with_the_eager_losses(family):
         torch.testing.assert_close(replayed_params[name], eager_params[name], rtol=1e-5, atol=1e-6)
 
 
-def test_an_objective_with_python_state_runs_eagerly_and_says_why(caplog):
-    sbn_nvil = _sbn("nvil")
-    eager, _, _ = _run(sbn_nvil, "off")
-    with caplog.at_level(logging.WARNING, logger="ppdgm.inference.compiled"):
-        replayed, _, engine = _run(sbn_nvil, "replay")
-    assert engine.compiled_players["svi"].startswith("eager: it reads a tensor's value in Python")
-    assert "compile: player 'svi' runs eagerly" in caplog.text
-    assert replayed == eager
+def _pcd():
+    r = RBM(visible=16, hidden=4)
+    with torch.no_grad():  # strong weights: where a chain starts decides where it goes
+        r.weight.copy_(3 * torch.randn(r.weight.shape, generator=torch.Generator().manual_seed(2)))
+    return r.model, r.guide, ContrastiveDivergence(k=2, persistent=True, num_chains=8), None, BITS
+
+
+@pytest.mark.parametrize("make", [_sbn("nvil"), _pcd], ids=["nvil", "pcd"])
+def test_an_objective_that_carries_tensors_between_steps_replays_them(make):
+    # NVIL's running statistics and PCD's chains are inputs and outputs of the graph: a replay
+    # moves them as the eager step does, every step, not only on the steps checked.
+    eager, eager_params, eager_engine = _run(make, "off")
+    replayed, params, engine = _run(make, "replay")
+    assert engine.compiled_players == {"svi": "graph"}
+    torch.testing.assert_close(torch.tensor(replayed), torch.tensor(eager), rtol=1e-5, atol=1e-5)
+    for name in eager_params:
+        torch.testing.assert_close(params[name], eager_params[name], rtol=1e-5, atol=1e-6)
+    ours, theirs = engine.objective.state_dict(), eager_engine.objective.state_dict()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_a_changed_setting_of_the_objective_traces_anew():
+    # CD's sweeps grow with anneal(): a graph of k=1 must not be replayed for k=3.
+    def make():
+        r = RBM(visible=16, hidden=4)
+        return r.model, r.guide, ContrastiveDivergence(k=1, k_final=3), None, BITS
+
+    def grow(engine, epoch):
+        engine.objective.anneal(min(1.0, (epoch + 1) / 2))  # k = 1, 2, 3 in epochs 0, 1, 2
+
+    eager, eager_params, _ = _run(make, "off", callbacks=[grow])
+    replayed, params, engine = _run(make, "replay", callbacks=[grow])
+    assert engine.objective.k == 3 and engine.compiled_players == {"svi": "graph"}
+    assert engine._graphs.traces["svi"] == 3  # one graph per number of sweeps
+    torch.testing.assert_close(torch.tensor(replayed), torch.tensor(eager), rtol=1e-5, atol=1e-5)
+    for name in eager_params:
+        torch.testing.assert_close(params[name], eager_params[name], rtol=1e-5, atol=1e-6)
 
 
 def test_the_inductor_compiled_step_equals_the_eager_one():
@@ -302,3 +331,22 @@ def test_the_guard_names_the_same_step_in_either_mode():
         messages.append(str(err.value))
     assert messages[0] == messages[1]
     assert "at step" in messages[0]
+
+
+def test_a_setting_that_changes_every_step_ends_in_eager_steps(caplog):
+    # An objective that counts its calls in a plain attribute has a new key on every step:
+    # tracing each step would be far slower than running it, so the player runs eagerly.
+    class Counting(Trace_ELBO):
+        def differentiable_loss(self, model, guide, *args, **kwargs):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().differentiable_loss(model, guide, *args, **kwargs)
+
+    def make():
+        vae = VAE(x_shape=(16,), z_dim=3, hidden=(8,))
+        return vae.model, vae.guide, Counting(), None, BITS
+
+    eager, _, _ = _run(make, "off", epochs=10)
+    with caplog.at_level(logging.WARNING, logger="ppdgm.inference.compiled"):
+        replayed, _, engine = _run(make, "replay", epochs=10)
+    assert engine.compiled_players["svi"].startswith("eager: it was traced anew on 16 of")
+    torch.testing.assert_close(torch.tensor(replayed), torch.tensor(eager), rtol=1e-5, atol=1e-5)

@@ -95,6 +95,8 @@ def test_cli_trains_data_parallel_under_torchrun(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Trained a VAE on bars-and-stripes") == 1  # rank 0 alone reports
+    # fit replays graphs by default; data-parallel steps are eager, and each rank says why
+    assert "compile: data-parallel steps run eagerly" in done.stderr
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["train_config"]["distributed"] is True and len(state["rng_by_rank"]) == 2
     assert (out / "metrics.json").exists()

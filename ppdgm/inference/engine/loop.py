@@ -206,6 +206,7 @@ class Engine:
         self._ema = WeightAverage(self.config.ema) if self.config.ema is not None else None
         mode = check_compile(self.config.compile)
         self._graphs = StepGraphs(mode) if mode != "off" else None
+        self._no_graphs = "compile is off"  # why no player has graphs, when none has
 
     # ------------------------------------------------------------------ public API
 
@@ -232,8 +233,9 @@ class Engine:
         if cfg.distributed:
             self._dist = init_distributed(self.device)
             if self._graphs is not None:
-                _LOG.warning("compile: data-parallel steps run eagerly (DDP all-reduces gradients "
-                             "in hooks of the eager backward pass)")
+                self._no_graphs = ("data-parallel steps run eagerly (DDP all-reduces gradients "
+                                   "in hooks of the eager backward pass)")
+                _LOG.warning("compile: %s", self._no_graphs)
                 self._graphs = None
         feed = BatchFeed(
             data,
@@ -567,7 +569,8 @@ class Engine:
             return None
         traced = sum(self._graphs.traces.values())
         result = self._graphs.loss_and_grads(state.player.name, self._loss_of(state), state.params,
-                                             args, kwargs, others=self._params.values())
+                                             args, kwargs, others=self._params.values(),
+                                             owner=self.objective)
         if (result is not None and sum(self._graphs.traces.values()) != traced
                 and trainable_count(self.modules) != self._known_count):
             # Tracing ran the program, which made a parameter: take it in, and trace anew next
@@ -579,7 +582,7 @@ class Engine:
     def compiled_players(self) -> dict[str, str]:
         """Per player, how its steps run: ``"graph"`` or ``"eager: <reason>"``."""
         if self._graphs is None:
-            return {p.name: "eager: compile is off" for p in self.players}
+            return {p.name: f"eager: {self._no_graphs}" for p in self.players}
         if self._grads_inside:
             return {p.name: f"eager: {self.objective_name} differentiates inside loss_and_grads"
                     for p in self.players}

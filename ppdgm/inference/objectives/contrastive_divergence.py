@@ -155,6 +155,16 @@ class ContrastiveDivergence:
         return {"k": self.k, "k_start": self.k_start, "k_final": self.k_final,
                 "persistent": self.persistent, "num_chains": self.num_chains, "chains": chains}
 
+    def step_state(self) -> dict[str, torch.Tensor]:
+        """The persistent chains (nothing for CD, or before PCD's first call), which a compiled
+        step takes in and gives back (see :class:`ppdgm.inference.compiled.StepGraphs`)."""
+        return {} if self.chains is None else {"chains": self.chains}
+
+    def load_step_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Take the chains :meth:`step_state` names."""
+        if "chains" in state:
+            self.chains = state["chains"]
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the sweeps and the persistent chains from :meth:`state_dict` (settings must match).
 

@@ -22,7 +22,6 @@ Which terms a site can change is read from the programs themselves with Pyro's
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -99,7 +98,8 @@ class NVIL:
         self.decay = float(decay)
         self.normalize = normalize
         self.data_plate = data_plate
-        self.stats: dict[str, tuple[float, float]] = {}  # site -> (running mean, running variance)
+        # site -> (running mean, running variance), float64 tensors of shape ()
+        self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._sites: dict[str, tuple[set[str], set[str]]] | None = None
 
     def __repr__(self) -> str:
@@ -107,11 +107,24 @@ class NVIL:
 
     def state_dict(self) -> dict[str, Any]:
         """The running mean and variance of each site's signal, as plain numbers."""
-        return {"stats": {k: list(v) for k, v in self.stats.items()}}
+        return {"stats": {k: [float(m), float(v)] for k, (m, v) in self.stats.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (the engine does so on resume)."""
-        self.stats = {k: (float(v[0]), float(v[1])) for k, v in state["stats"].items()}
+        self.stats = {k: (torch.tensor(float(v[0]), dtype=torch.float64),
+                          torch.tensor(float(v[1]), dtype=torch.float64))
+                      for k, v in state["stats"].items()}
+
+    def step_state(self) -> dict[str, torch.Tensor]:
+        """The running statistics as tensors, which a compiled step takes in and gives back
+        (see :class:`ppdgm.inference.compiled.StepGraphs`)."""
+        return {f"{site}/{part}": value for site, pair in self.stats.items()
+                for part, value in zip(("mean", "var"), pair)}
+
+    def load_step_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Take the statistics :meth:`step_state` names."""
+        sites = {name.rsplit("/", 1)[0] for name in state}
+        self.stats = {site: (state[f"{site}/mean"], state[f"{site}/var"]) for site in sites}
 
     def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,
                  **kwargs: Any) -> torch.Tensor:
@@ -130,10 +143,10 @@ class NVIL:
             signal = (sum(log_p[m] for m in model_sites if m in log_p)
                       - sum(log_q[g] for g in guide_sites if g in log_q)).detach()
             net = self._net_baseline(guide_trace.nodes[site], signal)
-            residual = signal - self._update_mean(site, signal - net.detach()) - net
+            residual = signal - self._update_mean(site, signal - net.detach()).to(signal.dtype) - net
             baseline_loss = baseline_loss + residual.pow(2).sum()  # trains C_s(x) only
-            scale = max(1.0, math.sqrt(self.stats[site][1])) if self.normalize else 1.0
-            surrogate = surrogate + log_q[site] * (residual.detach() / scale)
+            scale = self.stats[site][1].sqrt().clamp(min=1.0) if self.normalize else 1.0
+            surrogate = surrogate + log_q[site] * (residual.detach() / scale).to(residual.dtype)
         loss = baseline_loss - surrogate.sum()
         return -elbo.sum().detach() + (loss - loss.detach())
 
@@ -161,11 +174,15 @@ class NVIL:
         value = net(spec["nn_baseline_input"])
         return value.reshape(signal.shape)
 
-    def _update_mean(self, site: str, centred_by_net: torch.Tensor) -> float:
-        # c_s and v_s, moved towards this batch's mean and variance of l_s - C_s(x).
-        mean, var = self.stats.get(site, (0.0, 1.0))
+    def _update_mean(self, site: str, centred_by_net: torch.Tensor) -> torch.Tensor:
+        # c_s and v_s, moved towards this batch's mean and variance of l_s - C_s(x), kept as
+        # float64 tensors: no value is read into Python, so a compiled step can carry them.
+        fresh = centred_by_net.new_zeros((), dtype=torch.float64)
+        mean, var = self.stats.get(site, (fresh, fresh + 1.0))
+        mean, var = mean.to(fresh.device), var.to(fresh.device)
         a = self.decay
-        batch_var = float(centred_by_net.var()) if centred_by_net.numel() > 1 else 0.0
-        mean = a * mean + (1 - a) * float(centred_by_net.mean())
+        values = centred_by_net.detach().to(torch.float64)
+        batch_var = values.var() if values.numel() > 1 else fresh
+        mean = a * mean + (1 - a) * values.mean()
         self.stats[site] = (mean, a * var + (1 - a) * batch_var)
         return mean
