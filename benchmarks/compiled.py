@@ -10,12 +10,15 @@ Rows (each on the same data and batches for every contender, from the same initi
   100) on the denoising loss; the hand loop draws t and the noise and regresses on it.
 * ``diffusion-unet``: the same on 1x8x8 images with ppdgm's U-Net (32 channels, multipliers
   1-2-2, batch 128), a tenth as many steps per round (a step is about a hundred times longer).
-* ``sbn-vimco50``: a 784-200 sigmoid belief net on VIMCO with 50 particles, batch 24 (no hand
-  loop: the estimator is the point).
+* ``sbn-vimco50``: a 784-200 sigmoid belief net on VIMCO with 50 particles, batch 24; the hand
+  loop computes VIMCO's surrogate (bound and leave-one-out signals) as tensor algebra.
 * ``gibbs-64-chains``: milliseconds per Metropolized Gibbs sweep over an SBN 64-8-8 posterior
   with 64 vectorized chains, hand-written (eager and under ``torch.compile``) against ppdgm's
   ``Gibbs`` kernel (eager, replayed, Inductor); see ``_gibbs_sweeps.py``. A round is a tenth of
   ``--steps`` sweeps; the posterior means of every contender are checked against the hand sweep's.
+* ``rbm-ais``: milliseconds per temperature of AIS on a 784-500 RBM with 1000 runs
+  (``ais_log_partition``, ``--steps`` uniform temperatures a round), eager (itself a plain tensor
+  loop) and ``compile=True``; the two log Z estimates are reported side by side.
 
 The contenders' rounds are interleaved in one process (each runs ``--steps`` steps, then the
 next), so the machine's drift hits all alike; the figure is the median over ``--rounds`` rounds of
@@ -64,7 +67,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NUMPYRO_ENV = HERE / ".venv-numpyro"
 ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "diffusion-unet", "sbn-vimco50",
-        "gibbs-64-chains")
+        "gibbs-64-chains", "rbm-ais")
 COLUMNS = ("hand_eager_ms", "hand_compiled_ms", "svi_ms", "ppdgm_eager_ms", "ppdgm_replay_ms",
            "ppdgm_compiled_ms", "numpyro_jit_ms")
 LR = 1e-3
@@ -162,19 +165,45 @@ def plain_module(module: nn.Module) -> nn.Module:
     return copy_
 
 
-def _sbn_row(steps: int) -> dict[str, Any]:
+def _sbn_row(steps: int, particles: int = 50) -> dict[str, Any]:
     from ppdgm.inference.objectives import VIMCO
+    from ppdgm.inference.objectives.vimco import leave_one_out_bounds
     from ppdgm.models import SBNConfig, SigmoidBeliefNet
 
     class Wrapped:
         def __init__(self) -> None:
             self.net = SigmoidBeliefNet(SBNConfig(x_shape=(784,), layers=(200,)))
             self.model, self.guide = self.net.model, self.net.guide
+            self.plain = nn.Module()  # the same weights as plain torch modules
+            self.plain.recognition = plain_module(self.net.recognition)
+            self.plain.generative = plain_module(self.net.generative)
+            self.plain.top_logits = nn.Parameter(self.net.top_logits.detach().clone())
+
+        def hand_loss(self, x: torch.Tensor) -> torch.Tensor:
+            # VIMCO's surrogate as tensor algebra: K particles of q(z | x), their weights, the
+            # bound, and each particle's score times its leave-one-out signal.
+            net = self.plain
+            logits_q = net.recognition[0](x)
+            z = torch.bernoulli(torch.sigmoid(logits_q).expand(particles, *logits_q.shape))
+            log_q = -F.binary_cross_entropy_with_logits(
+                logits_q.expand_as(z), z, reduction="none").sum(-1)
+            log_pz = -F.binary_cross_entropy_with_logits(
+                net.top_logits.expand_as(z), z, reduction="none").sum(-1)
+            log_px = -F.binary_cross_entropy_with_logits(
+                net.generative[0](z), x.expand(particles, *x.shape), reduction="none").sum(-1)
+            log_w = log_pz + log_px - log_q
+            bound = torch.logsumexp(log_w, dim=0) - math.log(particles)
+            signal = bound.detach().unsqueeze(0) - leave_one_out_bounds(log_w.detach())
+            surrogate = bound.sum() + (signal * log_q).sum()
+            return -bound.sum().detach() - (surrogate - surrogate.detach())
+
+        def parameters(self) -> list[torch.Tensor]:
+            return list(self.plain.parameters())
 
     torch.manual_seed(0)
     data = (torch.rand(24 * steps, 784) < 0.3).float()
-    return {"make": Wrapped, "objective": lambda: VIMCO(num_particles=50), "data": data,
-            "batch": 24, "hand": False}
+    return {"make": Wrapped, "objective": lambda: VIMCO(num_particles=particles), "data": data,
+            "batch": 24, "hand": True}
 
 
 # ----------------------------------------------------------------------------- the contenders
@@ -271,6 +300,8 @@ def measure(row: str, steps: int, rounds: int, numpyro: Path | None = None,
             threads: int = 2) -> dict[str, Any]:
     if row == "gibbs-64-chains":
         return _measure_gibbs(max(steps // 10, 2), rounds)
+    if row == "rbm-ais":
+        return _measure_ais(steps, rounds)
     spec = {"vae-h64-b16": lambda: _vae_row(64, 16, steps),
             "vae-h400-b128": lambda: _vae_row(400, 128, steps),
             "diffusion-mlp": lambda: _diffusion_row(steps),
@@ -359,6 +390,37 @@ def _measure_gibbs(sweeps: int, rounds: int) -> dict[str, Any]:
         out[column] = round(statistics.median(times[column]), 3) if column in times else None
     out["first_round_seconds"] = {c: round(v, 2) for c, v in first.items()}
     out["mean_check"] = mean_check()
+    return out
+
+
+def _measure_ais(temperatures: int, rounds: int) -> dict[str, Any]:
+    from ppdgm.inference.ais import ais_log_partition
+    from ppdgm.models import RBM
+
+    torch.manual_seed(0)
+    rbm = RBM(visible=784, hidden=500)
+    with torch.no_grad():
+        rbm.weight.normal_(0.0, 0.05)
+    columns = {"ppdgm_eager_ms": False, "ppdgm_compiled_ms": True}
+    times: dict[str, list[float]] = {c: [] for c in columns}
+    first: dict[str, float] = {}
+    log_z: dict[str, float] = {}
+    for round_ in range(rounds + 1):
+        for column, compile in columns.items():
+            started = time.perf_counter()
+            result = ais_log_partition(rbm, num_runs=1000, betas=temperatures, seed=round_,
+                                       compile=compile)
+            seconds = time.perf_counter() - started
+            if round_ == 0:
+                first[column] = round(seconds, 2)
+            else:
+                times[column].append(seconds / temperatures * 1e3)
+                log_z[column] = round(result.log_z, 3)
+    out: dict[str, Any] = {"workload": "rbm-ais"}
+    for column in COLUMNS:
+        out[column] = round(statistics.median(times[column]), 3) if column in times else None
+    out["first_round_seconds"] = first
+    out["log_z_last_round"] = log_z
     return out
 
 

@@ -19,6 +19,7 @@ from ..data import Dataset
 from ..diagnostics import plot_history, save_image_grid
 from ..inference import Engine, Player, TrainConfig
 from ..inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_likelihood
+from ..inference.compiled import check_compile
 from ..inference.objectives.contrastive_divergence import ContrastiveDivergence
 from ..models.rbm import MAX_EXACT_STATES, RBM, RBMConfig
 from .base import Recipe, train_config
@@ -62,7 +63,9 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
     are checkpointed, so a resumed run continues them exactly. The visible biases start at the
     training data's log-odds (Hinton's practical guide), and AIS starts from the same base-rate
     model. ``ais_betas`` ``None`` is the
-    14,500-temperature schedule of Salakhutdinov and Murray, an int a uniform schedule.
+    14,500-temperature schedule of Salakhutdinov and Murray, an int a uniform schedule. With
+    ``train.compile="inductor"`` AIS runs compiled too (``ais_log_partition(compile=True)``:
+    the same estimator from other draws).
 
     Examples:
         >>> import tempfile
@@ -108,7 +111,8 @@ def fit_rbm(dataset: Dataset, train: TrainConfig, *, hidden: int = 100, cd_k: in
         "objective": spec["objective"], "optimizer": optimizer, "lr_final": lr_final,
         "cd_k_reached": objective.k, **run.run_metrics(train),
     }
-    metrics.update(_log_likelihoods(rbm, dataset, x_train, ais_runs, ais_betas))
+    metrics.update(_log_likelihoods(rbm, dataset, x_train, ais_runs, ais_betas,
+                                    compile=check_compile(train.compile) == "inductor"))
 
     def draw_figures() -> dict[str, Any]:
         title = f"RBM {hidden} hidden on {dataset.name}: {spec['objective']}"
@@ -133,7 +137,7 @@ def _decay(train: TrainConfig, lr_final: float | None):
 
 
 def _log_likelihoods(rbm: RBM, dataset: Dataset, x_train: torch.Tensor, ais_runs: int,
-                     ais_betas: int | None) -> dict[str, Any]:
+                     ais_betas: int | None, *, compile: bool = False) -> dict[str, Any]:
     found: dict[str, Any] = {}
     started = time.perf_counter()
     if 2 ** min(rbm.visible, rbm.hidden) <= MAX_EXACT_STATES:
@@ -141,7 +145,7 @@ def _log_likelihoods(rbm: RBM, dataset: Dataset, x_train: torch.Tensor, ais_runs
         found["log_z_method"] = "exact"
     else:
         ais = ais_log_partition(rbm, num_runs=ais_runs, betas=ais_betas,
-                                base_visible_bias=base_rate_visible_bias(x_train))
+                                base_visible_bias=base_rate_visible_bias(x_train), compile=compile)
         log_z = ais.log_z
         found["log_z_method"] = "ais"
         found["ais"] = {"runs": ais_runs, "temperatures": "S&M 14500" if ais_betas is None else ais_betas,

@@ -26,10 +26,11 @@ def _random_rbm(visible=10, hidden=6, scale=1.0, seed=0):
     return rbm
 
 
-def test_ais_log_z_is_within_a_few_stderr_of_the_exact_one():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_ais_log_z_is_within_a_few_stderr_of_the_exact_one(compile):
     rbm = _random_rbm()
     exact = rbm.log_partition_exact().item()
-    result = ais_log_partition(rbm, num_runs=100, betas=1000, seed=0)
+    result = ais_log_partition(rbm, num_runs=100, betas=1000, seed=0, compile=compile)
     assert isinstance(result, AISResult) and result.log_weights.shape == (100,)
     assert result.log_z_stderr < 0.03
     assert abs(result.log_z - exact) < max(4 * result.log_z_stderr, 0.01)
@@ -37,10 +38,12 @@ def test_ais_log_z_is_within_a_few_stderr_of_the_exact_one():
     assert result.log_z_lower < exact < result.log_z_upper
 
 
-def test_a_one_step_schedule_is_plain_importance_sampling_from_the_base_rate():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_a_one_step_schedule_is_plain_importance_sampling_from_the_base_rate(compile):
     rbm = _random_rbm(visible=5, hidden=3)
     b_a = torch.linspace(-1.0, 1.0, 5)
-    result = ais_log_partition(rbm, num_runs=50, betas=1, base_visible_bias=b_a, seed=3)
+    result = ais_log_partition(rbm, num_runs=50, betas=1, base_visible_bias=b_a, seed=3,
+                               compile=compile)
     # The same draws v ~ p_A by hand; w = p~_B(v) / p~_A(v), with p~_A(v) = exp(b_A.v) 2^H.
     v = torch.bernoulli(torch.sigmoid(b_a).expand(50, -1), generator=torch.Generator().manual_seed(3))
     by_hand = -rbm.free_energy(v).detach() - v @ b_a - 3 * math.log(2.0)
@@ -75,11 +78,13 @@ def test_a_data_based_base_rate_and_explicit_betas():
     assert same.log_z == result.log_z
 
 
-def test_seeded_runs_repeat_and_leave_the_global_rng_alone():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_seeded_runs_repeat_and_leave_the_global_rng_alone(compile):
     rbm = _random_rbm(visible=4, hidden=3)
     state = torch.get_rng_state()
-    a = ais_log_partition(rbm, num_runs=10, betas=20, seed=5)
-    b = ais_log_partition(rbm, num_runs=10, betas=20, generator=torch.Generator().manual_seed(5))
+    a = ais_log_partition(rbm, num_runs=10, betas=20, seed=5, compile=compile)
+    b = ais_log_partition(rbm, num_runs=10, betas=20, generator=torch.Generator().manual_seed(5),
+                          compile=compile)
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a.log_weights, b.log_weights)
     torch.manual_seed(0)
@@ -125,6 +130,8 @@ def test_bad_arguments_name_what_is_wrong():
         ais_log_partition(rbm, base_visible_bias=torch.zeros(3))
     with pytest.raises(TypeError, match="seed: expected an int or None"):
         ais_log_partition(rbm, betas=2, seed=1.5)
+    with pytest.raises(TypeError, match="compile: expected True or False"):
+        ais_log_partition(rbm, betas=2, compile="inductor")
     with pytest.raises(ValueError, match="data: a Bernoulli likelihood needs values in"):
         base_rate_visible_bias(torch.full((3, 4), 0.5))
     with pytest.raises(ValueError, match="pseudocount: expected a finite number > 0"):
