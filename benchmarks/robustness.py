@@ -1,6 +1,6 @@
 """How ppdgm takes bad input and damaged files: counts for the README and the issue tracker.
 
-Two measurements, written to ``benchmarks/results/robustness.json``:
+Three measurements, written to ``benchmarks/results/robustness.json``:
 
 1. **Bad inputs.** ``--inputs`` random calls of the public API (``TrainConfig``, every model's
    config, ``load_dataset``, ``estimate_log_likelihood``, ``to_inference_data``) with values drawn
@@ -10,8 +10,13 @@ Two measurements, written to ``benchmarks/results/robustness.json``:
    traceback from deep inside); or a hang (past the limit).
 2. **Byte flips.** Every byte of a trained VAE checkpoint flipped in turn: refused with a
    ``CheckpointError``, loaded with identical contents, or loaded with different contents.
+3. **Known-bad inputs.** ``--known-bad`` draws from the cases of ``_bad_inputs.py``, one
+   generator per kind of mistake (sizes that cannot fit, empty batches, data outside a model's
+   support, out-of-range arguments, unsound checkpoints, bad paths), every case at least once.
+   Each must end in a clean error naming its argument: a call that returns is counted as
+   *accepted silently*, any other exception as *raw*.
 
-    python benchmarks/robustness.py --inputs 2000
+    python benchmarks/robustness.py --inputs 2000 --known-bad 10000
 """
 
 from __future__ import annotations
@@ -129,6 +134,36 @@ def bad_inputs(n: int, seed: int, limit: int) -> dict:
             "examples": {k: sorted(set(v))[:20] for k, v in examples.items()}}
 
 
+def known_bad(n: int, seed: int, limit: int) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bad_inputs import KINDS, all_cases, draw, outcome
+
+    cases = all_cases()
+    counts = {kind: {"cases": 0, "clean": 0, "accepted": 0, "raw": 0, "hang": 0} for kind in KINDS}
+    examples: list[str] = []
+    signal.signal(signal.SIGALRM, _alarm)
+    started = time.perf_counter()
+    for case in draw(cases, n, seed):
+        counts[case.kind]["cases"] += 1
+        signal.alarm(limit)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result, message = outcome(case)
+        except _Hang:
+            result, message = "hang", ""
+        finally:
+            signal.alarm(0)
+        counts[case.kind][result] += 1
+        if result != "clean":
+            examples.append(f"{case.name}: {result} {message[:120]}")
+    total = {key: sum(c[key] for c in counts.values()) for key in ("cases", "clean", "accepted",
+                                                                  "raw", "hang")}
+    return {"draws": n, "distinct_cases": len(cases), "by_kind": counts, "total": total,
+            "seconds": round(time.perf_counter() - started, 1),
+            "examples": sorted(set(examples))[:40]}
+
+
 def byte_flips(stride: int) -> dict:
     from pyro.infer import Trace_ELBO
 
@@ -171,12 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=20, help="seconds before an input counts as hung")
     parser.add_argument("--stride", type=int, default=1, help="flip every STRIDE-th byte")
+    parser.add_argument("--known-bad", type=int, default=10000,
+                        help="draws from the known-bad cases of _bad_inputs.py")
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     record = {"command": "python benchmarks/robustness.py " + " ".join(argv or sys.argv[1:]),
               "bad_inputs": bad_inputs(args.inputs, args.seed, args.limit),
-              "byte_flips": byte_flips(args.stride), "torch": torch.__version__}
+              "byte_flips": byte_flips(args.stride),
+              "known_bad": known_bad(args.known_bad, args.seed, args.limit),
+              "torch": torch.__version__}
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -185,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{b['other_error']} other errors, {b['hang']} hangs ({b['seconds']} s)")
     print(f"{f['flips']} byte flips of a {f['file_bytes']}-byte checkpoint: {f['refused']} refused, "
           f"{f['identical']} identical, {f['changed']} changed")
+    k = record["known_bad"]["total"]
+    print(f"{k['cases']} known-bad inputs ({record['known_bad']['distinct_cases']} distinct): "
+          f"{k['clean']} clean errors, {k['accepted']} accepted silently, {k['raw']} raw errors, "
+          f"{k['hang']} hangs")
     return 0
 
 

@@ -12,7 +12,80 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temporaries", "temporary_name"]
+__all__ = ["atomic_write", "atomic_write_text", "check_folder_path", "file_in_folder",
+           "make_folder", "remove_stale_temporaries", "temporary_name"]
+
+#: Image formats a figure or a sample grid may be written as (matplotlib and PIL both write them).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".bmp")
+
+
+def check_folder_path(name: str, path: object) -> Path:
+    """Argument ``name`` as a folder path, checked without creating anything: a non-empty path
+    (``""`` would silently be the working directory) that is not an existing file.
+
+    Examples:
+        >>> check_folder_path("out_dir", "")
+        Traceback (most recent call last):
+        ...
+        ValueError: out_dir: expected a folder path, got an empty string
+    """
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"{name}: expected a folder path, got {type(path).__name__}")
+    if isinstance(path, str) and not path.strip():
+        raise ValueError(f"{name}: expected a folder path, got an empty string")
+    folder = Path(path)
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise ValueError(f"{name}: {str(above)!r} exists and is not a folder")
+            break
+    return folder
+
+
+def make_folder(name: str, path: object) -> Path:
+    """Create folder ``path`` (argument ``name``) with its parents; any failure (an existing file
+    in the way, a read-only or virtual file system such as ``/proc``, no permission) is one
+    ``ValueError`` naming the argument.
+
+    Examples:
+        >>> import tempfile
+        >>> make_folder("out", Path(tempfile.mkdtemp()) / "a" / "b").is_dir()
+        True
+        >>> make_folder("out", "/proc/ppdgm")
+        Traceback (most recent call last):
+        ...
+        ValueError: out: cannot create the folder '/proc/ppdgm': No such file or directory
+    """
+    folder = check_folder_path(name, path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{name}: cannot create the folder {str(folder)!r}: "
+                         f"{err.strerror or err}") from err
+    return folder
+
+
+def file_in_folder(name: str, path: object, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Path:
+    """Argument ``name`` as a file to write: its suffix one of ``suffixes`` (the format is read
+    from it), its folder created as :func:`make_folder` does.
+
+    Examples:
+        >>> try:
+        ...     file_in_folder("path", "samples.gif")
+        ... except ValueError as err:
+        ...     print(str(err)[:46])
+        path: expected a file name ending in .png, .jpg
+    """
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        listed = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        raise ValueError(f"{name}: expected a file name ending in {listed}, got {str(path)!r}")
+    if target.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a folder; expected a file path")
+    make_folder(name, target.parent)
+    return target
 
 
 def temporary_name(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -18,11 +19,13 @@ def check_tensor(
     floating: bool = False,
     finite: bool = True,
     support: str | None = None,
+    nonempty: bool = False,
 ) -> torch.Tensor:
     """Validate ``value`` as a tensor and return it.
 
-    ``event_shape`` checks the trailing dimensions (the leading one is the batch);
-    ``support`` is ``"binary"`` ({0, 1}), ``"unit"`` ([0, 1]) or ``None``.
+    ``event_shape`` checks the trailing dimensions (the leading one is the batch, which must
+    hold at least one data point; ``nonempty=True`` asks that of any tensor); ``support`` is
+    ``"binary"`` ({0, 1}), ``"unit"`` ([0, 1]) or ``None``.
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
@@ -40,6 +43,12 @@ def check_tensor(
                 f"{name}: expected shape (batch, {', '.join(map(str, event_shape))}), "
                 f"got {tuple(value.shape)}"
             )
+        if value.shape[0] == 0:  # a batch of nothing has no mean, no bound, no sample to score
+            raise ValueError(f"{name}: expected at least one data point, got an empty batch "
+                             f"of shape {tuple(value.shape)}")
+    if nonempty and value.numel() == 0:
+        raise ValueError(f"{name}: expected at least one data point, got an empty tensor of "
+                         f"shape {tuple(value.shape)}")
     if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name}: contains NaN or Inf values")
     if support == "binary":
@@ -109,6 +118,58 @@ def check_positive_int(name: str, value: object, *, minimum: int = 1,
     if maximum is not None and value > maximum:
         raise ValueError(f"{name}: expected an int <= {maximum}, got {value}")
     return value
+
+
+def check_number(name: str, value: object, *, above: float | None = None,
+                 minimum: float | None = None) -> float:
+    """Validate a finite real number (bools are rejected), greater than ``above`` or at least
+    ``minimum`` when given; returns it as a float.
+
+    Examples:
+        >>> check_number("lr", 1e-3, above=0)
+        0.001
+        >>> check_number("lr", float("nan"), above=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr: expected a finite number > 0, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    bound = (f" > {above:g}" if above is not None else "") + (
+        f" >= {minimum:g}" if minimum is not None else "")
+    if (not math.isfinite(value) or (above is not None and not value > above)
+            or (minimum is not None and not value >= minimum)):
+        raise ValueError(f"{name}: expected a finite number{bound}, got {value!r}")
+    return float(value)
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Validate a ``True``/``False`` switch (``0``, ``1`` and strings are refused: ``"False"``
+    would be true).
+
+    Examples:
+        >>> check_flag("metropolized", "no")
+        Traceback (most recent call last):
+        ...
+        TypeError: metropolized: expected True or False, got str
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return value
+
+
+def check_program(name: str, value: object) -> None:
+    """Refuse a ``model`` or ``guide`` that is not a Pyro program (a callable).
+
+    Examples:
+        >>> check_program("model", "vae")
+        Traceback (most recent call last):
+        ...
+        TypeError: model: expected a Pyro program (a callable such as vae.model), got str
+    """
+    if not callable(value):
+        raise TypeError(f"{name}: expected a Pyro program (a callable such as vae.model), got "
+                        f"{type(value).__name__}")
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._files import make_folder
 from .recipes import DEMO_RECIPE, RECIPES
 from .recipes.commands import COMMANDS, Report
 
@@ -173,9 +174,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _check_writable_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"out: {str(folder)!r} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder("out", folder)
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".ppdgm-write-check-"):
         pass
 

@@ -55,7 +55,7 @@ def _check_path_like(name: str, value: object) -> None:
 
 
 #: The most points a generated split may have (``num_train``/``num_test``).
-MAX_POINTS = 10**8
+MAX_POINTS = 10**7
 
 
 def load_dataset(
@@ -120,7 +120,7 @@ def load_dataset(
     check_positive_int("seed", seed, minimum=0)
     for count, value in (("num_train", num_train), ("num_test", num_test)):
         if value is not None:
-            # Generated sets are drawn whole; 10^8 points is past any use and fits in memory.
+            # Generated sets are drawn whole; 10^7 points is past any use and fits in memory.
             check_positive_int(count, value, maximum=MAX_POINTS)
     if seed >= 2**32:
         # scikit-learn's random_state (the digits split) takes at most 32 bits.

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .._files import file_in_folder
+
 __all__ = [
     "arviz",
     "arviz_major",
@@ -197,8 +199,7 @@ def plot_to_file(kind: str, data: Any, path: str | Path, *, rows: int = 1) -> Pa
 
     if kind not in _PLOTS_1:
         raise ValueError(f"kind: expected one of {sorted(_PLOTS_1)}, got {kind!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = file_in_folder("path", path)
     with _quiet_plotting():
         if arviz_major() >= 1:
             import arviz_plots

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .._files import file_in_folder  # noqa: E402
 from .figures import save_figure, save_image_grid  # noqa: E402
 
 __all__ = ["plot_reverse_process"]
@@ -37,8 +38,7 @@ def plot_reverse_process(snapshots: Mapping[int, torch.Tensor], path: str | Path
         raise ValueError("snapshots: expected a non-empty mapping of t -> draws")
     steps = sorted(snapshots, reverse=True)
     first = snapshots[steps[0]]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = file_in_folder("path", path)
     if first.dim() == 4:
         k = min(rows, first.shape[0])
         # Column-major: row i is draw i, column j is step j.

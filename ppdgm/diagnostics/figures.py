@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from .._files import file_in_folder  # noqa: E402
 from .._validation import check_tensor  # noqa: E402
 from ..inference.coverage import ModeCoverage  # noqa: E402
 from ..inference.history import History  # noqa: E402
@@ -32,9 +33,8 @@ def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 120) -> Path:
         >>> save_figure(fig, Path(tempfile.mkdtemp()) / "sub" / "f.png").name
         'f.png'
     """
+    path = file_in_folder("path", path)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
@@ -150,9 +150,8 @@ def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
     # Imported here: torchvision loads torch's compiler stack, 1.4 s of every command's start.
     from torchvision.utils import make_grid, save_image
 
+    path = file_in_folder("path", path)
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, path)
     return path
 

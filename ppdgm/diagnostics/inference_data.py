@@ -39,10 +39,11 @@ import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
 
+from .._memory import check_fits
 from .._random import seeded
 from .._validation import check_positive_int, check_tensor
 from ..inference.history import History
-from ..inference.importance import PARTICLE_PLATE, particle_log_probs, plate_nesting
+from ..inference.importance import PARTICLE_PLATE, nesting_of, paired_traces, particle_log_probs
 from ..inference.mcmc.base import typed_samples
 from ..inference.sampling.ancestral import module_params
 from ..inference.sampling.posterior import PosteriorRun, model_prototype, run_on_draws
@@ -308,7 +309,13 @@ def from_guide(model: Callable[..., Any], guide: Callable[..., Any], data: torch
     total = chains * num_samples
 
     with module_params(model, guide), seeded(seed, data.device):
-        nesting = plate_nesting(model, guide, *args, **model_kwargs)
+        one_guide, one_model = paired_traces(model, guide, *args, **model_kwargs)
+        nesting = nesting_of(one_guide, one_model)
+        # Every site's value and log-density, for each of the draws at once.
+        each = 2 * sum(site["value"].numel() * site["value"].element_size()
+                       for trace in (one_guide, one_model) for site in trace.nodes.values()
+                       if site["type"] == "sample" and isinstance(site["value"], torch.Tensor))
+        check_fits("num_samples", total, each, data.device, what="draws (chains x num_samples)")
 
         def vectorize(fn: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(*a: Any, **k: Any) -> Any:

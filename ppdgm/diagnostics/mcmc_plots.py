@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import make_folder
 from .._validation import check_positive_int
 from .arviz_api import container, dataset, group_names, is_container, plot_to_file
 from .arviz_api import group as group_of
@@ -92,8 +93,7 @@ def save_mcmc_plots(idata: Any, out_dir: str | Path, *, group: str = "posterior"
         >>> sorted(save_mcmc_plots(idata, tempfile.mkdtemp(), group="prior"))
         ['pair', 'rank', 'trace']
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder("out_dir", out_dir)
     options = {"group": group, "var_names": var_names, "max_elements": max_elements,
                "max_chains": max_chains}
     files = {"trace": save_trace_plot(idata, out / f"{prefix}trace.png", **options),

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .._memory import check_fits
 from .._validation import check_instance, check_positive_int, check_tensor
 from ..models.rbm import RBM
 from .evaluate import Estimate
@@ -193,6 +194,9 @@ def ais_log_partition(
     """
     check_instance("rbm", rbm, RBM, "a ppdgm.models.rbm.RBM")
     check_positive_int("num_runs", num_runs)
+    # Each run holds v, h, their probabilities and inputs, and its weight.
+    check_fits("num_runs", num_runs, 3 * (rbm.visible + rbm.hidden) * 4 + 8, rbm.weight.device,
+               what="runs")
     check_instance("compile", compile, bool, "True or False")
     W, b, c = rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
     betas = _check_betas(betas, W)

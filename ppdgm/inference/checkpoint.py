@@ -29,6 +29,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "capture_rng_state",
+    "check_weights",
     "restore_rng_state",
 ]
 
@@ -42,6 +43,38 @@ _ZIP = b"PK\x03\x04"  # version 1 files are torch's zip archive as it is
 
 class CheckpointError(ValueError):
     """A checkpoint file is unreadable, foreign, or does not fit the model it is loaded into."""
+
+
+def check_weights(saved: Any, module: torch.nn.Module, where: str) -> None:
+    """Refuse saved weights that would load into ``module`` unsoundly: a tensor whose dtype is
+    not the module's (``load_state_dict`` would cast it silently) or a parameter holding NaN or
+    Inf. The file's digest proves it is the file written, not that what was written is sound.
+    ``where`` starts the message (``"checkpoint: 'run/checkpoint.pt'"``).
+
+    Examples:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> check_weights(net.state_dict(), net, "checkpoint")
+        >>> bad = {**net.state_dict(), "bias": torch.tensor([float("nan")])}
+        >>> try:
+        ...     check_weights(bad, net, "checkpoint")
+        ... except CheckpointError as err:
+        ...     print(err)
+        checkpoint: weight 'bias' holds NaN or Inf; the run that wrote it had diverged
+    """
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{where}: its weights are a {type(saved).__name__}, not a dict")
+    expected = module.state_dict()
+    parameters = {name for name, _ in module.named_parameters()}
+    for name, value in saved.items():
+        mine = expected.get(name)
+        if not isinstance(value, torch.Tensor) or mine is None:
+            continue  # missing and unexpected entries are load_state_dict's to name
+        if value.dtype != mine.dtype:
+            raise CheckpointError(f"{where}: weight {name!r} is {value.dtype} but the model's is "
+                                  f"{mine.dtype}")
+        if name in parameters and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{where}: weight {name!r} holds NaN or Inf; the run that wrote "
+                                  "it had diverged")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:

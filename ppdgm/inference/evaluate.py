@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .._memory import chunks
 from .._random import seeded
 from .._validation import check_positive_int
 from .coverage import ModeCoverage, coverage_for_dataset, mode_coverage, summarize_coverage
@@ -78,11 +79,17 @@ def log_importance_weights(model: Callable[..., Any], guide: Callable[..., Any],
     return lw[0]
 
 
+#: The most proposals per data point an estimate takes: beyond 10^7 its Monte Carlo error is
+#: far below any difference worth measuring, and the run would take days.
+MAX_PROPOSALS = 10**7
+
+
 @torch.no_grad()
 def estimate_elbo(model: Callable[..., Any], guide: Callable[..., Any], x: torch.Tensor, *,
                   num_particles: int = 1, batch_size: int = 1024) -> Estimate:
-    """The ELBO per data point of ``x`` (averaged over ``num_particles`` draws), with its
-    standard error across data points.
+    """The ELBO per data point of ``x`` (averaged over ``num_particles`` draws, at most
+    :data:`MAX_PROPOSALS`, taken in chunks of at most 20,000 latent draws), with its standard
+    error across data points.
 
     Examples:
         >>> from ppdgm.models.linear_gaussian import LinearGaussian
@@ -92,16 +99,22 @@ def estimate_elbo(model: Callable[..., Any], guide: Callable[..., Any], x: torch
         >>> est.mean <= m.log_marginal(x).mean().item()
         True
     """
-    check_positive_int("num_particles", num_particles)
+    check_positive_int("num_particles", num_particles, maximum=MAX_PROPOSALS)
     check_positive_int("batch_size", batch_size)
     _check_data(x)
     nesting = nesting_of(*check_importance_pair(model, guide, x[:1]))
     values = []
-    for chunk in x.split(batch_size):
-        lw, _ = log_weights(model, guide, chunk, num_particles=num_particles,
-                            max_plate_nesting=nesting)
-        values.append(lw.mean(0))
+    for batch in x.split(batch_size):
+        total = torch.zeros(batch.shape[0], dtype=torch.float64, device=batch.device)
+        step = max(1, min(num_particles, _MAX_DRAWS // batch.shape[0]))
+        for k in chunks(num_particles, step):
+            lw, _ = log_weights(model, guide, batch, num_particles=k, max_plate_nesting=nesting)
+            total += lw.double().sum(0)
+        values.append((total / num_particles).to(x.dtype))
     return Estimate.of(torch.cat(values))
+
+
+_MAX_DRAWS = 20_000
 
 
 @torch.no_grad()
@@ -115,7 +128,8 @@ def estimate_log_likelihood(
     max_draws: int = 20_000,
     seed: int | None = 0,
 ) -> LogLikelihood:
-    """Importance-sampled log p(x) per data point with ``num_samples`` proposals from the guide.
+    """Importance-sampled log p(x) per data point with ``num_samples`` proposals from the guide
+    (at most :data:`MAX_PROPOSALS`).
 
     Data points are taken ``batch_size`` at a time, and each batch's proposals in chunks of at
     most ``max_draws`` latent draws (``chunk x batch``), accumulated with a running log-sum-exp:
@@ -158,7 +172,7 @@ def log_likelihood_per_point(
         >>> log_px.shape, bool((elbo <= log_px).all())
         (torch.Size([3]), True)
     """
-    check_positive_int("num_samples", num_samples)
+    check_positive_int("num_samples", num_samples, maximum=MAX_PROPOSALS)
     check_positive_int("batch_size", batch_size)
     check_positive_int("max_draws", max_draws)
     _check_data(x)

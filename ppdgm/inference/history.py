@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .._files import atomic_write_text
+from .._files import atomic_write_text, make_folder
 
 __all__ = ["History"]
 
@@ -136,8 +136,7 @@ class History:
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         """Write ``history_steps.csv``, ``history_epochs.csv`` and ``history.json`` to ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_folder("directory", directory)
         paths = {
             "steps_csv": directory / "history_steps.csv",
             "epochs_csv": directory / "history_epochs.csv",

@@ -25,7 +25,7 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine.util import prune_subsample_sites
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_program
 
 __all__ = ["PARTICLE_PLATE", "PairCheck", "check_importance_pair", "log_weights", "nesting_of",
            "paired_traces", "particle_log_probs", "plate_nesting"]
@@ -53,6 +53,8 @@ def paired_traces(model: Callable[..., Any], guide: Callable[..., Any], *args: A
                   **kwargs: Any) -> tuple[Any, Any]:
     """One trace of the guide and one of the model replayed on it, run as :func:`plate_nesting`
     runs them (no gradients, nothing leaked, the global RNG untouched)."""
+    check_program("model", model)
+    check_program("guide", guide)
     with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=_cuda_devices(args, kwargs)):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
@@ -177,9 +179,13 @@ def particle_log_probs(model: Callable[..., Any], guide: Callable[..., Any], *ar
         >>> tuple(log_p.shape), tuple(log_q.shape)
         ((3, 4), (3, 4))
     """
+    check_program("model", model)
+    check_program("guide", guide)
     check_positive_int("num_particles", num_particles)
     if max_plate_nesting is None:
         max_plate_nesting = plate_nesting(model, guide, *args, **kwargs)
+    else:
+        check_positive_int("max_plate_nesting", max_plate_nesting, minimum=0)
     particle_dim = -(max_plate_nesting + 1)
 
     def vectorize(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from .._memory import check_draws, drawn_in_chunks
 from .._validation import check_positive_int
 
 __all__: list[str] = []
@@ -27,3 +30,24 @@ def batch_size(x: torch.Tensor | None, num_samples: int | None,
             f"num_samples: expected None or x's batch size {x.shape[0]}, got {num_samples!r}"
         )
     return x.shape[0]
+
+
+def sized_sample(chunked: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a model's ``sample(self, n, ...)``: ``n`` is checked as a count, a request whose
+    draws would not fit in memory is refused naming ``n`` (``ppdgm._memory.check_fits``), and
+    with ``chunked`` a large one is drawn in pieces of ``MAX_CHUNK`` joined at the end, so the
+    networks' activations stay small. Requests up to ``MAX_CHUNK`` draw as one call."""
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def sample(self: Any, n: int, *args: Any, **kwargs: Any) -> Any:
+            check_positive_int("n", n)
+            check_draws("n", n, self)
+            if not chunked:
+                return method(self, n, *args, **kwargs)
+            return drawn_in_chunks(lambda k: method(self, k, *args, **kwargs), n)
+
+        return sample
+
+    return decorate
+

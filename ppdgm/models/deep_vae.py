@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._params import svi_compatible_
 from .capabilities import Capabilities
 from .nets import ACTIVATIONS, MLP
@@ -141,6 +141,7 @@ class DeepVAE(Capabilities, PyroModule):
                 loc, scale = _loc_scale(self.encoders[layer](h))
                 h = pyro.sample(latent_site(layer + 1), dist.Normal(loc, scale).to_event(1))
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """``n`` draws by ancestral sampling down the layers, shape ``(n, *x_shape)``;

@@ -43,7 +43,7 @@ from torch.distributions import constraints
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -303,6 +303,7 @@ class Diffusion(Capabilities, PyroModule):
             return dist.Normal(loc, scale)
         return DiscretizedNormal(loc, scale, cfg.levels)
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """Draw ``n`` points by running the reverse chain (DDPM); shape ``(n, *x_shape)``.
@@ -371,8 +372,16 @@ class Diffusion(Capabilities, PyroModule):
         return batch_size(x, num_samples, self._check_x)
 
     def _check_x(self, x: object) -> None:
-        check_tensor("x", x, event_shape=self.config.x_shape, floating=True,
-                     finite=is_validation_enabled())
+        values = is_validation_enabled()
+        levels = self.config.levels
+        check_tensor("x", x, event_shape=self.config.x_shape, floating=True, finite=values,
+                     support="unit" if values and levels is not None else None)
+        if values and levels is not None:
+            # The discretized decoder scores the grid's bins: a value between them is no datum.
+            scaled = x * (levels - 1)
+            if bool(((scaled - scaled.round()).abs() > 1e-3).any()):
+                raise ValueError(f"x: the model was built for data quantized to {levels} levels in "
+                                 "[0, 1] (multiples of 1/(levels - 1)); got values between them")
         if x.dtype != self._zero.dtype:
             raise TypeError(f"x: expected dtype {self._zero.dtype} (the model's), got {x.dtype}")
         if x.device != self._zero.device:

@@ -34,7 +34,7 @@ from pyro.nn.module import to_pyro_module_
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -214,6 +214,7 @@ class GAN(Capabilities, PyroModule):
                 packed = layer(packed)
             return packed
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """Draw ``n`` points by running ``model`` forwards; shape ``(n, *x_shape)``.

@@ -18,6 +18,7 @@ from torch.distributions import constraints
 
 from .._pyro import local_params
 from .._validation import check_positive_int, check_tensor
+from ._batch import sized_sample
 from .capabilities import Capabilities
 
 __all__ = ["LinearGaussian", "LinearGaussianConfig", "LATENT", "OBS"]
@@ -107,6 +108,7 @@ class LinearGaussian(Capabilities, PyroModule):
             raise ValueError(f"num_samples: {num_samples} does not match x's batch {x.shape[0]}")
         return x.shape[0]
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
         """Draw ``n`` points from the model."""
@@ -137,6 +139,7 @@ class LinearGaussian(Capabilities, PyroModule):
 
     def guide_distribution(self, x: torch.Tensor) -> dist.MultivariateNormal:
         """The guide's q(z | x) as a (diagonal) multivariate normal."""
+        check_tensor("x", x, event_shape=(self.config.x_dim,), floating=True)
         loc = x @ self.enc_weight.T + self.enc_bias
         scale_tril = torch.diag_embed(self.enc_scale.expand_as(loc))
         return dist.MultivariateNormal(loc, scale_tril=scale_tril)

@@ -100,6 +100,7 @@ class LogisticRegression(Capabilities, PyroModule):
     @pyro_method
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """q(W, b): a point mass (MAP) or a diagonal Gaussian (mean-field VB)."""
+        self._batch(x, y)  # the guide takes the model's arguments, checked alike
         if self.config.guide == "delta":
             pyro.sample(WEIGHT, dist.Delta(self.weight_loc).to_event(2))
             pyro.sample(BIAS, dist.Delta(self.bias_loc).to_event(1))

@@ -18,7 +18,7 @@ from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_layer_size, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._params import svi_compatible_
 from .capabilities import Capabilities
 
@@ -67,6 +67,10 @@ class _Mixture(Capabilities, PyroModule):
 
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x_i | c) for every data point and component, shape ``(N, components)``."""
+        self._check_x(x)
+        return self._component_log_prob(x)
+
+    def _component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def _component(self, c: torch.Tensor) -> dist.TorchDistribution:
@@ -87,17 +91,21 @@ class _Mixture(Capabilities, PyroModule):
             raise ValueError("x: the posterior over components needs data, got None")
         n = self._batch(x, num_samples)
         with pyro.plate("data", n):
-            return pyro.sample(COMPONENT, dist.Categorical(probs=self.responsibilities(x).detach()))
+            return pyro.sample(COMPONENT, dist.Categorical(probs=self._responsibilities(x).detach()))
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
         """p(c | x_i) for every data point, shape ``(N, components)``; rows sum to one."""
-        joint = self.component_log_prob(x) + torch.log_softmax(self.weight_logits, -1)
+        self._check_x(x)
+        return self._responsibilities(x)
+
+    def _responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        joint = self._component_log_prob(x) + torch.log_softmax(self.weight_logits, -1)
         return torch.softmax(joint, dim=-1)
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x_i), shape ``(N,)``."""
         self._check_x(x)
-        joint = self.component_log_prob(x) + torch.log_softmax(self.weight_logits, -1)
+        joint = self._component_log_prob(x) + torch.log_softmax(self.weight_logits, -1)
         return torch.logsumexp(joint, dim=-1)
 
     @torch.no_grad()
@@ -113,6 +121,9 @@ class _Mixture(Capabilities, PyroModule):
         drawn with probability proportional to its squared distance from those already chosen),
         which keeps EM out of the local optima that start with two components in one cluster."""
         self._check_x(x)
+        if x.shape[0] < self.config.components:
+            raise ValueError(f"x: seeding {self.config.components} components needs at least as "
+                             f"many data points, got {x.shape[0]}")
         gen = torch.Generator(device=x.device).manual_seed(seed)
         chosen = [int(torch.randint(x.shape[0], (1,), generator=gen, device=x.device))]
         for _ in range(self.config.components - 1):
@@ -123,6 +134,7 @@ class _Mixture(Capabilities, PyroModule):
         self.weight_logits.zero_()
         self._place_components(x, x[chosen])
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, *, mean: bool = False) -> torch.Tensor:
         """Draw ``n`` points by ancestral sampling, shape ``(n, x_dim)``; ``mean=True`` gives the
@@ -168,7 +180,7 @@ class BernoulliMixture(_Mixture):
     def _component(self, c: torch.Tensor) -> dist.TorchDistribution:
         return dist.Bernoulli(logits=self.logits[c]).to_event(1)
 
-    def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def _component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return dist.Bernoulli(logits=self.logits).log_prob(x.unsqueeze(-2)).sum(-1)
 
     def _place_components(self, x: torch.Tensor, points: torch.Tensor) -> None:
@@ -200,7 +212,7 @@ class GaussianMixture(_Mixture):
     def _component(self, c: torch.Tensor) -> dist.TorchDistribution:
         return dist.Normal(self.loc[c], self.log_scale[c].exp()).to_event(1)
 
-    def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def _component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return dist.Normal(self.loc, self.log_scale.exp()).log_prob(x.unsqueeze(-2)).sum(-1)
 
     def _place_components(self, x: torch.Tensor, points: torch.Tensor) -> None:

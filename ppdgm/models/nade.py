@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import pyro
 import torch
+from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._params import svi_compatible_
 from .autoregressive import AutoregressiveBinary
 from .capabilities import Capabilities
@@ -90,6 +91,12 @@ class _Autoregressive(Capabilities, PyroModule):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """All conditional logits, ``(..., D)``: logit d is log-odds of x_d = 1 given x_<d."""
+        values = is_validation_enabled()
+        check_tensor("x", x, floating=True, nonempty=True, finite=values,
+                     support=self.data_support if values else None)
+        if x.dim() == 0 or x.shape[-1] != self.config.x_dim:
+            raise ValueError(f"x: expected shape (..., {self.config.x_dim}) (flattened images), "
+                             f"got {tuple(x.shape)}")
         return self._logits(self._weights(), x)
 
     def distribution(self, n: int) -> AutoregressiveBinary:
@@ -120,13 +127,17 @@ class _Autoregressive(Capabilities, PyroModule):
 
     @pyro_method
     def guide(self, x: torch.Tensor | None = None, num_samples: int | None = None) -> None:
-        """Nothing to infer: the model has no latent variables."""
+        """Nothing to infer: the model has no latent variables (the batch is checked as the
+        model checks it)."""
+        if x is not None:
+            batch_size(x, num_samples, self._check_x)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) of every image, shape ``(N,)``."""
         n = batch_size(x, None, self._check_x)
         return self.distribution(n).log_prob(x.reshape(n, -1))
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, *, mean: bool = False) -> torch.Tensor:
         """``n`` images by ancestral sampling, pixel by pixel, shape ``(n, *x_shape)``.

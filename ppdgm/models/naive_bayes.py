@@ -27,7 +27,7 @@ from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_choice, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._params import svi_compatible_
 from .capabilities import Capabilities
 
@@ -186,6 +186,7 @@ class NaiveBayes(Capabilities, PyroModule):
                                  + nn.functional.logsigmoid(-self.loc)).sum()
         return total
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, *, mean: bool = False) -> torch.Tensor:
         """``n`` points by ancestral sampling (label, then features), shape ``(n, x_dim)``;

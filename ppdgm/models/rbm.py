@@ -30,7 +30,7 @@ from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_layer_size, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -365,6 +365,7 @@ class RBM(Capabilities, PyroModule):
             tensor([-1.3863, -1.3863], grad_fn=<SubBackward0>)
         """
         _check_units("v", v, self.visible)
+        self._check_values(v)
         return free_energy(v, self.weight, self.visible_bias, self.hidden_bias)
 
     def log_unnormalized(self, v: torch.Tensor) -> torch.Tensor:
@@ -412,7 +413,7 @@ class RBM(Capabilities, PyroModule):
             >>> rbm.log_prob(torch.ones(1, 3)).exp()  # uniform over 2^3 visible states
             tensor([0.1250], grad_fn=<ExpBackward0>)
         """
-        check_tensor("v", v, floating=True, support="binary")
+        check_tensor("v", v, floating=True, support="binary", nonempty=True)
         if log_z is None:
             log_z = self.log_partition_exact()
         elif isinstance(log_z, bool) or not isinstance(log_z, (int, float, torch.Tensor)):
@@ -423,6 +424,7 @@ class RBM(Capabilities, PyroModule):
 
     # ------------------------------------------------------------------ sampling
 
+    @sized_sample(chunked=False)  # chains started from init, one piece
     @torch.no_grad()
     def sample(self, n: int, steps: int = 1000, *, init: torch.Tensor | None = None,
                generator: torch.Generator | None = None, mean: bool = False) -> torch.Tensor:
@@ -462,3 +464,12 @@ class RBM(Capabilities, PyroModule):
         values = is_validation_enabled()
         check_tensor("x", x, event_shape=(self.visible,), floating=True, finite=values,
                      support="binary" if values else None)
+
+    @staticmethod
+    def _check_values(v: torch.Tensor) -> None:
+        # A score of no rows, or of NaN or non-binary rows, is a number nobody asked for; the
+        # value checks follow Pyro's validation flag, as the model's own do.
+        from pyro.infer.util import is_validation_enabled
+
+        values = is_validation_enabled()
+        check_tensor("v", v, nonempty=True, finite=values, support="binary" if values else None)

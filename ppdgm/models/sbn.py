@@ -26,7 +26,7 @@ from torch import nn
 
 from .._pyro import local_params
 from .._validation import check_int_tuple, check_layer_size, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .autoregressive import AutoregressiveBernoulli
@@ -169,6 +169,7 @@ class SigmoidBeliefNet(Capabilities, PyroModule):
                 h = pyro.sample(latent_name(self.depth - i), layer, infer=infer)
         return h
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, mean: bool = False) -> torch.Tensor:
         """Ancestral sampling: ``n`` draws of x, shape ``(n, *x_shape)``.

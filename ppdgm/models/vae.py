@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from .._pyro import local_params
 from .._random import seeded
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -235,6 +235,7 @@ class VAE(Capabilities, PyroModule):
                 q = self.posterior_flow(self._features(x))
                 return self._flow_centre(q), q.rsample((256,)).std(0)
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """Draw ``n`` points by running ``model`` forwards; shape ``(n, *x_shape)``.

@@ -40,7 +40,7 @@ from torch.nn import functional as F
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size
+from ._batch import batch_size, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -333,6 +333,7 @@ class VAEGAN(Capabilities, PyroModule):
         with local_params():
             return self._encode(x)
 
+    @sized_sample()
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """Draw ``n`` points G(z), z ~ N(0, I); shape ``(n, *x_shape)``.

@@ -23,7 +23,7 @@ from .._files import atomic_write_text
 from ..data import Dataset
 from ..device import resolve_device
 from ..diagnostics import plot_latents, save_image_grid
-from ..inference.checkpoint import CheckpointError, load_checkpoint
+from ..inference.checkpoint import CheckpointError, check_weights, load_checkpoint
 from .base import Recipe
 from .registry import recipe_for
 from .run import RunResult
@@ -114,6 +114,7 @@ def open_checkpoint(checkpoint: str | Path | OpenedCheckpoint,
         averaged = state.get("ema_modules")  # TrainConfig(ema=...): the moving average wins
         if isinstance(averaged, list) and averaged and isinstance(averaged[0], dict):
             weights.update(averaged[0])
+        check_weights(weights, model, f"checkpoint: {str(checkpoint)!r}")
         model.load_state_dict(weights)
     except (ValueError, TypeError, KeyError, RuntimeError) as err:
         if isinstance(err, CheckpointError):

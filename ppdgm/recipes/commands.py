@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .checkpoints import evaluate_checkpoint, open_checkpoint, sample_checkpoint
+from .base import Recipe
+from .checkpoints import OpenedCheckpoint, evaluate_checkpoint, open_checkpoint, sample_checkpoint
 from .registry import RECIPES
 from .run import RunResult
 
@@ -115,8 +117,27 @@ def _sample_flags(p: argparse.ArgumentParser) -> None:
         recipe.add_sample_flags(p)
 
 
+def _sample_flag_defaults(recipe: Recipe) -> dict[str, Any]:
+    """The sampling flags ``recipe`` adds to ``ppdgm sample``, by destination, with defaults."""
+    probe = argparse.ArgumentParser(add_help=False)
+    recipe.add_sample_flags(probe)
+    return vars(probe.parse_args([]))
+
+
+def _refuse_foreign_sample_flags(args: argparse.Namespace, opened: OpenedCheckpoint) -> None:
+    # Every family's sampling flags are on the command line; one the checkpoint's family does
+    # not read must not be dropped silently.
+    ours = _sample_flag_defaults(opened.recipe)
+    for recipe in {id(r): r for r in RECIPES.values()}.values():
+        for dest, default in _sample_flag_defaults(recipe).items():
+            if dest not in ours and getattr(args, dest, default) != default:
+                raise ValueError(f"--{dest.replace('_', '-')}: a {opened.spec['name']} checkpoint "
+                                 "has no such sampling option")
+
+
 def _sample(args: argparse.Namespace) -> Report:
     opened = open_checkpoint(args.checkpoint, args.device)
+    _refuse_foreign_sample_flags(args, opened)
     result = sample_checkpoint(opened, args.out, n=args.n, seed=args.seed, device=args.device,
                                mean=not args.draw, **opened.recipe.sample_options(args))
     return Report(result, f"Wrote {args.n} samples:")

@@ -34,7 +34,7 @@ from typing import Any
 import pyro
 import torch
 
-from .._files import atomic_write_text
+from .._files import atomic_write_text, make_folder
 from .._validation import check_choice, check_positive_int
 from ..data import Dataset, load_dataset
 from ..data.synthetic import MIXTURES
@@ -302,8 +302,7 @@ def compare_models(
         raise ValueError(f"options: models {unknown} are not among those compared {models}")
     target = resolve_device(device)  # fail on a bad device before any training
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder("out_dir", out_dir)
     dataset = load_dataset(dataset_name, seed=seed, num_train=num_train)
     rows: dict[str, dict[str, Any]] = {}
     samples: dict[str, torch.Tensor] = {}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._files import atomic_write_text
+from .._files import atomic_write_text, make_folder
 from .._validation import check_choice, check_positive_int
 from ..device import resolve_device
 from ..diagnostics import KHAT_THRESHOLD, from_guide, save_mcmc_plots
@@ -85,8 +85,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     x = opened.fit_data(x[:num_data], dataset.name).to(resolve_device(device))
 
     idata = from_guide(model.model, model.guide, x, num_samples, chains=chains, seed=seed)
-    out_dir = Path(out) if out is not None else opened.path.parent / "diagnose"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder("out", out if out is not None else opened.path.parent / "diagnose")
     files: dict[str, Path] = {}
     summary = _summary(idata, elements)
     files["summary"] = out_dir / "summary.csv"

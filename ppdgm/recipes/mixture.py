@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .._files import atomic_write_text
+from .._files import atomic_write_text, make_folder
 from ..data import Dataset
 from ..diagnostics import save_image_grid
 from ..inference.checkpoint import save_checkpoint
@@ -38,8 +38,7 @@ def fit_mixture(dataset: Dataset, out: str | Path, *, components: int = 10, iter
         >>> m["log_likelihood_trace"][-1] >= m["log_likelihood_trace"][0]
         True
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder("out", out)
     x = dataset.train.flatten(1)
     config = MixtureConfig(x_dim=x.shape[1], components=components)
     cls = BernoulliMixture if dataset.support == "binary" else GaussianMixture

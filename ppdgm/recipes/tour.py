@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .._files import atomic_write_text
+from .._files import atomic_write_text, make_folder
 from .._validation import check_positive_int
 from ..data import load_dataset
 from ..diagnostics import plot_samples_over_density
@@ -214,8 +214,7 @@ def run_tour(out: str | Path = "runs/tour", *, seed: int = 0, topics: list[str] 
     if "diffusion" in chosen and "modes" not in chosen:
         raise ValueError("topics: 'diffusion' samples the model that 'modes' trains; add 'modes'")
     check_positive_int("threads", threads)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder("out", out)
     torch.manual_seed(seed)
     sections, seconds = [], {}
     before = torch.get_num_threads()

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..._files import check_folder_path
 from ..._validation import check_choice, check_positive_int
 from ...device import resolve_device
 from ..compiled import check_compile
@@ -146,11 +147,10 @@ class TrainConfig:
             _check_positive_number("divergence", self.divergence)
             if not self.divergence > 1:
                 raise ValueError(f"divergence: expected a factor > 1 or None, got {self.divergence!r}")
-        if self.tensorboard is not None and not isinstance(self.tensorboard, (str, Path)):
-            raise TypeError(f"tensorboard: expected a folder path or None, got "
-                            f"{type(self.tensorboard).__name__}")
-        if self.out_dir is not None and not isinstance(self.out_dir, (str, Path)):
-            raise TypeError(f"out_dir: expected a path or None, got {type(self.out_dir).__name__}")
+        if self.tensorboard is not None:
+            check_folder_path("tensorboard", self.tensorboard)
+        if self.out_dir is not None:
+            check_folder_path("out_dir", self.out_dir)
         if self.checkpoint_every is not None:
             check_positive_int("checkpoint_every", self.checkpoint_every)
         if self.max_steps is not None:
@@ -159,6 +159,9 @@ class TrainConfig:
             _check_positive_number("grad_clip", self.grad_clip)
         if not isinstance(self.resume, (bool, str, Path)):
             raise TypeError(f"resume: expected a bool or a path, got {type(self.resume).__name__}")
+        if isinstance(self.resume, str) and not self.resume.strip():
+            raise ValueError("resume: expected True, False or a checkpoint's path, got an empty "
+                             "string")
         if self.resume is True and self.out_dir is None:
             raise ValueError("resume: resume=True needs out_dir (or pass the checkpoint's path)")
         check_ema_decay(self.ema)

@@ -26,10 +26,17 @@ from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled
 from tqdm.auto import tqdm
 
+from ..._files import make_folder
 from ..._pyro import built_for_local_params, forget_stale_params, local_params
 from ...device import resolve_device
 from ..batches import BatchFeed, batch_length
-from ..checkpoint import CheckpointError, load_checkpoint, restore_rng_state, save_checkpoint
+from ..checkpoint import (
+    CheckpointError,
+    check_weights,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from ..compiled import StepGraphs, check_compile
 from ..distributed import (
     DistributedContext,
@@ -228,6 +235,8 @@ class Engine:
     def fit(self, data: Any) -> History:
         """Train on ``data`` (tensor, tuple of tensors, Dataset or DataLoader); returns the history."""
         cfg = self.config
+        if cfg.out_dir is not None:
+            make_folder("out_dir", cfg.out_dir)  # before any training, not at the first checkpoint
         for module in self.modules:
             module.to(self.device)
         if cfg.distributed:
@@ -704,6 +713,7 @@ class Engine:
                         f"{where!r} but {tuple(leaf.shape)} in the model"
                     )
             for module, module_state in zip(self.modules, state["modules"]):
+                check_weights(module_state, module, f"resume: {where!r}")
                 try:
                     module.load_state_dict(module_state)
                 except RuntimeError as err:

@@ -78,13 +78,18 @@ class DiscreteKernel(MCMCKernel):
         """The number of chains carried as a batch dimension (``None`` when there is none)."""
         return self.chains
 
-    def setup(self, warmup_steps: int, *args, **kwargs) -> None:
+    @staticmethod
+    def check_data(args: tuple, kwargs: dict) -> None:
+        """Refuse data holding NaN or Inf, naming the argument (``args[0]``, a keyword)."""
         for where, value in [*((f"args[{i}]", a) for i, a in enumerate(args)), *kwargs.items()]:
             if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(
                     torch.isfinite(value).all()):
                 # NaN log-densities compare false with everything: the chain would never move.
                 raise ValueError(f"{where}: the data hold NaN or Inf; a Gibbs update cannot weigh "
                                  "candidates against them (drop or impute those entries)")
+
+    def setup(self, warmup_steps: int, *args, **kwargs) -> None:
+        self.check_data(args, kwargs)
         self._warmup_steps = warmup_steps
         self._t = 0
         self._flip_sums, self._flip_count, self._logged = {}, 0, OrderedDict()

@@ -46,6 +46,8 @@ from pyro.infer.inspect import get_dependencies
 from pyro.poutine.util import site_is_subsample
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from ..._memory import check_fits
+from ..._validation import check_flag
 from ..compiled import Graphs, check_compile, layout_key
 from ..params import ParamRecorder, owning_modules
 from ..reads import DirectReads
@@ -167,6 +169,13 @@ def gibbs_plan(model: Callable, args: tuple = (), kwargs: dict | None = None, *,
         raise ValueError("model: found no discrete latent site to sample")
     nesting = _max_plate_nesting(trace)
     if chains is not None:
+        # Each chain carries every site of the model (and a sweep its candidates' densities).
+        each = 2 * sum(site["value"].numel() * site["value"].element_size()
+                       for site in trace.nodes.values()
+                       if site["type"] == "sample" and isinstance(site["value"], torch.Tensor))
+        device = next((s["value"].device for s in trace.nodes.values()
+                       if isinstance(s.get("value"), torch.Tensor)), torch.device("cpu"))
+        check_fits("chains", chains, each, device, what="chains")
         nesting += 1
         with torch.random.fork_rng(), torch.no_grad():
             trace = poutine.trace(_with_chains(model, chains, -nesting)).get_trace(*args, **kwargs)
@@ -354,7 +363,7 @@ class Gibbs(DiscreteKernel):
         super().__init__(chains)
         self.model = model
         self.sites = None if sites is None else list(sites)
-        self.metropolized = bool(metropolized)
+        self.metropolized = check_flag("metropolized", metropolized)
         mode = check_compile(compile)
         #: The traced sweeps (``None`` when sweeps run the model eagerly).
         self.graphs = None if mode == "off" else Graphs(mode, subject="sampler")
@@ -367,7 +376,17 @@ class Gibbs(DiscreteKernel):
 
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
         self._args, self._kwargs = args, kwargs
-        self.plan = gibbs_plan(self.model, args, kwargs, sites=self.sites, chains=self.chains)
+        self.check_data(args, kwargs)
+        # pyro.infer.MCMC turns validation off for its run (divergences would raise); the data
+        # are checked once here, with it on, so data outside the model's support are refused.
+        with pyro.validation_enabled(True):
+            try:
+                self.plan = gibbs_plan(self.model, args, kwargs, sites=self.sites,
+                                       chains=self.chains)
+            except ValueError as err:
+                if ":" in str(err).split(" ", 1)[0]:
+                    raise  # the model's own check, naming its argument
+                raise ValueError(f"args: the model refuses the data it was given: {err}") from err
         # A sweep runs the model once per swept element and reads only sample sites, so the
         # weights the model reads as themselves skip their param statements during sweeps.
         with torch.random.fork_rng(), torch.no_grad(), ParamRecorder() as recorder:

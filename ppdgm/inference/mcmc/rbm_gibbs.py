@@ -10,6 +10,7 @@ and AIS share; :class:`RBMGibbs` wraps them as a kernel that ``pyro.infer.MCMC``
 
 from __future__ import annotations
 
+import pyro
 import torch
 
 from ..._validation import check_instance
@@ -65,7 +66,9 @@ class RBMGibbs(DiscreteKernel):
         self._n = 1
 
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
-        self._x = self._data(args, kwargs)
+        # pyro.infer.MCMC runs with validation off; the data's values are checked once here.
+        with pyro.validation_enabled(True):
+            self._x = self._data(args, kwargs)
         super().setup(warmup_steps, *args, **kwargs)
 
     def _data(self, args: tuple, kwargs: dict) -> torch.Tensor | None:

@@ -136,6 +136,7 @@ def variational_bound(diffusion: Diffusion, x: torch.Tensor, *, steps_per_call: 
     check_instance("diffusion", diffusion, Diffusion, "a ppdgm.models.Diffusion")
     cfg = diffusion.config
     check_tensor("x", x, event_shape=cfg.x_shape, floating=True)
+    diffusion._check_x(x)  # the model's own support (quantized data: its grid in [0, 1])
     check_positive_int("steps_per_call", steps_per_call)
     sched, T, n = diffusion.schedule, cfg.timesteps, x.shape[0]
     dims = math.prod(cfg.x_shape)

@@ -19,7 +19,7 @@ import torch
 from pyro.infer import config_enumerate
 
 from ..._pyro import local_params
-from ..._validation import check_positive_int, check_tensor
+from ..._validation import check_number, check_positive_int, check_tensor
 
 __all__ = ["EMResult", "enumerate_joint", "posterior_by_enumeration", "expectation_maximization"]
 
@@ -89,7 +89,14 @@ def expectation_maximization(model: Any, x: torch.Tensor, *, site: str = "c", it
         >>> result.log_likelihood[-1] > result.log_likelihood[0]
         True
     """
+    if not (callable(getattr(model, "log_marginal", None)) and callable(getattr(model, "parameters", None))):
+        raise TypeError("model: expected a model object with log_marginal(x) and parameters() "
+                        f"(e.g. a GaussianMixture), got {type(model).__name__}")
     check_positive_int("iterations", iterations)
+    if tol is not None:
+        check_number("tol", tol, minimum=0)
+    check_number("lr", lr, above=0)
+    check_positive_int("gradient_steps", gradient_steps)
     check_tensor("x", x, ndim=2, floating=True, support=getattr(model, "data_support", None))
     if m_step not in ("auto", "closed-form", "gradient"):
         raise ValueError(f"m_step: expected 'auto', 'closed-form' or 'gradient', got {m_step!r}")

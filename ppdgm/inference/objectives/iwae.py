@@ -51,6 +51,8 @@ class IWAE(ELBO):
         check_positive_int("num_particles", num_particles)
         if not isinstance(data_plate, str) or not data_plate:
             raise ValueError(f"data_plate: expected a plate name, got {data_plate!r}")
+        if max_plate_nesting != float("inf"):
+            check_positive_int("max_plate_nesting", max_plate_nesting, minimum=0)
         super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting,
                          vectorize_particles=True)
         self.data_plate = data_plate

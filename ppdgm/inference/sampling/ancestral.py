@@ -20,6 +20,7 @@ import torch
 from pyro.infer import Predictive
 from pyro.nn import PyroModule
 
+from ..._memory import MAX_CHUNK, check_fits, chunks
 from ..._pyro import built_for_local_params, local_params
 from ..._validation import check_positive_int
 
@@ -79,10 +80,25 @@ class AncestralSampler:
         self.vectorized: bool | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        """Run the model with ``args``/``kwargs``; returns ``{site: (num_samples, *site_shape)}``."""
+        """Run the model with ``args``/``kwargs``; returns ``{site: (num_samples, *site_shape)}``.
+
+        More than ``MAX_CHUNK`` draws are sized first by one draw (apart from the global RNG)
+        and refused, naming ``num_samples``, when they would not fit in memory; those that fit
+        are drawn ``MAX_CHUNK`` at a time."""
+        if self.num_samples <= MAX_CHUNK:
+            return self._draw(self.num_samples, args, kwargs)
+        with torch.random.fork_rng():
+            one = self._draw(1, args, kwargs)
+        each = sum(v.numel() * v.element_size() for v in one.values())
+        device = next(iter(one.values())).device if one else torch.device("cpu")
+        check_fits("num_samples", self.num_samples, each, device)
+        parts = [self._draw(k, args, kwargs) for k in chunks(self.num_samples)]
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+    def _draw(self, num_samples: int, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
         modes = [True, False] if self.parallel is None else [self.parallel]
         for vectorized in modes:
-            predictive = Predictive(self.model, num_samples=self.num_samples,
+            predictive = Predictive(self.model, num_samples=num_samples,
                                     return_sites=self.return_sites or (), parallel=vectorized)
             try:
                 with module_params(self.model), torch.no_grad():

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..._memory import check_draws
 from ..._random import seeded
 from ..._terminal import stderr_is_terminal
 from ..._validation import check_instance, check_positive_int
@@ -142,6 +143,7 @@ def check_sampler(sampler: object) -> None:
 def _check(diffusion: Diffusion, n: int) -> None:
     check_instance("diffusion", diffusion, Diffusion, "a ppdgm.models.Diffusion")
     check_positive_int("n", n)
+    check_draws("n", n, diffusion, copies=4)  # x_t, the prediction, the mean and the noise
 
 
 def _run(diffusion: Diffusion, n: int, ts: torch.Tensor, *, eta: float | None, clip: bool | None,

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..._memory import check_draws
 from ..._random import seeded
 from ..._terminal import stderr_is_terminal
 from ..._validation import check_instance, check_positive_int
@@ -161,6 +162,7 @@ def scheduler_sample(diffusion: Diffusion, n: int, *, scheduler: Any = "dpm-solv
         torch.Size([3, 2])
     """
     check_positive_int("n", n)
+    check_draws("n", n, diffusion, copies=4)
     check_positive_int("steps", steps)
     sched = make_scheduler(diffusion, scheduler)
     cfg, schedule = diffusion.config, diffusion.schedule

@@ -1,0 +1,398 @@
+"""Known-bad inputs to ppdgm's public API, one generator per kind of mistake.
+
+Every case is a call that must fail with one clean error naming the argument at fault (a
+``ValueError``/``TypeError``/``FileNotFoundError``/``FloatingPointError`` whose message starts
+with ``"<argument>:"``); a call that returns is a bad input accepted silently, any other
+exception a raw error. ``benchmarks/robustness.py`` counts them over thousands of draws and
+``tests/test_robustness.py`` runs every case of every kind.
+
+The kinds:
+
+* ``sizes``: counts that cannot fit in memory (10^10 samples, 10^9 particles or runs).
+* ``empty``: a batch of zero data points to every public method that takes data.
+* ``support``: data outside a model's support (NaN, Inf, non-binary values for a Bernoulli
+  model, values outside [0, 1] for quantized data) to every public method that scores data.
+* ``arguments``: settings out of range or of the wrong type (EM's tolerances, Gibbs's switches,
+  plate nestings, empty paths, too few points to seed a mixture, foreign sampling flags).
+* ``checkpoints``: a checkpoint whose weights are non-finite or of another dtype.
+* ``paths``: folders that are files or cannot be made, image names without a known format,
+  strings where a model is expected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+KINDS = ("sizes", "empty", "support", "arguments", "checkpoints", "paths")
+CLEAN = (ValueError, TypeError, FileNotFoundError, FloatingPointError)
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    name: str
+    call: Callable[[], Any]
+
+
+def outcome(case: Case) -> tuple[str, str]:
+    """``("clean" | "accepted" | "raw", message)`` for one call."""
+    try:
+        case.call()
+    except CLEAN as err:
+        head = str(err).split(":", 1)[0].strip()
+        if head and " " not in head.strip("-'\"") and ":" in str(err):
+            return "clean", str(err)
+        return "raw", f"{type(err).__name__}: {err}"
+    except Exception as err:  # noqa: BLE001 - what is being counted
+        return "raw", f"{type(err).__name__}: {err}"
+    return "accepted", ""
+
+
+# ----------------------------------------------------------------------------- the models
+
+
+@cache
+def models() -> dict[str, Any]:
+    """One small instance of every family, by name, with the event shape of its data and
+    the support its scoring methods must insist on."""
+    from ppdgm import (
+        GAN,
+        MADE,
+        NADE,
+        RBM,
+        VAE,
+        VAEGAN,
+        AutoregressiveConfig,
+        BernoulliMixture,
+        DeepVAE,
+        DeepVAEConfig,
+        Diffusion,
+        DiffusionConfig,
+        GANConfig,
+        GaussianMixture,
+        LinearGaussian,
+        LogisticRegression,
+        LogisticRegressionConfig,
+        MixtureConfig,
+        NaiveBayes,
+        NaiveBayesConfig,
+        SBNConfig,
+        SigmoidBeliefNet,
+        VAEConfig,
+        VAEGANConfig,
+    )
+
+    torch.manual_seed(0)
+    return {
+        "VAE": (VAE(VAEConfig(x_shape=(4,), z_dim=2, hidden=(8,))), (4,), "binary"),
+        "VAE-gaussian": (VAE(VAEConfig(x_shape=(4,), z_dim=2, hidden=(8,), likelihood="gaussian")),
+                         (4,), "real"),
+        "DeepVAE": (DeepVAE(DeepVAEConfig(x_shape=(4,), z_dims=(2, 1), hidden=((4,), (4,)))),
+                    (4,), "binary"),
+        "SBN": (SigmoidBeliefNet(SBNConfig(x_shape=(4,), layers=(2,))), (4,), "binary"),
+        "RBM": (RBM(visible=4, hidden=2), (4,), "binary"),
+        "NADE": (NADE(AutoregressiveConfig(x_shape=(4,), hidden=(8,))), (4,), "binary"),
+        "MADE": (MADE(AutoregressiveConfig(x_shape=(4,), hidden=(8,))), (4,), "binary"),
+        "Diffusion": (Diffusion(DiffusionConfig(x_shape=(2,), timesteps=10, hidden=(8,))),
+                      (2,), "real"),
+        "Diffusion-quantized": (Diffusion(DiffusionConfig(x_shape=(2,), timesteps=10, hidden=(8,),
+                                                          levels=2)), (2,), "unit"),
+        "GAN": (GAN(GANConfig(x_shape=(2,), z_dim=2, hidden=(8,))), (2,), "real"),
+        # Its likelihood lives in the discriminator's feature space: any real x is a datum.
+        "VAEGAN": (VAEGAN(VAEGANConfig(x_shape=(4,), z_dim=2, hidden=(8,))), (4,), "real"),
+        "GaussianMixture": (GaussianMixture(MixtureConfig(x_dim=2, components=2)), (2,), "real"),
+        "BernoulliMixture": (BernoulliMixture(MixtureConfig(x_dim=4, components=2)), (4,),
+                             "binary"),
+        "LinearGaussian": (LinearGaussian(), None, "real"),
+        "LogisticRegression": (LogisticRegression(LogisticRegressionConfig(x_dim=3)), (3,), "real"),
+        "NaiveBayes": (NaiveBayes(NaiveBayesConfig(x_dim=4, classes=2)), (4,), "binary"),
+    }
+
+
+_DATA_ARGS = ("x", "v")
+# Methods that take data but only move it between units (no score, no draw from it).
+_TRANSFORMS = {"normalize", "denormalize", "to_data", "forward"}
+
+
+def data_methods(model: Any) -> Iterator[tuple[str, Callable[..., Any], str]]:
+    """The model's public methods whose first argument is data and whose others have defaults."""
+    for name in sorted(dir(model)):
+        if name.startswith("_") or name in _TRANSFORMS:
+            continue
+        method = getattr(type(model), name, None)
+        if not callable(method) or isinstance(method, type):
+            continue
+        try:
+            params = list(inspect.signature(method).parameters.values())[1:]
+        except (TypeError, ValueError):
+            continue
+        if not params or params[0].name not in _DATA_ARGS:
+            continue
+        if any(p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params[1:]):
+            continue
+        yield name, getattr(model, name), params[0].name
+
+
+def _event(model_name: str) -> tuple[int, ...]:
+    model, event, _ = models()[model_name]
+    return event if event is not None else (model.config.x_dim,)
+
+
+# ----------------------------------------------------------------------------- the kinds
+
+
+def empty_cases() -> Iterator[Case]:
+    for model_name, (model, _, _) in models().items():
+        event = _event(model_name)
+        for name, method, _arg in data_methods(model):
+            yield Case("empty", f"{model_name}.{name}(empty batch)",
+                       lambda m=method, e=event: m(torch.zeros(0, *e)))
+    from ppdgm import estimate_elbo, estimate_log_likelihood, variational_bound
+
+    vae = models()["VAE"][0]
+    yield Case("empty", "estimate_log_likelihood(empty)",
+               lambda: estimate_log_likelihood(vae.model, vae.guide, torch.zeros(0, 4), num_samples=2))
+    yield Case("empty", "estimate_elbo(empty)",
+               lambda: estimate_elbo(vae.model, vae.guide, torch.zeros(0, 4)))
+    diffusion = models()["Diffusion"][0]
+    yield Case("empty", "variational_bound(empty)",
+               lambda: variational_bound(diffusion, torch.zeros(0, 2)))
+    from ppdgm import Gibbs, RBMGibbs, psis_khat, rbm_log_likelihood, to_inference_data
+
+    rbm, sbn = models()["RBM"][0], models()["SBN"][0]
+    yield Case("empty", "rbm_log_likelihood(empty)",
+               lambda: rbm_log_likelihood(rbm, torch.zeros(0, 4), 0.0))
+    yield Case("empty", "psis_khat(empty)", lambda: psis_khat(torch.zeros(0)))
+    yield Case("empty", "to_inference_data(data=empty)",
+               lambda: to_inference_data(model=vae.model, guide=vae.guide, data=torch.zeros(0, 4),
+                                         num_samples=2))
+    yield Case("empty", "Gibbs on an empty batch", lambda: _gibbs_run(Gibbs(sbn.model),
+                                                                        torch.zeros(0, 4)))
+    yield Case("empty", "RBMGibbs on an empty batch",
+               lambda: _gibbs_run(RBMGibbs(rbm, observed_visible=True), torch.zeros(0, 4)))
+
+
+def _outside(support: str, event: tuple[int, ...]) -> list[tuple[str, torch.Tensor]]:
+    bad = [("nan", torch.full((3, *event), math.nan)), ("inf", torch.full((3, *event), math.inf))]
+    if support == "binary":
+        bad.append(("0.5", torch.full((3, *event), 0.5)))
+    if support in ("binary", "unit"):
+        bad.append(("2.0", torch.full((3, *event), 2.0)))
+        bad.append(("-1.0", torch.full((3, *event), -1.0)))
+    return bad
+
+
+def support_cases() -> Iterator[Case]:
+    for model_name, (model, _, support) in models().items():
+        event = _event(model_name)
+        for name, method, _arg in data_methods(model):
+            for label, x in _outside(support, event):
+                yield Case("support", f"{model_name}.{name}({label})",
+                           lambda m=method, v=x: m(v))
+    from ppdgm import Gibbs, RBMGibbs, rbm_log_likelihood, to_inference_data, variational_bound
+
+    rbm = models()["RBM"][0]
+    yield Case("support", "rbm_log_likelihood(0.5)",
+               lambda: rbm_log_likelihood(rbm, torch.full((3, 4), 0.5), 0.0))
+    quantized = models()["Diffusion-quantized"][0]
+    yield Case("support", "variational_bound(quantized, 2.0)",
+               lambda: variational_bound(quantized, torch.full((3, 2), 2.0)))
+    sbn, vae = models()["SBN"][0], models()["VAE"][0]
+    for label, x in _outside("binary", (4,)):
+        yield Case("support", f"Gibbs on SBN data {label}",
+                   lambda v=x: _gibbs_run(Gibbs(sbn.model), v))
+        yield Case("support", f"RBMGibbs on data {label}",
+                   lambda v=x: _gibbs_run(RBMGibbs(rbm, observed_visible=True), v))
+        yield Case("support", f"to_inference_data(data={label})",
+                   lambda v=x: to_inference_data(model=vae.model, guide=vae.guide, data=v,
+                                                 num_samples=2))
+
+
+def _gibbs_run(kernel: Any, x: torch.Tensor) -> Any:
+    from pyro.infer import MCMC
+
+    mcmc = MCMC(kernel, num_samples=2, warmup_steps=0, disable_progbar=True)
+    mcmc.run(x)
+    return mcmc
+
+
+def size_cases() -> Iterator[Case]:
+    from ppdgm import (
+        ais_log_partition,
+        ancestral_samples,
+        ddim_sample,
+        ddpm_sample,
+        estimate_elbo,
+        estimate_log_likelihood,
+        load_dataset,
+    )
+
+    huge = (10**10, 10**12, 2**40)
+    from ppdgm import Gibbs, to_inference_data
+
+    vae, diffusion, rbm = models()["VAE"][0], models()["Diffusion"][0], models()["RBM"][0]
+    sbn = models()["SBN"][0]
+    for n in huge:
+        for model_name in ("VAE", "SBN", "RBM", "NADE", "GAN", "GaussianMixture", "Diffusion",
+                           "DeepVAE", "VAEGAN", "BernoulliMixture", "NaiveBayes", "LinearGaussian"):
+            model = models()[model_name][0]
+            yield Case("sizes", f"{model_name}.sample({n})", lambda m=model, k=n: m.sample(k))
+        yield Case("sizes", f"estimate_log_likelihood(num_samples={n})",
+                   lambda k=n: estimate_log_likelihood(vae.model, vae.guide, torch.ones(2, 4),
+                                                       num_samples=k))
+        yield Case("sizes", f"estimate_elbo(num_particles={n})",
+                   lambda k=n: estimate_elbo(vae.model, vae.guide, torch.ones(2, 4),
+                                             num_particles=k))
+        yield Case("sizes", f"ddpm_sample({n})", lambda k=n: ddpm_sample(diffusion, k))
+        yield Case("sizes", f"ddim_sample({n})", lambda k=n: ddim_sample(diffusion, k, steps=2))
+        yield Case("sizes", f"ais_log_partition(num_runs={n})",
+                   lambda k=n: ais_log_partition(rbm, num_runs=k, betas=2))
+        yield Case("sizes", f"ancestral_samples(num_samples={n})",
+                   lambda k=n: ancestral_samples(vae.model, k, None, num_samples=2))
+        yield Case("sizes", f"load_dataset(ring8, num_train={n})",
+                   lambda k=n: load_dataset("ring8", num_train=k))
+        yield Case("sizes", f"Gibbs(chains={n})",
+                   lambda k=n: _gibbs_run(Gibbs(sbn.model, chains=k), torch.ones(3, 4)))
+        yield Case("sizes", f"to_inference_data(num_samples={n})",
+                   lambda k=n: to_inference_data(model=vae.model, guide=vae.guide,
+                                                 data=torch.ones(2, 4), num_samples=k))
+        yield Case("sizes", f"to_inference_data(chains={n})",
+                   lambda k=n: to_inference_data(model=vae.model, guide=vae.guide,
+                                                 data=torch.ones(2, 4), num_samples=2, chains=k))
+
+
+def argument_cases() -> Iterator[Case]:
+    from ppdgm import IWAE, Gibbs, TrainConfig, estimate_elbo, expectation_maximization
+    from ppdgm.inference.importance import log_weights
+
+    mixture = models()["GaussianMixture"][0]
+    x = torch.randn(20, 2)
+    for field, values in {"tol": (-1.0, math.nan, math.inf, "x"),
+                          "lr": (0.0, -0.1, math.nan, math.inf, "x", True),
+                          "gradient_steps": (0, -3, 2.5, None),
+                          "iterations": (0, -1, 1.5)}.items():
+        for value in values:
+            settings = {"m_step": "gradient"} if field in ("lr", "gradient_steps") else {}
+            settings = {"iterations": 2, **settings, field: value}
+            yield Case("arguments", f"expectation_maximization({field}={value!r})",
+                       lambda s=settings: expectation_maximization(mixture, x, **s))
+    sbn = models()["SBN"][0]
+    for value in ("yes", "False", 1, None, 0.5):
+        yield Case("arguments", f"Gibbs(metropolized={value!r})",
+                   lambda v=value: Gibbs(sbn.model, metropolized=v))
+    vae = models()["VAE"][0]
+    for value in (-1, -5, 1.5, "2"):
+        yield Case("arguments", f"IWAE(max_plate_nesting={value!r})",
+                   lambda v=value: IWAE(num_particles=2, max_plate_nesting=v))
+        yield Case("arguments", f"log_weights(max_plate_nesting={value!r})",
+                   lambda v=value: log_weights(vae.model, vae.guide, torch.ones(2, 4),
+                                               max_plate_nesting=v))
+    for field in ("out_dir", "resume", "tensorboard"):
+        for value in ("", "   "):
+            yield Case("arguments", f"TrainConfig({field}={value!r})",
+                       lambda f=field, v=value: TrainConfig(device="cpu", **{f: v}))
+    few = models()["GaussianMixture"][0]
+    yield Case("arguments", "GaussianMixture.initialize(1 point, 2 components)",
+               lambda: few.initialize(torch.randn(1, 2)))
+    for value in (0, -2, 1.5):
+        yield Case("arguments", f"estimate_elbo(num_particles={value!r})",
+                   lambda v=value: estimate_elbo(vae.model, vae.guide, torch.ones(2, 4),
+                                                 num_particles=v))
+
+
+def checkpoint_cases() -> Iterator[Case]:
+    from ppdgm.recipes.checkpoints import load_trained_model
+
+    for poison in ("nan", "inf", "-inf", "float64", "float16", "int64"):
+        yield Case("checkpoints", f"load_trained_model(weights {poison})",
+                   lambda p=poison: load_trained_model(_poisoned_checkpoint(p), device="cpu"))
+
+
+@cache
+def _trained_checkpoint() -> Path:
+    from ppdgm.cli import main
+
+    out = Path(tempfile.mkdtemp()) / "run"
+    code = main(["fit", "vae", "--data", "bars-and-stripes", "--epochs", "1", "--hidden", "8",
+                 "--z-dim", "2", "--no-progress", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    return out / "checkpoint.pt"
+
+
+def _poisoned_checkpoint(poison: str) -> Path:
+    from ppdgm import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(_trained_checkpoint())
+    weights = state["modules"][0]
+    name = next(n for n, v in weights.items() if v.is_floating_point() and v.dim() == 2)
+    value = weights[name].clone()
+    weights[name] = {"nan": lambda: value.fill_(math.nan), "inf": lambda: value.fill_(math.inf),
+                     "-inf": lambda: value.fill_(-math.inf), "float64": value.double,
+                     "float16": value.half, "int64": value.long}[poison]()
+    path = Path(tempfile.mkdtemp()) / "checkpoint.pt"
+    save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, path)
+    return path
+
+
+def path_cases() -> Iterator[Case]:
+    from pyro.infer import Trace_ELBO
+
+    from ppdgm import Engine, TrainConfig, estimate_log_likelihood, to_inference_data
+    from ppdgm.diagnostics import save_image_grid
+
+    a_file = Path(tempfile.mkdtemp()) / "a-file"
+    a_file.write_text("not a folder")
+    for folder in (a_file, a_file / "below", Path("/proc/ppdgm-run")):
+        yield Case("paths", f"TrainConfig(out_dir={str(folder)!r})",
+                   lambda f=folder: _fit_into(TrainConfig(device="cpu", progress=False, epochs=1,
+                                                          batch_size=4, out_dir=str(f))))
+        yield Case("paths", f"save_image_grid(into {str(folder)!r})",
+                   lambda f=folder: save_image_grid(torch.rand(4, 1, 2, 2), f / "grid.png"))
+    for name in ("samples", "samples.gif", "samples.txt", "grid."):
+        folder = Path(tempfile.mkdtemp())
+        yield Case("paths", f"save_image_grid({name!r})",
+                   lambda p=folder / name: save_image_grid(torch.rand(4, 1, 2, 2), p))
+    for value in ("vae", 3, None):
+        yield Case("paths", f"estimate_log_likelihood(model={value!r})",
+                   lambda v=value: estimate_log_likelihood(v, v, torch.ones(2, 4), num_samples=2))
+        yield Case("paths", f"Engine(model={value!r})",
+                   lambda v=value: Engine(v, v, Trace_ELBO()))
+        yield Case("paths", f"to_inference_data({value!r})",
+                   lambda v=value: to_inference_data(v) if v is not None else
+                   to_inference_data(model=v, data=torch.ones(2, 4)))
+
+
+def _fit_into(config: Any) -> Any:
+    from pyro.infer import Trace_ELBO
+
+    from ppdgm import VAE, Engine, VAEConfig
+
+    vae = VAE(VAEConfig(x_shape=(4,), z_dim=2, hidden=(4,)))
+    return Engine(vae.model, vae.guide, Trace_ELBO(), config=config).fit(torch.ones(8, 4))
+
+
+GENERATORS: dict[str, Callable[[], Iterator[Case]]] = {
+    "sizes": size_cases, "empty": empty_cases, "support": support_cases,
+    "arguments": argument_cases, "checkpoints": checkpoint_cases, "paths": path_cases}
+
+
+def all_cases(kinds: tuple[str, ...] = KINDS) -> list[Case]:
+    return [case for kind in kinds for case in GENERATORS[kind]()]
+
+
+def draw(cases: list[Case], n: int, seed: int) -> list[Case]:
+    """``n`` cases drawn with replacement, every case at least once when ``n`` allows."""
+    rng = random.Random(seed)
+    chosen = list(cases) if n >= len(cases) else rng.sample(cases, n)
+    return chosen + [rng.choice(cases) for _ in range(n - len(chosen))]
