@@ -311,6 +311,96 @@ def argument_cases() -> Iterator[Case]:
                                                  num_particles=v))
 
 
+def _setting_calls() -> dict[str, tuple[Callable[..., Any], dict[str, tuple[Any, ...]]]]:
+    """Public constructors and functions, each with the values of each argument that are wrong
+    (the others left at working defaults)."""
+    import ppdgm
+    from ppdgm import load_dataset
+
+    vae, rbm, diffusion = models()["VAE"][0], models()["RBM"][0], models()["Diffusion"][0]
+    sbn, nb = models()["SBN"][0], models()["NaiveBayes"][0]
+    counts = (0, -1, 1.5, "3", True)
+    reals = (math.nan, math.inf, "x", None)
+    flags = ("yes", 1, None)
+    ring8 = load_dataset("ring8", num_train=50)
+    x4 = (torch.rand(6, 4) < 0.5).float()
+    return {
+        "IWAE": (ppdgm.IWAE, {"num_particles": counts, "data_plate": ("", 3)}),
+        "VIMCO": (ppdgm.VIMCO, {"num_particles": (*counts, 1), "data_plate": ("", None)}),
+        "NVIL": (ppdgm.NVIL, {"decay": (-0.1, 1.5, *reals), "normalize": flags}),
+        "ReweightedWakeSleep": (ppdgm.ReweightedWakeSleep, {
+            "num_particles": counts, "guide_update": ("x", 3), "data_plate": ("",)}),
+        "ContrastiveDivergence": (ppdgm.ContrastiveDivergence, {
+            "k": counts, "persistent": flags, "num_chains": (0, -2, "4")}),
+        "AdversarialLoss": (ppdgm.AdversarialLoss, {
+            "kind": ("x", 3), "gp_weight": (-1.0, *reals), "pack": counts}),
+        "VAEGANLoss": (ppdgm.VAEGANLoss, {
+            "kind": ("x", 3), "gamma": (-1.0, *reals), "gp_weight": (-1.0, math.nan),
+            "analytic_kl": flags}),
+        "Gibbs": (lambda **k: ppdgm.Gibbs(sbn.model, **k), {
+            "sites": ("z1", [3]), "chains": counts, "compile": ("x", 3)}),
+        "HMCGibbs": (lambda **k: ppdgm.HMCGibbs(sbn.model, **k), {
+            "kernel": ("x", 3), "discrete_sites": ("z1", [3])}),
+        "RBMGibbs": (lambda **k: ppdgm.RBMGibbs(rbm, **k), {
+            "chains": counts, "observed_visible": flags}),
+        "Player": (lambda **k: ppdgm.Player(**{"name": "p", **k}), {
+            "name": ("", 3, None), "owns": (3, None), "every": counts, "repeats": counts}),
+        "ais_log_partition": (lambda **k: ppdgm.ais_log_partition(rbm, **{"betas": 2, **k}), {
+            "num_runs": counts, "betas": (0, -3, "x", [0.0, 1.0], torch.tensor([0.5, 1.0])),
+            "base_visible_bias": (torch.zeros(3), "x"), "seed": (1.5, "1"),
+            "compile": ("x", 1)}),
+        "ddpm_sample": (lambda **k: ppdgm.ddpm_sample(diffusion, **{"n": 2, **k}), {
+            "n": counts, "clip": flags[:2], "seed": (1.5, "1"), "on_step": (3, "x")}),
+        "ddim_sample": (lambda **k: ppdgm.ddim_sample(diffusion, **{"n": 2, "steps": 2, **k}), {
+            "steps": (*counts, 10**6), "eta": (-1.0, *reals)}),
+        "sample_diffusion": (lambda **k: ppdgm.sample_diffusion(diffusion, **{"n": 2, **k}), {
+            "sampler": ("x", 3, ""), "steps": (0, -1, 1.5)}),
+        "mode_coverage": (lambda **k: ppdgm.mode_coverage(**{
+            "samples": torch.randn(20, 2), "centres": ring8.centres, "std": 0.05, **k}), {
+            "std": (0.0, -1.0, *reals), "threshold": (0.0, -1.0, *reals),
+            "weights": ([1.0], "x"), "samples": (torch.randn(20, 3), "x")}),
+        "psis_khat": (lambda **k: ppdgm.psis_khat(**{"log_weights": torch.randn(50), **k}), {
+            "reff": (0.0, -1.0, *reals), "log_weights": ("x", torch.full((50,), math.nan))}),
+        "estimate_elbo": (lambda **k: ppdgm.estimate_elbo(vae.model, vae.guide, x4, **k), {
+            "num_particles": counts, "batch_size": counts}),
+        "estimate_log_likelihood": (lambda **k: ppdgm.estimate_log_likelihood(
+            vae.model, vae.guide, x4, **{"num_samples": 4, **k}), {
+            "num_samples": counts, "batch_size": counts, "max_draws": counts,
+            "seed": (1.5, "1")}),
+        "rbm_log_likelihood": (lambda **k: ppdgm.rbm_log_likelihood(rbm, x4, **{"log_z": 1.0, **k}),
+                               {"log_z": reals, "batch_size": counts}),
+        "base_rate_visible_bias": (lambda **k: ppdgm.base_rate_visible_bias(x4, **k), {
+            "pseudocount": (0.0, -1.0, *reals)}),
+        "build_objective": (lambda **k: ppdgm.build_objective(**{"name": "elbo", **k}), {
+            "name": ("x", 3, ""), "k": counts}),
+        "build_player_objective": (lambda **k: ppdgm.build_player_objective(**{"name": "rws", **k}), {
+            "name": ("x", 3), "k": counts, "lr": (0.0, -1.0, *reals)}),
+        "semi_supervised_em": (lambda **k: ppdgm.semi_supervised_em(
+            nb, x4[:3], torch.tensor([0, 1, 0]), x4[3:], **k), {
+            "iterations": counts, "unlabelled_weight": (-1.0, *reals), "tol": (-1.0, *reals)}),
+        "fit_logistic_regression": (lambda **k: ppdgm.fit_logistic_regression(
+            torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 0, 1]), **{"classes": 2, "steps": 2, **k}),
+            {"classes": (0, 1, -2, 1.5), "steps": counts, "lr": (0.0, -1.0, *reals),
+             "seed": (1.5, "1")}),
+        "coverage_for_dataset": (lambda **k: ppdgm.coverage_for_dataset(
+            torch.randn(20, 2), **{"name": "ring8", **k}), {
+            "name": ("x", 3), "threshold": (0.0, -1.0, *reals)}),
+        "adam": (lambda **k: ppdgm.adam(**k), {"lr": (0.0, -1.0, *reals)}),
+        "build_model": (lambda **k: ppdgm.build_model(**{"name": "vae", "config": {}, **k}), {
+            "name": ("x", 3), "config": (3, "x", {"z_dim": -1}, {"nope": 1})}),
+        "load_checkpoint": (lambda **k: ppdgm.load_checkpoint(**k), {
+            "path": ("", 3, "/nonexistent/c.pt", "/proc", tempfile.gettempdir())}),
+    }
+
+
+def setting_cases() -> Iterator[Case]:
+    for name, (call, wrong) in _setting_calls().items():
+        for argument, values in wrong.items():
+            for value in values:
+                yield Case("arguments", f"{name}({argument}={value!r})",
+                           lambda c=call, a=argument, v=value: c(**{a: v}))
+
+
 def checkpoint_cases() -> Iterator[Case]:
     from ppdgm.recipes.checkpoints import load_trained_model
 
@@ -384,11 +474,16 @@ def _fit_into(config: Any) -> Any:
 
 GENERATORS: dict[str, Callable[[], Iterator[Case]]] = {
     "sizes": size_cases, "empty": empty_cases, "support": support_cases,
-    "arguments": argument_cases, "checkpoints": checkpoint_cases, "paths": path_cases}
+    "arguments": lambda: _arguments(), "checkpoints": checkpoint_cases, "paths": path_cases}
 
 
 def all_cases(kinds: tuple[str, ...] = KINDS) -> list[Case]:
     return [case for kind in kinds for case in GENERATORS[kind]()]
+
+
+def _arguments() -> Iterator[Case]:
+    yield from argument_cases()
+    yield from setting_cases()
 
 
 def draw(cases: list[Case], n: int, seed: int) -> list[Case]:

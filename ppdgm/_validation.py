@@ -172,6 +172,44 @@ def check_program(name: str, value: object) -> None:
                         f"{type(value).__name__}")
 
 
+def check_label(name: str, value: object) -> str:
+    """Validate a non-empty name (a plate's, a site's, a player's).
+
+    Examples:
+        >>> check_label("data_plate", "")
+        Traceback (most recent call last):
+        ...
+        ValueError: data_plate: expected a non-empty name, got ''
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a name (a str), got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name}: expected a non-empty name, got ''")
+    return value
+
+
+def check_labels(name: str, value: object) -> list[str]:
+    """Validate a sequence of site names (a lone string, whose letters would pass for names,
+    is refused).
+
+    Examples:
+        >>> check_labels("sites", ["z1", "z2"])
+        ['z1', 'z2']
+        >>> check_labels("sites", "z1")
+        Traceback (most recent call last):
+        ...
+        TypeError: sites: expected a sequence of site names, got the str 'z1' (write ['z1'])
+    """
+    if isinstance(value, str):
+        raise TypeError(f"{name}: expected a sequence of site names, got the str {value!r} "
+                        f"(write [{value!r}])")
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name}: expected a sequence of site names, got {type(value).__name__}")
+    for item in value:
+        check_label(name, item)
+    return list(value)
+
+
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """Validate that ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:

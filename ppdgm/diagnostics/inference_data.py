@@ -41,7 +41,7 @@ from pyro.poutine.util import prune_subsample_sites
 
 from .._memory import check_fits
 from .._random import seeded
-from .._validation import check_positive_int, check_tensor
+from .._validation import check_number, check_positive_int, check_tensor
 from ..inference.history import History
 from ..inference.importance import PARTICLE_PLATE, nesting_of, paired_traces, particle_log_probs
 from ..inference.mcmc.base import typed_samples
@@ -454,8 +454,7 @@ def psis_khat(log_weights: Any, *,
         raise TypeError(f"log_weights: expected floating-point values, got {array.dtype}")
     if np.isnan(array).any() or np.isposinf(array).any():
         raise ValueError("log_weights: contains NaN or +inf values")
-    if isinstance(reff, bool) or not isinstance(reff, (int, float)) or not reff > 0:
-        raise ValueError(f"reff: expected a positive number, got {reff!r}")
+    check_number("reff", reff, above=0)
     eps = np.finfo(array.dtype).eps
     points = array.reshape(array.shape[0], -1).astype(np.float64)
     with np.errstate(invalid="ignore"):

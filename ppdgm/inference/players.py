@@ -7,6 +7,7 @@ step only ever moves its own parameters: gradients are taken with respect to the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,8 +30,8 @@ def adam(lr: float = 1e-3, **kwargs: object) -> OptimizerFactory:
         >>> type(opt).__name__
         'Adam'
     """
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: expected a finite number > 0, got {lr!r}")
 
     def make(params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, **kwargs)

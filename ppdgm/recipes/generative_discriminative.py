@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from pyro.infer import Trace_ELBO
 
-from .._validation import check_choice, check_positive_int
+from .._validation import check_choice, check_number, check_positive_int
 from ..data import Dataset
 from ..inference import Engine, Player, TrainConfig
 from ..inference.objectives.em import posterior_by_enumeration
@@ -151,6 +151,7 @@ def semi_supervised_em(nb: NaiveBayes, x: torch.Tensor, y: torch.Tensor, unlabel
         True
     """
     check_positive_int("iterations", iterations)
+    check_number("tol", tol, minimum=0)
     w = unlabelled_weight
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w > 0):
         raise ValueError(f"unlabelled_weight: expected a number > 0, got {w!r}")

@@ -47,7 +47,7 @@ from pyro.poutine.util import site_is_subsample
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..._memory import check_fits
-from ..._validation import check_flag
+from ..._validation import check_flag, check_labels
 from ..compiled import Graphs, check_compile, layout_key
 from ..params import ParamRecorder, owning_modules
 from ..reads import DirectReads
@@ -362,7 +362,7 @@ class Gibbs(DiscreteKernel):
             raise TypeError(f"model: expected a callable Pyro model, got {type(model).__name__}")
         super().__init__(chains)
         self.model = model
-        self.sites = None if sites is None else list(sites)
+        self.sites = None if sites is None else check_labels("sites", sites)
         self.metropolized = check_flag("metropolized", metropolized)
         mode = check_compile(compile)
         #: The traced sweeps (``None`` when sweeps run the model eagerly).

@@ -32,7 +32,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer.mcmc import HMC, NUTS
 
-from ..._validation import check_choice
+from ..._validation import check_choice, check_labels
 from .base import DiscreteKernel
 from .gibbs import GibbsPlan, base_distribution, gibbs_plan, gibbs_sweep, is_latent_site
 
@@ -60,7 +60,8 @@ class HMCGibbs(DiscreteKernel):
         super().__init__(None)
         kind = check_choice("kernel", kernel, tuple(_INNER))
         self.model = model
-        self.discrete_sites = None if discrete_sites is None else list(discrete_sites)
+        self.discrete_sites = (None if discrete_sites is None
+                               else check_labels("discrete_sites", discrete_sites))
         self._discrete: dict[str, torch.Tensor] = {}
         self.inner = _INNER[kind](self._given_discrete, **hmc_kwargs)
         self.plan: GibbsPlan | None = None

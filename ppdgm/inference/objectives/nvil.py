@@ -30,7 +30,7 @@ import torch
 from pyro.infer.inspect import get_dependencies
 from pyro.poutine.util import site_is_subsample
 
-from ..._validation import check_instance
+from ..._validation import check_instance, check_label
 
 __all__ = ["NVIL", "local_signal_sites"]
 
@@ -97,7 +97,7 @@ class NVIL:
         check_instance("normalize", normalize, bool, "True or False")
         self.decay = float(decay)
         self.normalize = normalize
-        self.data_plate = data_plate
+        self.data_plate = check_label("data_plate", data_plate)
         # site -> (running mean, running variance), float64 tensors of shape ()
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._sites: dict[str, tuple[set[str], set[str]]] | None = None

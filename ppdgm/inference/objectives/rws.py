@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..._validation import check_choice, check_positive_int
+from ..._validation import check_choice, check_label, check_positive_int
 from ..importance import check_importance_pair, nesting_of, particle_log_probs
 from .base import MultiPlayerObjective
 from .wake_sleep import WakeSleep
@@ -56,7 +56,7 @@ class ReweightedWakeSleep(MultiPlayerObjective):
                  data_plate: str = "data") -> None:
         self.num_particles = check_positive_int("num_particles", num_particles)
         self.guide_update = check_choice("guide_update", guide_update, GUIDE_UPDATES)
-        self.data_plate = data_plate
+        self.data_plate = check_label("data_plate", data_plate)
         self._nesting: int | None = None
 
     def player_loss(self, player: str, model: Callable[..., Any], guide: Callable[..., Any],

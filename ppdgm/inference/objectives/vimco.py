@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..._validation import check_positive_int
+from ..._validation import check_label, check_positive_int
 from ..importance import check_importance_pair, nesting_of, particle_log_probs
 
 __all__ = ["VIMCO", "leave_one_out_bounds"]
@@ -62,7 +62,7 @@ class VIMCO:
     def __init__(self, num_particles: int = 5, data_plate: str = "data") -> None:
         check_positive_int("num_particles", num_particles, minimum=2)
         self.num_particles = num_particles
-        self.data_plate = data_plate
+        self.data_plate = check_label("data_plate", data_plate)
         self._nesting: int | None = None
 
     def __call__(self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any,

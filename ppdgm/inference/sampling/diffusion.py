@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..._memory import check_draws
 from ..._random import seeded
 from ..._terminal import stderr_is_terminal
-from ..._validation import check_instance, check_positive_int
+from ..._validation import check_flag, check_instance, check_number, check_positive_int
 from ...models.diffusion import Diffusion
 from .schedulers import check_scheduler_name, scheduler_sample
 
@@ -84,8 +84,7 @@ def ddim_sample(diffusion: Diffusion, n: int, *, steps: int = 50, eta: float = 0
         torch.Size([3, 2])
     """
     _check(diffusion, n)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta >= 0:
-        raise ValueError(f"eta: expected a number >= 0, got {eta!r}")
+    check_number("eta", eta, minimum=0)
     ts = ddim_timesteps(diffusion.config.timesteps, steps)
     return _run(diffusion, n, ts, eta=float(eta), clip=clip, seed=seed, progress=progress,
                 on_step=on_step, label=f"DDIM({steps})")
@@ -149,6 +148,11 @@ def _check(diffusion: Diffusion, n: int) -> None:
 def _run(diffusion: Diffusion, n: int, ts: torch.Tensor, *, eta: float | None, clip: bool | None,
          seed: int | None, progress: bool | None, on_step: StepCallback | None,
          label: str) -> torch.Tensor:
+    if clip is not None:
+        check_flag("clip", clip)
+    if on_step is not None and not callable(on_step):
+        raise TypeError(f"on_step: expected a function on_step(t, x_t) or None, got "
+                        f"{type(on_step).__name__}")
     cfg, sched = diffusion.config, diffusion.schedule
     ref = sched.betas
     clip = cfg.levels is not None if clip is None else clip
