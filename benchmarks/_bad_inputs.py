@@ -438,7 +438,14 @@ def _poisoned_checkpoint(poison: str) -> Path:
 def path_cases() -> Iterator[Case]:
     from pyro.infer import Trace_ELBO
 
-    from ppdgm import Engine, TrainConfig, estimate_log_likelihood, to_inference_data
+    from ppdgm import (
+        Engine,
+        History,
+        TrainConfig,
+        estimate_log_likelihood,
+        save_checkpoint,
+        to_inference_data,
+    )
     from ppdgm.diagnostics import save_image_grid
 
     a_file = Path(tempfile.mkdtemp()) / "a-file"
@@ -449,6 +456,12 @@ def path_cases() -> Iterator[Case]:
                                                           batch_size=4, out_dir=str(f))))
         yield Case("paths", f"save_image_grid(into {str(folder)!r})",
                    lambda f=folder: save_image_grid(torch.rand(4, 1, 2, 2), f / "grid.png"))
+        yield Case("paths", f"save_checkpoint(into {str(folder)!r})",
+                   lambda f=folder: save_checkpoint({"w": torch.ones(1)}, f / "c.pt"))
+        yield Case("paths", f"History.save({str(folder)!r})",
+                   lambda f=folder: History().save(f / "run"))
+    yield Case("paths", "save_checkpoint(a folder)",
+               lambda: save_checkpoint({"w": torch.ones(1)}, tempfile.mkdtemp()))
     for name in ("samples", "samples.gif", "samples.txt", "grid."):
         folder = Path(tempfile.mkdtemp())
         yield Case("paths", f"save_image_grid({name!r})",

@@ -73,7 +73,7 @@ def file_in_folder(name: str, path: object, suffixes: tuple[str, ...] = IMAGE_SU
         >>> try:
         ...     file_in_folder("path", "samples.gif")
         ... except ValueError as err:
-        ...     print(str(err)[:46])
+        ...     print(str(err)[:47])
         path: expected a file name ending in .png, .jpg
     """
     if not isinstance(path, (str, Path)):
@@ -107,7 +107,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         b'ok'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"path: {str(path)!r} is a folder; expected a file path")
+    make_folder("path", path.parent)
     remove_stale_temporaries(path)
     tmp = temporary_name(path)
     try:

@@ -49,7 +49,7 @@ def check_fits(name: str, count: int, bytes_each: int, device: torch.device | st
         >>> try:
         ...     check_fits("n", 10**10, 16, "cpu")
         ... except ValueError as err:
-        ...     print(str(err)[:45])
+        ...     print(str(err)[:44])
         n: 10000000000 samples would take 149 GiB of
     """
     need = count * bytes_each
