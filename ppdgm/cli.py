@@ -32,7 +32,10 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=out, help="directory for checkpoint, history, figures")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_mode,
+                   metavar="auto", help="continue from OUT/checkpoint.pt; --resume auto continues "
+                   "when there is one and starts afresh when there is none (the command to "
+                   "repeat on every restart of a launcher such as torchrun --max-restarts)")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -147,6 +150,12 @@ def _one_line(err: BaseException) -> str:
     if not lines:
         return type(err).__name__
     return lines[0] + (" (...)" if len(lines) > 1 else "")
+
+
+def _resume_mode(value: str) -> str:
+    if value != "auto":
+        raise argparse.ArgumentTypeError(f"expected nothing or 'auto', got {value!r}")
+    return value
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

@@ -41,6 +41,21 @@ def test_fit_resume_and_sample(tmp_path, capsys):
     assert not (out / "samples.png").exists()  # figures only with --plots
 
 
+def test_fit_resume_auto_is_one_command_for_every_launch(tmp_path, capsys):
+    out = tmp_path / "run"
+    command = ["fit", "vae", "--data", "bars-and-stripes", "--batch-size", "10", "--z-dim", "2",
+               "--hidden", "16", "--out", str(out), "--no-progress", "--epochs", "3",
+               "--resume", "auto"]
+    assert main([*command, "--max-steps", "4"]) == 0  # nothing to resume: a fresh start
+    assert load_checkpoint(out / "checkpoint.pt")["position"]["step"] == 4
+    assert main(command) == 0  # the same command continues
+    assert load_checkpoint(out / "checkpoint.pt")["position"]["step"] == 9
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*command[:-1], "sometimes"])
+    assert "argument --resume: expected nothing or 'auto', got 'sometimes'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

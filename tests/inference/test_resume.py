@@ -145,3 +145,24 @@ def test_resume_on_other_data_is_refused_and_longer_runs_are_accepted(tmp_path, 
         longer.fit(x)
     assert "epochs 4 -> 5" in caplog.text and "max_steps 5 -> None" in caplog.text
     assert load_checkpoint(tmp_path / "checkpoint.pt")["position"]["step"] == 35
+
+
+def test_resume_auto_starts_afresh_then_continues_and_refuses_another_run(tmp_path):
+    # The one command a launcher repeats on every restart: nothing to resume yet is a fresh
+    # start, an interrupted run continues exactly, another run's checkpoint is refused.
+    x = _data()
+    full_model, full = _engine(tmp_path / "full", init_seed=0)
+    full.fit(x)
+    _, first = _engine(tmp_path / "auto", init_seed=0, max_steps=9, resume="auto")
+    first.fit(x)
+    assert load_checkpoint(tmp_path / "auto" / "checkpoint.pt")["position"]["step"] == 9
+    resumed_model, resumed = _engine(tmp_path / "auto", init_seed=123, resume="auto")
+    history = resumed.fit(x)
+    for (name, a), (_, b) in zip(full_model.state_dict().items(), resumed_model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert [r["loss"] for r in history.steps] == [r["loss"] for r in full.history.steps]
+    _, other = _engine(tmp_path / "auto", init_seed=0, resume="auto", lr=0.5)
+    with pytest.raises(CheckpointError, match="other settings"):
+        other.fit(x)
+    with pytest.raises(ValueError, match="resume: resume='auto' needs out_dir"):
+        TrainConfig(device="cpu", resume="auto")

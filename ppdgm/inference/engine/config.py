@@ -59,6 +59,9 @@ class TrainConfig:
         checkpoint_every: also checkpoint every this many steps (checkpoints are always written at
             the end of each epoch and of the run when ``out_dir`` is set).
         resume: ``True`` continues from ``out_dir/checkpoint.pt``, a path continues from that file.
+            ``"auto"`` continues from ``out_dir/checkpoint.pt`` when there is one (refused, as
+            with ``True``, when it holds another run) and starts afresh when there is none: the
+            one command a launcher can repeat on every restart (``torchrun --max-restarts``).
             The continued run ends with the same parameters as an uninterrupted one.
         max_steps: stop (and checkpoint) after this many steps in total, counting resumed ones.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
@@ -162,8 +165,9 @@ class TrainConfig:
         if isinstance(self.resume, str) and not self.resume.strip():
             raise ValueError("resume: expected True, False or a checkpoint's path, got an empty "
                              "string")
-        if self.resume is True and self.out_dir is None:
-            raise ValueError("resume: resume=True needs out_dir (or pass the checkpoint's path)")
+        if (self.resume is True or self.resume == "auto") and self.out_dir is None:
+            raise ValueError(f"resume: resume={self.resume!r} needs out_dir (or pass the "
+                             "checkpoint's path)")
         check_ema_decay(self.ema)
         check_compile(self.compile)
         check_choice("validate", self.validate, VALIDATE_CHOICES)

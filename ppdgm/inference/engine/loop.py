@@ -461,6 +461,13 @@ class Engine:
 
     def _maybe_resume(self) -> Position:
         resume = self.config.resume
+        if resume == "auto":
+            found = self.checkpoint_path
+            if found is None or not found.exists():
+                if self._is_main:
+                    _LOG.info("resume: no checkpoint in %s yet; starting afresh", self.config.out_dir)
+                return Position()
+            resume = True
         if resume is False:
             return Position()
         path = self.checkpoint_path if resume is True else Path(resume)
