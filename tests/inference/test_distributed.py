@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
                                 reason="torch.distributed with gloo is not available")
 
 
-def _run(out: Path, model: str, *extra: str, processes: int = 2) -> dict[str, torch.Tensor]:
+def _run(out: Path, model: str, *extra: str, processes: int = 2,
+         log: list[str] | None = None) -> dict[str, torch.Tensor]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if processes == 1:
         cmd = [sys.executable, str(WORKER), model, str(out), *extra]
@@ -29,6 +30,8 @@ def _run(out: Path, model: str, *extra: str, processes: int = 2) -> dict[str, to
                f"--nproc_per_node={processes}", str(WORKER), model, str(out), "--distributed", *extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    if log is not None:
+        log.append(done.stderr)
     return torch.load(out / "params-rank0.pt", weights_only=True)
 
 
@@ -36,9 +39,10 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float) 
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
 
 
-def test_two_processes_take_the_steps_of_one_on_the_global_batch(tmp_path):
+def test_two_processes_take_the_steps_of_one_and_a_resumed_run_may_change_their_number(tmp_path):
     one = _run(tmp_path / "one", "regression", processes=1)
     two = _run(tmp_path / "two", "regression")
+    _check_a_change_of_processes_keeps_the_global_batch(tmp_path, whole=one)
     assert _close(one, two, atol=1e-5)
     # Both replicas end identical, and rank 0 alone wrote the checkpoint and history.
     rank1 = torch.load(tmp_path / "two" / "params-rank1.pt", weights_only=True)
@@ -46,6 +50,20 @@ def test_two_processes_take_the_steps_of_one_on_the_global_batch(tmp_path):
     assert (tmp_path / "two" / "checkpoint.pt").exists()
     state = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert state["position"]["step"] == 12 and len(state["rng_by_rank"]) == 2
+    assert state["world_size"] == 2
+
+
+def _check_a_change_of_processes_keeps_the_global_batch(tmp_path: Path, whole) -> None:
+    # The regression's steps are deterministic: a run that keeps its global batch and data
+    # order ends where one process's uninterrupted run does, shrunk (2 -> 1) or grown (1 -> 2).
+    log: list[str] = []
+    _run(tmp_path / "shrink", "regression", "--max-steps", "5")
+    shrunk = _run(tmp_path / "shrink", "regression", "--resume", processes=1, log=log)
+    _run(tmp_path / "grow", "regression", "--max-steps", "5", processes=1)
+    grown = _run(tmp_path / "grow", "regression", "--resume", log=log)
+    assert _close(whole, shrunk, atol=1e-5) and _close(whole, grown, atol=1e-5)
+    assert "written by 2 process(es) and continues on 1: the global batch (16)" in log[0]
+    assert "written by 1 process(es) and continues on 2: the global batch (16)" in log[1]
 
 
 def test_a_resumed_data_parallel_run_ends_where_an_uninterrupted_one_does(tmp_path):

@@ -478,7 +478,28 @@ class Engine:
                         announce=self._is_main)
         pos = saved_position(state, str(path))
         self._load_state(state, path)
+        self._new_world(state, str(path), pos)
         return pos
+
+    def _new_world(self, state: dict[str, Any], where: str, pos: Position) -> None:
+        """A run resumed on another number of processes keeps its global batch and its global
+        data order (each process's share of a batch changes); rank 0 continues the saved
+        random stream of rank 0, every other rank starts a stream of its own. It says so."""
+        saved = state.get("world_size")
+        if not isinstance(saved, int):
+            saved = len(state["rng_by_rank"]) if isinstance(state.get("rng_by_rank"), list) else 1
+        now = 1 if self._dist is None else self._dist.world_size
+        if saved == now:
+            return
+        if self._is_main:
+            _LOG.warning("resume: %s was written by %d process(es) and continues on %d: the global "
+                         "batch (%d) and the data order are kept, each process's random draws "
+                         "are not those of the saved run", where, saved, now,
+                         self.config.batch_size)
+        rank = 0 if self._dist is None else self._dist.rank
+        if rank > 0:
+            seed = 0 if self.config.seed is None else self.config.seed
+            pyro.set_rng_seed(seed + 1_000_003 * rank + 9_973 * pos.step)
 
     # ------------------------------------------------------------------ the loop
 
@@ -691,6 +712,8 @@ class Engine:
         if path is None:
             return
         state = self._state_dict(pos)
+        # The processes that wrote it; --batch-size is the global batch, recorded with it.
+        state["world_size"] = 1 if self._dist is None else self._dist.world_size
         if self._dist is not None:
             state["rng_by_rank"] = gather_objects(state["rng"])  # every rank takes part
         if self._is_main:
