@@ -90,7 +90,7 @@ def init_distributed(device: torch.device) -> DistributedContext:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        _init_group(backend)
         # The group this process made is left before the interpreter shuts down: a group left to
         # the interpreter's teardown may abort the process (std::terminate on gloo's threads)
         # after a run that had finished well.
@@ -98,6 +98,24 @@ def init_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
                               local_rank=int(os.environ.get("LOCAL_RANK", 0)),
                               backend=str(dist.get_backend()))
+
+
+def _init_group(backend: str) -> None:
+    """The default group from torchrun's environment, its keys under this launch's attempt.
+
+    torchrun --max-restarts restarts every worker with the same environment; the restarted
+    group meets in the same store as the lost one, whose processes published their addresses
+    there under the same keys, and gloo would connect to the dead workers' ports. Each attempt
+    (``TORCHELASTIC_RESTART_COUNT``) gets keys of its own."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt in (None, "0"):
+        dist.init_process_group(backend=backend)
+        return
+    from torch.distributed.rendezvous import rendezvous
+
+    store, rank, world_size = next(rendezvous("env://"))
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"ppdgm/attempt_{attempt}", store),
+                            rank=rank, world_size=world_size)
 
 
 def leave_process_group() -> None:

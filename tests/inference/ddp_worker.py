@@ -1,16 +1,19 @@
 """A training run for the data-parallel tests, launched by them under torchrun (or alone).
 
-    python ddp_worker.py MODEL OUT [--distributed] [--epochs N] [--max-steps N] [--resume]
+    python ddp_worker.py MODEL OUT [--distributed] [--epochs N] [--max-steps N]
+                         [--resume | --resume-auto] [--checkpoint-every N] [--die-at STEP]
 
 MODEL is ``regression`` (no latent variable: the loss, hence every step, is deterministic) or
 ``vae`` (a latent sampled per data point, so each process's random stream matters). Each process
-saves its final parameters to ``OUT/params-rank<r>.pt``.
+saves its final parameters to ``OUT/params-rank<r>.pt``. ``--die-at STEP`` makes rank 1 kill
+itself (SIGKILL) after that step on torchrun's first attempt, as a lost worker would.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 import pyro
@@ -58,15 +61,27 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume-auto", action="store_true")
+    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--die-at", type=int, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
     pyro.set_rng_seed(0)
     net = Regression() if args.model == "regression" else VAE(x_shape=(6,), z_dim=2, hidden=(8,))
     cfg = TrainConfig(epochs=args.epochs, batch_size=16, lr=0.05, seed=0, device="cpu",
                       out_dir=args.out, progress=False, max_steps=args.max_steps,
-                      resume=args.resume, distributed=args.distributed)
-    Engine(net.model, net.guide, Trace_ELBO(), config=cfg).fit(data(args.model))
+                      resume="auto" if args.resume_auto else args.resume,
+                      checkpoint_every=args.checkpoint_every, distributed=args.distributed)
     rank = int(os.environ.get("RANK", 0))
+    first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+
+    def die(engine: Engine, step: int) -> None:
+        if rank == 1 and first_attempt and step + 1 == args.die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    callbacks = [die] if args.die_at is not None else []
+    Engine(net.model, net.guide, Trace_ELBO(), config=cfg,
+           step_callbacks=callbacks).fit(data(args.model))
     torch.save({k: v.detach().clone() for k, v in net.state_dict().items()},
                Path(args.out) / f"params-rank{rank}.pt")
 

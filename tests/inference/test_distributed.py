@@ -73,6 +73,23 @@ def test_a_resumed_data_parallel_run_ends_where_an_uninterrupted_one_does(tmp_pa
     resumed = _run(tmp_path / "split", "vae", "--resume")
     assert _close(whole, resumed, atol=0)
     assert not _close(whole, _run(tmp_path / "one", "vae", processes=1), atol=1e-6)  # other noise
+    _check_a_killed_worker_restarts_with_the_group(tmp_path, whole)
+
+
+def _check_a_killed_worker_restarts_with_the_group(tmp_path: Path, whole) -> None:
+    # torchrun --max-restarts restarts the whole group with the same command; --resume auto
+    # makes that command start afresh the first time and continue from the last checkpoint
+    # after rank 1 is killed (SIGKILL) at step 7, so the run ends bit for bit where the
+    # uninterrupted one does.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "--max-restarts=1", str(WORKER), "vae", str(out), "--distributed", "--resume-auto",
+           "--checkpoint-every", "2", "--die-at", "7"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exitcode: -9" in done.stderr  # the first attempt did lose a worker
+    assert _close(whole, torch.load(out / "params-rank0.pt", weights_only=True), atol=0)
 
 
 def test_batches_are_split_among_processes_in_one_global_order():
