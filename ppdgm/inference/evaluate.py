@@ -82,6 +82,8 @@ def log_importance_weights(model: Callable[..., Any], guide: Callable[..., Any],
 #: The most proposals per data point an estimate takes: beyond 10^7 its Monte Carlo error is
 #: far below any difference worth measuring, and the run would take days.
 MAX_PROPOSALS = 10**7
+#: The most latent draws an estimate makes at once (chunks x data points), by default.
+MAX_DRAWS = 20_000
 
 
 @torch.no_grad()
@@ -106,15 +108,13 @@ def estimate_elbo(model: Callable[..., Any], guide: Callable[..., Any], x: torch
     values = []
     for batch in x.split(batch_size):
         total = torch.zeros(batch.shape[0], dtype=torch.float64, device=batch.device)
-        step = max(1, min(num_particles, _MAX_DRAWS // batch.shape[0]))
+        step = max(1, min(num_particles, MAX_DRAWS // batch.shape[0]))
         for k in chunks(num_particles, step):
             lw, _ = log_weights(model, guide, batch, num_particles=k, max_plate_nesting=nesting)
             total += lw.double().sum(0)
         values.append((total / num_particles).to(x.dtype))
     return Estimate.of(torch.cat(values))
 
-
-_MAX_DRAWS = 20_000
 
 
 @torch.no_grad()
@@ -125,7 +125,7 @@ def estimate_log_likelihood(
     *,
     num_samples: int = 5000,
     batch_size: int = 100,
-    max_draws: int = 20_000,
+    max_draws: int = MAX_DRAWS,
     seed: int | None = 0,
 ) -> LogLikelihood:
     """Importance-sampled log p(x) per data point with ``num_samples`` proposals from the guide
@@ -159,7 +159,7 @@ def log_likelihood_per_point(
     *,
     num_samples: int = 5000,
     batch_size: int = 100,
-    max_draws: int = 20_000,
+    max_draws: int = MAX_DRAWS,
     seed: int | None = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What :func:`estimate_log_likelihood` averages: log p(x_i) and the ELBO of each data point,
