@@ -37,6 +37,9 @@ def _add_run_flags(p: argparse.ArgumentParser, *, epochs: int, out: str) -> None
                    "when there is one and starts afresh when there is none (the command to "
                    "repeat on every restart of a launcher such as torchrun --max-restarts)")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
+    p.add_argument("--checkpoint-seconds", type=float, default=None, metavar="SECONDS",
+                   help="also checkpoint once this many seconds have passed since the last "
+                        "checkpoint (bounds the work a crash can cost)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -118,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Every error ends as one line on stderr and a non-zero status: 2 for what the user can act on
     (bad arguments or data, a corrupt checkpoint, a diverged run, a file system error), 1 for an
     internal error (``PPDGM_DEBUG=1`` shows its traceback), 130 for Ctrl-C, which says how to
-    continue a training run from its last checkpoint.
+    continue a training run from its last checkpoint, and 75 (sysexits' EX_TEMPFAIL) for a
+    training run that a SIGTERM stopped after a step and a checkpoint (rerun with ``--resume
+    auto``).
     """
     args = build_parser().parse_args(argv)
     try:
@@ -128,6 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ppdgm {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     except Exception as err:
+        status = getattr(err, "exit_status", None)  # a run that stopped on request (Preempted)
+        if isinstance(status, int):
+            from .inference.distributed import is_main_process
+
+            if is_main_process():
+                print(f"ppdgm {args.command}: {_one_line(err)}", file=sys.stderr)
+            return status
         if os.environ.get("PPDGM_DEBUG"):
             raise
         expected = isinstance(err, _USER_ERRORS)

@@ -1,6 +1,8 @@
 """The `ppdgm` command end to end, on reduced budgets."""
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -54,6 +56,32 @@ def test_fit_resume_auto_is_one_command_for_every_launch(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*command[:-1], "sometimes"])
     assert "argument --resume: expected nothing or 'auto', got 'sometimes'" in capsys.readouterr().err
+
+
+def test_fit_stopped_by_sigterm_exits_75_and_the_same_command_continues(tmp_path, capsys,
+                                                                        monkeypatch):
+    from ppdgm.inference.engine.loop import Engine
+
+    step = Engine._step
+
+    def step_then_sigterm(engine, batch, pos):  # a scheduler's SIGTERM arrives during step 5
+        step(engine, batch, pos)
+        if pos.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "run"
+    command = ["fit", "vae", "--data", "bars-and-stripes", "--batch-size", "10", "--z-dim", "2",
+               "--hidden", "16", "--out", str(out), "--no-progress", "--epochs", "2",
+               "--resume", "auto", "--checkpoint-seconds", "3600"]
+    with monkeypatch.context() as patched:
+        patched.setattr(Engine, "_step", step_then_sigterm)
+        assert main(command) == 75
+    err = capsys.readouterr().err
+    assert f"ppdgm fit: stopped by SIGTERM after step 5; the checkpoint {out}" in err
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["position"]["step"] == 5 and state["train_config"]["checkpoint_seconds"] == 3600
+    assert main(command) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["position"]["step"] == 6
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ Python blocks share one namespace (a later block may continue an earlier one, an
 first line), shell blocks run in bash with this environment's ``ppdgm`` on ``PATH`` and ``.venv``
 pointing at this environment. A block that cannot run here says why in the line above it,
 ``<!-- not run: REASON -->``, and the reason must be one of :data:`REASONS`; such blocks are listed
-here as skipped tests, by page and line, never dropped silently.
+here as skipped tests, by page and line, never dropped silently. Pages whose runnable blocks are
+the same (the README and the getting-started page) run them once, under one test named after
+all of them.
 """
 
 from __future__ import annotations
@@ -55,15 +57,21 @@ def _runnable(block: dict) -> bool:
     return block["lang"] in ("python", "bash")
 
 
+def _todo(page: Path) -> list[dict]:
+    return [b for b in blocks(page) if _runnable(b) and b["skip"] is None]
+
+
 def _page_cases():
-    runs, skips = [], []
+    groups: dict[str, list[Path]] = {}  # pages that repeat another's runnable blocks run once
+    skips = []
     for page in PAGES:
-        found = [b for b in blocks(page) if _runnable(b)]
-        if any(b["skip"] is None for b in found):
-            runs.append(pytest.param(page, id=page.name))
-        for b in found:
-            if b["skip"] is not None:
+        todo = _todo(page)
+        if todo:
+            groups.setdefault(json.dumps([(b["lang"], b["code"]) for b in todo]), []).append(page)
+        for b in blocks(page):
+            if _runnable(b) and b["skip"] is not None:
                 skips.append(pytest.param(page, b, id=f"{page.name}:{b['line']}"))
+    runs = [pytest.param(pages, id="+".join(p.name for p in pages)) for pages in groups.values()]
     return runs, skips
 
 
@@ -98,8 +106,9 @@ def test_the_marks_are_known_and_every_runnable_block_is_python_or_bash():
                 pytest.fail(f"{page.name}:{b['line']}: unknown block language {b['lang']!r}")
 
 
-@pytest.mark.parametrize("page", _RUNS)
-def test_the_page_runs_as_written(page, tmp_path):
+@pytest.mark.parametrize("pages", _RUNS)
+def test_the_page_runs_as_written(pages, tmp_path):
+    page = pages[0]  # the others hold the very same runnable blocks
     work = tmp_path / "work"
     work.mkdir()
     # What a reader in the repository has: .venv, and ../shared/data beside the checkout.
@@ -109,7 +118,7 @@ def test_the_page_runs_as_written(page, tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYTHONWARNINGS", None)
-    todo = [b for b in blocks(page) if _runnable(b) and b["skip"] is None]
+    todo = _todo(page)
     done = subprocess.run([sys.executable, "-c", _DRIVER, page.name, json.dumps(todo), json.dumps(env)],
                           cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]

@@ -295,8 +295,9 @@ def _named(err: BaseException, names) -> bool:
 
 @settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 @given(field=st.sampled_from(["epochs", "batch_size", "lr", "seed", "checkpoint_every",
-                              "max_steps", "grad_clip", "shuffle", "drop_last", "validate",
-                              "precision", "divergence", "progress", "out_dir", "resume"]),
+                              "checkpoint_seconds", "max_steps", "grad_clip", "shuffle",
+                              "drop_last", "validate", "precision", "divergence", "progress",
+                              "out_dir", "resume"]),
        value=ODD)
 def test_fuzz_train_config(field, value):
     try:
@@ -360,7 +361,8 @@ FIT_VALUES = {"--lr": ["0", "-1", "nan", "inf", "1e-3", "1e40"], "--batch-size":
               "--divergence": ["0", "1", "0.5", "nan", "1e6"], "--k": ["0", "2"],
               "--hidden": ["0", "8", "x", "8,0"], "--z-dim": ["0", "2", "-1"],
               "--data": ["ring8", "bars-and-stripes", "nowhere.npz", "torchvision:NOPE"],
-              "--max-steps": ["0", "1"], "--checkpoint-every": ["0", "1"]}
+              "--max-steps": ["0", "1"], "--checkpoint-every": ["0", "1"],
+              "--checkpoint-seconds": ["0", "-5", "nan", "inf", "0.5"]}
 
 
 @settings(max_examples=30, deadline=30000, suppress_health_check=[HealthCheck.too_slow,

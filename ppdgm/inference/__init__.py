@@ -1,7 +1,14 @@
 """Objectives, kernels and the shared training engine."""
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .engine import CHECKPOINT_NAME, DivergedError, Engine, NonFiniteLossError, TrainConfig
+from .engine import (
+    CHECKPOINT_NAME,
+    DivergedError,
+    Engine,
+    NonFiniteLossError,
+    Preempted,
+    TrainConfig,
+)
 from .history import History
 from .players import Player, adam
 
@@ -13,6 +20,7 @@ __all__ = [
     "DivergedError",
     "NonFiniteLossError",
     "Player",
+    "Preempted",
     "TrainConfig",
     "adam",
     "load_checkpoint",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,13 @@ __all__ = ["DistributedContext", "PlayerReplica", "init_distributed", "is_main_p
            "leave_process_group", "loss_reduction", "replicate"]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+#: What rank 0 says when torchrun agents on several machines share their rendezvous store with
+#: the workers and may restart them: a restarted group could meet the lost workers' addresses.
+SHARED_STORE_ACROSS_AGENTS = (
+    "distributed: torchrun --max-restarts across several agents (machines) needs "
+    "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in every agent's environment: the rendezvous store "
+    "the agents share with the workers keeps a lost group's addresses, and a restarted group "
+    "would try to connect to them (pytorch/pytorch#135712)")
 
 
 @dataclass(frozen=True)
@@ -101,14 +109,23 @@ def init_distributed(device: torch.device) -> DistributedContext:
 
 
 def _init_group(backend: str) -> None:
-    """The default group from torchrun's environment, its keys under this launch's attempt.
+    """The default group from torchrun's environment, its keys kept apart from a lost attempt's.
 
-    torchrun --max-restarts restarts every worker with the same environment; the restarted
-    group meets in the same store as the lost one, whose processes published their addresses
-    there under the same keys, and gloo would connect to the dead workers' ports. Each attempt
-    (``TORCHELASTIC_RESTART_COUNT``) gets keys of its own."""
+    torchrun --max-restarts restarts every worker with the same environment. Under one agent
+    (one machine) whose rendezvous store is shared with the workers, the restarted group meets in
+    the store the lost one used, whose processes published their addresses there under the same
+    keys, and gloo would connect to the dead workers' ports: each attempt
+    (``TORCHELASTIC_RESTART_COUNT``, the same for all of one agent's workers) gets keys of its
+    own. Across several agents the counts differ (an agent whose workers were healthy restarts
+    them without counting), so no attempt's keys can be agreed on; a store that is not shared
+    is new for every rendezvous round and needs none."""
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
-    if attempt in (None, "0"):
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+    one_agent = os.environ.get("LOCAL_WORLD_SIZE") == os.environ.get("WORLD_SIZE")
+    if shared and not one_agent and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 \
+            and os.environ.get("RANK") == "0":
+        warnings.warn(SHARED_STORE_ACROSS_AGENTS, RuntimeWarning, stacklevel=3)
+    if attempt in (None, "0") or not shared or not one_agent:
         dist.init_process_group(backend=backend)
         return
     from torch.distributed.rendezvous import rendezvous

@@ -34,6 +34,7 @@ def train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, out_dir=args.out, checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=getattr(args, "checkpoint_seconds", None),
         resume=args.resume, max_steps=args.max_steps,
         progress=False if args.no_progress else None, distributed=args.distributed,
         precision=args.precision, divergence=getattr(args, "divergence", None) or None,

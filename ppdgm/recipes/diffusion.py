@@ -47,7 +47,7 @@ def bound_line(metrics: dict[str, Any]) -> str:
 
 def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict[str, Any] | None = None,
                   sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
-                  num_samples: int = 1000, bound_points: int | None = None,
+                  num_samples: int | None = None, bound_points: int | None = None,
                   figures: bool = False) -> RunResult:
     """Train a :class:`~ppdgm.models.Diffusion` on ``dataset`` with the denoising loss, then measure.
 
@@ -55,11 +55,12 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
     :class:`~ppdgm.inference.objectives.DenoisingLoss` (reported per data point). Afterwards
     ``metrics.json`` holds the exact bound of :func:`~ppdgm.inference.objectives.variational_bound`
     on the first ``bound_points`` test points (default 1000 for vectors, 100 for images: every
-    point costs T denoiser calls), in nats and bits per dimension, and for the 2-D mixtures the
-    mode coverage of ``num_samples`` draws from ``sampler`` (``"ddpm"`` or ``"ddim"`` with
-    ``steps`` and ``eta``, or a diffusers scheduler's name) with the sampling time.
-    ``figures=True`` adds the loss curve, the samples (a grid of 64 images, or the points over
-    the true density) and the reverse process.
+    point costs T denoiser calls), in nats and bits per dimension, the time to draw
+    ``num_samples`` from ``sampler`` (``"ddpm"`` or ``"ddim"`` with ``steps`` and ``eta``, or a
+    diffusers scheduler's name) and, for the 2-D mixtures, their mode coverage.
+    ``num_samples`` defaults to what is used: 1000 points for the coverage of vector data, 64
+    images (the sample grid) for images. ``figures=True`` adds the loss curve, the samples (a
+    grid of 64 images, or the points over the true density) and the reverse process.
 
     Examples:
         >>> import tempfile
@@ -74,9 +75,10 @@ def fit_diffusion(dataset: Dataset, train: TrainConfig, *, model_overrides: dict
     """
     check_run_inputs(dataset, train)
     check_sampler(sampler)
-    check_positive_int("num_samples", num_samples)
     config = diffusion_config_for(dataset, **dict(model_overrides or {}))
     images = len(config.x_shape) == 3
+    num_samples = (64 if images else 1000) if num_samples is None else num_samples
+    check_positive_int("num_samples", num_samples)
     bound_points = (100 if images else 1000) if bound_points is None else bound_points
     check_positive_int("bound_points", bound_points)
     spec = {"name": "diffusion", "config": dataclasses.asdict(config), "data": dataset.name,
@@ -170,8 +172,9 @@ class DiffusionRecipe(Recipe):
         p.add_argument("--multipliers", type=hidden_widths, default=None,
                        help="U-Net width multiplier per level (default 1,2,2)")
         add_sampler_flags(p)
-        p.add_argument("--num-samples", type=int, default=1000,
-                       help="generated points for mode coverage and the sample figure")
+        p.add_argument("--num-samples", type=int, default=None,
+                       help="draws for the sampling time, mode coverage and the sample figure "
+                            "(default 1000 points; images 64, the figure's grid)")
         p.add_argument("--bound-points", type=int, default=None,
                        help="test points for the exact bound (default 1000; images 100)")
 

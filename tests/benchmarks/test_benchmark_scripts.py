@@ -97,7 +97,7 @@ def test_gibbs_ess_script_compares_with_pymc(tmp_path):
 def test_mode_coverage_script_runs_seeds_and_writes_its_tables(tmp_path):
     mode_coverage = _load("mode_coverage")
     results, runs = tmp_path / "results", tmp_path / "runs"
-    argv = ["--data", "ring8,grid25", "--models", "vae,gan,gan-pack2", "--seeds", "2",
+    argv = ["--data", "ring8,grid25", "--models", "vae,gan-pack2", "--seeds", "2",
             "--steps", "2", "--num-train", "200", "--num-samples", "50", "--out", str(runs),
             "--results", str(results)]
     assert mode_coverage.main(argv) == 0
@@ -105,7 +105,7 @@ def test_mode_coverage_script_runs_seeds_and_writes_its_tables(tmp_path):
     assert record["seeds"] == [0, 1] and record["steps"] == 2 and record["threads"] == 1
     assert record["command"].startswith("python benchmarks/mode_coverage.py --data ring8,grid25")
     for data, k in (("ring8", 8), ("grid25", 25)):
-        for model in ("vae", "gan", "gan-pack2"):
+        for model in ("vae", "gan-pack2"):
             s = record["results"][data][model]
             assert s["num_modes"] == k and s["steps"] == 2 and len(s["per_seed"]) == 2
             assert 0 <= s["modes_captured"]["mean"] <= k and s["modes_captured"]["stderr"] >= 0
@@ -117,16 +117,16 @@ def test_mode_coverage_script_runs_seeds_and_writes_its_tables(tmp_path):
     assert "## grid25: target 25/25 modes with >= 95 % high-quality samples" in table
     assert "| *PacGAN paper: PacGAN4* | 24.8 | 93.6 % |" in table and "Command: `python" in table
     # Seeds already run with the same settings are read back, not retrained.
-    before = (runs / "ring8" / "seed1" / "gan" / "checkpoint.pt").stat().st_mtime_ns
+    before = (runs / "ring8" / "seed1" / "gan-pack2" / "checkpoint.pt").stat().st_mtime_ns
     assert mode_coverage.main([argv[0], "ring8", *argv[2:]]) == 0
-    assert (runs / "ring8" / "seed1" / "gan" / "checkpoint.pt").stat().st_mtime_ns == before
+    assert (runs / "ring8" / "seed1" / "gan-pack2" / "checkpoint.pt").stat().st_mtime_ns == before
     assert list(json.loads((results / "mode_coverage.json").read_text())["results"]) == ["ring8"]
     # A model added later is trained alone; the others are read back and stay in compare.json.
     before = (runs / "ring8" / "seed0" / "vae" / "checkpoint.pt").stat().st_mtime_ns
     assert mode_coverage.main([argv[0], "ring8", "--models", "vae,diffusion", *argv[4:]]) == 0
     assert (runs / "ring8" / "seed0" / "vae" / "checkpoint.pt").stat().st_mtime_ns == before
     seed0 = json.loads((runs / "ring8" / "seed0" / "compare.json").read_text())
-    assert list(seed0["models"]) == ["vae", "gan", "gan-pack2", "diffusion"]
+    assert list(seed0["models"]) == ["vae", "gan-pack2", "diffusion"]
     record = json.loads((results / "mode_coverage.json").read_text())
     assert list(record["results"]["ring8"]) == ["vae", "diffusion"]
 

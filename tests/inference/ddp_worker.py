@@ -1,12 +1,16 @@
 """A training run for the data-parallel tests, launched by them under torchrun (or alone).
 
     python ddp_worker.py MODEL OUT [--distributed] [--epochs N] [--max-steps N]
-                         [--resume | --resume-auto] [--checkpoint-every N] [--die-at STEP]
+                         [--resume | --resume-auto] [--checkpoint-every N]
+                         [--die-at STEP | --term-at STEP] [--pause SECONDS]
 
 MODEL is ``regression`` (no latent variable: the loss, hence every step, is deterministic) or
 ``vae`` (a latent sampled per data point, so each process's random stream matters). Each process
 saves its final parameters to ``OUT/params-rank<r>.pt``. ``--die-at STEP`` makes rank 1 kill
-itself (SIGKILL) after that step on torchrun's first attempt, as a lost worker would.
+itself (SIGKILL) after that step on torchrun's first attempt, as a lost worker would;
+``--term-at STEP`` makes it send itself SIGTERM instead, as a scheduler's preemption would, and a
+preempted process exits with the status ``ppdgm fit`` gives. ``--pause`` sleeps after every
+step, leaving time to signal a run from outside.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
+import time
 from pathlib import Path
 
 import pyro
@@ -23,7 +29,7 @@ from pyro.infer import Trace_ELBO
 from pyro.nn import PyroModule, pyro_method
 
 from ppdgm._pyro import local_params
-from ppdgm.inference import Engine, TrainConfig
+from ppdgm.inference import Engine, Preempted, TrainConfig
 from ppdgm.models import VAE
 
 
@@ -64,6 +70,8 @@ def main() -> None:
     p.add_argument("--resume-auto", action="store_true")
     p.add_argument("--checkpoint-every", type=int, default=None)
     p.add_argument("--die-at", type=int, default=None)
+    p.add_argument("--term-at", type=int, default=None)
+    p.add_argument("--pause", type=float, default=0.0)
     args = p.parse_args()
     torch.set_num_threads(1)
     pyro.set_rng_seed(0)
@@ -78,10 +86,16 @@ def main() -> None:
     def die(engine: Engine, step: int) -> None:
         if rank == 1 and first_attempt and step + 1 == args.die_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if rank == 1 and first_attempt and step + 1 == args.term_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(args.pause)
 
-    callbacks = [die] if args.die_at is not None else []
-    Engine(net.model, net.guide, Trace_ELBO(), config=cfg,
-           step_callbacks=callbacks).fit(data(args.model))
+    try:
+        Engine(net.model, net.guide, Trace_ELBO(), config=cfg,
+               step_callbacks=[die]).fit(data(args.model))
+    except Preempted as stop:
+        print(f"rank {rank}: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_status)
     torch.save({k: v.detach().clone() for k, v in net.state_dict().items()},
                Path(args.out) / f"params-rank{rank}.pt")
 

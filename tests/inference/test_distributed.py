@@ -1,11 +1,18 @@
-"""Data-parallel training: two gloo processes launched by torchrun against one process."""
+"""Data-parallel training: two gloo processes launched by torchrun against one process, on one
+node and on two (two torchrun agents over loopback), through a preemption and a lost worker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,15 +27,45 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
                                 reason="torch.distributed with gloo is not available")
 
 
+def _launch(launcher: list[str], command: list[str], *, log: Path | None = None,
+            env: dict[str, str] | None = None) -> Any:
+    """torchrun with ``launcher``'s flags over ``command``: finished, or running with its output
+    going to the file ``log`` (a file, not a pipe that nobody reads while another agent runs)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, *command]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    if log is None:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    with open(log, "w") as sink:
+        return subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+
+
+@contextlib.contextmanager
+def _running(agents: list[subprocess.Popen]) -> Iterator[list[subprocess.Popen]]:
+    """The agents, killed on the way out if a check failed before they ended."""
+    try:
+        yield agents
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.kill()
+            agent.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _run(out: Path, model: str, *extra: str, processes: int = 2,
          log: list[str] | None = None) -> dict[str, torch.Tensor]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if processes == 1:
-        cmd = [sys.executable, str(WORKER), model, str(out), *extra]
+        done = subprocess.run([sys.executable, str(WORKER), model, str(out), *extra],
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                              text=True, timeout=300)
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={processes}", str(WORKER), model, str(out), "--distributed", *extra]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        done = _launch(["--standalone", f"--nproc_per_node={processes}"],
+                       [str(WORKER), model, str(out), "--distributed", *extra])
     assert done.returncode == 0, done.stderr[-3000:]
     if log is not None:
         log.append(done.stderr)
@@ -40,24 +77,17 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float) 
 
 
 def test_two_processes_take_the_steps_of_one_and_a_resumed_run_may_change_their_number(tmp_path):
-    one = _run(tmp_path / "one", "regression", processes=1)
-    two = _run(tmp_path / "two", "regression")
-    _check_a_change_of_processes_keeps_the_global_batch(tmp_path, whole=one)
-    assert _close(one, two, atol=1e-5)
-    # Both replicas end identical, and rank 0 alone wrote the checkpoint and history.
-    rank1 = torch.load(tmp_path / "two" / "params-rank1.pt", weights_only=True)
-    assert _close(two, rank1, atol=0)
-    assert (tmp_path / "two" / "checkpoint.pt").exists()
-    state = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
-    assert state["position"]["step"] == 12 and len(state["rng_by_rank"]) == 2
-    assert state["world_size"] == 2
-
-
-def _check_a_change_of_processes_keeps_the_global_batch(tmp_path: Path, whole) -> None:
     # The regression's steps are deterministic: a run that keeps its global batch and data
     # order ends where one process's uninterrupted run does, shrunk (2 -> 1) or grown (1 -> 2).
+    whole = _run(tmp_path / "one", "regression", processes=1)
     log: list[str] = []
-    _run(tmp_path / "shrink", "regression", "--max-steps", "5")
+    first_half = _run(tmp_path / "shrink", "regression", "--max-steps", "5")
+    # Both replicas end identical, and rank 0 alone wrote the checkpoint and history.
+    rank1 = torch.load(tmp_path / "shrink" / "params-rank1.pt", weights_only=True)
+    assert _close(first_half, rank1, atol=0)
+    state = load_checkpoint(tmp_path / "shrink" / "checkpoint.pt")
+    assert state["position"]["step"] == 5 and len(state["rng_by_rank"]) == 2
+    assert state["world_size"] == 2
     shrunk = _run(tmp_path / "shrink", "regression", "--resume", processes=1, log=log)
     _run(tmp_path / "grow", "regression", "--max-steps", "5", processes=1)
     grown = _run(tmp_path / "grow", "regression", "--resume", log=log)
@@ -66,30 +96,116 @@ def _check_a_change_of_processes_keeps_the_global_batch(tmp_path: Path, whole) -
     assert "written by 1 process(es) and continues on 2: the global batch (16)" in log[1]
 
 
-def test_a_resumed_data_parallel_run_ends_where_an_uninterrupted_one_does(tmp_path):
+def test_a_data_parallel_run_survives_a_preemption_and_a_lost_worker_on_two_nodes(tmp_path):
     # The VAE samples a latent per point, so this also checks each rank's random stream.
     whole = _run(tmp_path / "whole", "vae")
-    _run(tmp_path / "split", "vae", "--max-steps", "5")
-    resumed = _run(tmp_path / "split", "vae", "--resume")
-    assert _close(whole, resumed, atol=0)
     assert not _close(whole, _run(tmp_path / "one", "vae", processes=1), atol=1e-6)  # other noise
-    _check_a_killed_worker_restarts_with_the_group(tmp_path, whole)
+    _check_a_preempted_group_stops_together_and_continues(tmp_path, whole)
+    _check_a_killed_worker_restarts_both_nodes(tmp_path, whole)
 
 
-def _check_a_killed_worker_restarts_with_the_group(tmp_path: Path, whole) -> None:
-    # torchrun --max-restarts restarts the whole group with the same command; --resume auto
-    # makes that command start afresh the first time and continue from the last checkpoint
-    # after rank 1 is killed (SIGKILL) at step 7, so the run ends bit for bit where the
-    # uninterrupted one does.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "--max-restarts=1", str(WORKER), "vae", str(out), "--distributed", "--resume-auto",
-           "--checkpoint-every", "2", "--die-at", "7"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+def _check_a_preempted_group_stops_together_and_continues(tmp_path: Path, whole) -> None:
+    # Rank 1 alone gets SIGTERM after step 7: both ranks finish that step, write one checkpoint
+    # and exit with 75; torchrun --max-restarts restarts the group with the same command, which
+    # (--resume auto) continues from step 7 and ends bit for bit where the uninterrupted run does.
+    out = tmp_path / "preempted"
+    done = _launch(["--standalone", "--nproc_per_node=2", "--max-restarts=1"],
+                   [str(WORKER), "vae", str(out), "--distributed", "--resume-auto",
+                    "--term-at", "7"])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "exitcode: -9" in done.stderr  # the first attempt did lose a worker
+    assert "rank 1: stopped by SIGTERM after step 7" in done.stderr
+    assert "rank 0: stopped by SIGTERM (sent to another process) after step 7" in done.stderr
+    assert "exitcode: 75" in done.stderr
     assert _close(whole, torch.load(out / "params-rank0.pt", weights_only=True), atol=0)
+
+
+def _check_a_killed_worker_restarts_both_nodes(tmp_path: Path, whole) -> None:
+    # Two torchrun agents meet over loopback as two nodes would (c10d rendezvous, one process
+    # each). Rank 1 is killed (SIGKILL) after step 7; both agents restart their worker, which
+    # continues from the checkpoint of step 6, and the run ends where the uninterrupted one does.
+    # The agents do not share their store with the workers, as the data-parallel page says.
+    out, port = tmp_path / "killed", _free_port()
+    logs = [tmp_path / f"agent{n}.log" for n in range(2)]
+    launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+                f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=killed", "--max-restarts=1"]
+    command = [str(WORKER), "vae", str(out), "--distributed", "--resume-auto",
+               "--checkpoint-every", "2", "--die-at", "7"]
+    unshared = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    with _running([_launch(launcher, command, log=log, env=unshared) for log in logs]) as agents:
+        status = [agent.wait(timeout=300) for agent in agents]
+    logs = [log.read_text() for log in logs]
+    assert status == [0, 0], "\n".join(log[-2000:] for log in logs)
+    assert any("exitcode: -9" in log for log in logs)  # the first attempt did lose a worker
+    assert _close(whole, torch.load(out / "params-rank0.pt", weights_only=True), atol=0)
+
+
+@pytest.mark.slow
+def test_a_node_wide_sigterm_stops_every_rank_after_one_step(tmp_path):
+    # What a scheduler does: SIGTERM to torchrun, which forwards it to every worker. Whatever
+    # step they stop after, the next launch continues there exactly.
+    whole = _run(tmp_path / "whole", "vae")
+    out = tmp_path / "node"
+    with _running([_launch(["--standalone", "--nproc_per_node=2"],
+                           [str(WORKER), "vae", str(out), "--distributed", "--resume-auto",
+                            "--pause", "0.3"], log=tmp_path / "node.log")]) as (agent,):
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
+    log = (tmp_path / "node.log").read_text()
+    assert log.count("stopped by SIGTERM after step") == 2, log[-3000:]
+    assert _close(whole, _run(out, "vae", "--resume-auto"), atol=0)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_restarts_with_its_group_on_one_node(tmp_path):
+    whole = _run(tmp_path / "whole", "vae")
+    out = tmp_path / "killed"
+    done = _launch(["--standalone", "--nproc_per_node=2", "--max-restarts=1"],
+                   [str(WORKER), "vae", str(out), "--distributed", "--resume-auto",
+                    "--checkpoint-every", "2", "--die-at", "7"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exitcode: -9" in done.stderr
+    assert _close(whole, torch.load(out / "params-rank0.pt", weights_only=True), atol=0)
+
+
+@pytest.mark.parametrize("agents, shared, attempt, keys, warns", [
+    (1, "True", "0", None, False),
+    (1, "True", "2", "ppdgm/attempt_2", False),  # one agent: its workers share their count
+    (1, "False", "2", None, False),  # a store that is not shared is new for every round
+    (2, "True", "1", None, True),  # several agents: counts differ, say what to set
+    (2, "False", "1", None, False),
+])
+def test_a_restarted_group_meets_under_keys_every_member_agrees_on(monkeypatch, agents, shared,
+                                                                  attempt, keys, warns):
+    from ppdgm.inference import distributed
+
+    met = []
+    monkeypatch.setattr(distributed.dist, "init_process_group",
+                        lambda **kw: met.append(getattr(kw.get("store"), "prefix", None)))
+    monkeypatch.setattr(sys.modules["torch.distributed.rendezvous"], "rendezvous",
+                        lambda url: iter([(_Store(), 0, 2)]))
+    monkeypatch.setattr(distributed.dist, "PrefixStore", _Prefixed)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", attempt)
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", shared)
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "3")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 // agents))
+    with pytest.warns(RuntimeWarning, match="TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1") if warns \
+            else contextlib.nullcontext():
+        distributed._init_group("gloo")
+    assert met == [keys]
+
+
+class _Store:
+    pass
+
+
+class _Prefixed:
+    def __init__(self, prefix: str, store: _Store) -> None:
+        self.prefix = prefix
 
 
 def test_batches_are_split_among_processes_in_one_global_order():

@@ -6,6 +6,8 @@
   each player's loss;
 - :mod:`.step`: one player's update from its loss or gradients (checks, clipping, optimizer,
   moving average);
+- :mod:`.stops`: a SIGTERM that ends the run after a step and a checkpoint, and checkpoints
+  due by the clock;
 - :mod:`.state`: where a run stands, each player's state, the checkpoint and its checks on
   resuming.
 
@@ -14,5 +16,7 @@ Data-parallel training lives in :mod:`ppdgm.inference.distributed`.
 
 from .config import CHECKPOINT_NAME, DivergedError, NonFiniteLossError, TrainConfig
 from .loop import Engine
+from .stops import Preempted
 
-__all__ = ["CHECKPOINT_NAME", "DivergedError", "Engine", "NonFiniteLossError", "TrainConfig"]
+__all__ = ["CHECKPOINT_NAME", "DivergedError", "Engine", "NonFiniteLossError", "Preempted",
+           "TrainConfig"]

@@ -23,8 +23,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: Resuming with other values of these would not continue the saved run exactly.
 MUST_MATCH = ("batch_size", "seed", "shuffle", "drop_last", "lr", "grad_clip", "precision")
 #: These only say how long, where and how visibly the run goes on.
-MAY_CHANGE = ("epochs", "max_steps", "checkpoint_every", "progress", "device", "validate", "compile",
-              "divergence")
+MAY_CHANGE = ("epochs", "max_steps", "checkpoint_every", "checkpoint_seconds", "progress", "device",
+              "validate", "compile", "divergence")
 VALIDATE_CHOICES = ("first-epoch", "always", "never")
 PRECISIONS = ("fp32", "bf16")
 
@@ -62,7 +62,11 @@ class TrainConfig:
             ``"auto"`` continues from ``out_dir/checkpoint.pt`` when there is one (refused, as
             with ``True``, when it holds another run) and starts afresh when there is none: the
             one command a launcher can repeat on every restart (``torchrun --max-restarts``).
-            The continued run ends with the same parameters as an uninterrupted one.
+            The continued run ends with the same parameters as an uninterrupted one. With an
+            ``out_dir``, a SIGTERM during training (a scheduler's preemption; torchrun forwards
+            it) finishes the current step, writes a checkpoint and raises
+            :class:`~ppdgm.inference.engine.stops.Preempted` (``ppdgm fit`` exits with status
+            75); the next launch with ``"auto"`` continues exactly there.
         max_steps: stop (and checkpoint) after this many steps in total, counting resumed ones.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
         grad_clip: clip each player's gradient norm to this value before its step.
@@ -118,6 +122,7 @@ class TrainConfig:
     device: str = "auto"
     out_dir: str | None = None
     checkpoint_every: int | None = None
+    checkpoint_seconds: float | None = None
     resume: bool | str = False
     max_steps: int | None = None
     progress: bool | None = None
@@ -156,6 +161,8 @@ class TrainConfig:
             check_folder_path("out_dir", self.out_dir)
         if self.checkpoint_every is not None:
             check_positive_int("checkpoint_every", self.checkpoint_every)
+        if self.checkpoint_seconds is not None:
+            _check_positive_number("checkpoint_seconds", self.checkpoint_seconds)
         if self.max_steps is not None:
             check_positive_int("max_steps", self.max_steps)
         if self.grad_clip is not None:

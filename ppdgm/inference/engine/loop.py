@@ -71,6 +71,7 @@ from .state import (
     saved_position,
 )
 from .step import check_divergence, check_finite_losses, loss_values, update
+from .stops import CONTINUE, STOP, Preempted, StopRequests
 
 __all__ = ["Engine"]
 
@@ -214,6 +215,8 @@ class Engine:
         mode = check_compile(self.config.compile)
         self._graphs = StepGraphs(mode) if mode != "off" else None
         self._no_graphs = "compile is off"  # why no player has graphs, when none has
+        self._stops: StopRequests | None = None
+        self._checkpointed_at = -1
 
     # ------------------------------------------------------------------ public API
 
@@ -276,7 +279,7 @@ class Engine:
                 # Each process draws its own noise; rank 0's stream is a single process's.
                 pyro.set_rng_seed(cfg.seed + 1_000_003 * self._dist.rank)
             self._batches_per_epoch = len(feed)
-            with self._tracking():
+            with self._tracking(), self._stop_requests():
                 self._train(feed, seed, self._maybe_resume())
         if cfg.out_dir is not None and self._is_main:
             self.history.save(cfg.out_dir)
@@ -533,6 +536,7 @@ class Engine:
                             self._close_epoch(pos)
                         elif cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0:
                             self._checkpoint(pos)
+                        self._stop_if_asked(pos)
                         if pos.step >= total or finished is not None:
                             break
                 if pos.step == before:  # never loop on an epoch that yields nothing
@@ -542,6 +546,31 @@ class Engine:
                 self._checkpoint(pos)  # stopped by max_steps mid-epoch
         finally:
             bar.close()
+
+    @contextlib.contextmanager
+    def _stop_requests(self) -> Iterator[None]:
+        """Catch SIGTERM and keep the checkpoint clock while the loop runs (with an out_dir)."""
+        if self.checkpoint_path is None:
+            yield
+            return
+        group = None if self._dist is None else self.device
+        self._stops = StopRequests(self.config.checkpoint_seconds, catch_signals=True,
+                                   group_device=group)
+        try:
+            with self._stops:
+                yield
+        finally:
+            self._stops = None
+
+    def _stop_if_asked(self, pos: Position) -> None:
+        if self._stops is None:
+            return
+        request = self._stops.after_step(is_main=self._is_main)
+        if request != CONTINUE and self._checkpointed_at != pos.step:
+            self._checkpoint(pos)
+        if request == STOP:
+            raise Preempted(self._stops.signal_name or "SIGTERM", pos.step,
+                            str(self.checkpoint_path))
 
     def _validating(self, epoch: int) -> bool:
         mode = self.config.validate
@@ -718,6 +747,9 @@ class Engine:
             state["rng_by_rank"] = gather_objects(state["rng"])  # every rank takes part
         if self._is_main:
             save_checkpoint(state, path)
+        self._checkpointed_at = pos.step
+        if self._stops is not None:
+            self._stops.checkpointed()
 
     def _state_dict(self, pos: Position) -> dict[str, Any]:
         assert self._states is not None
