@@ -31,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 KINDS = ("sizes", "empty", "support", "arguments", "checkpoints", "paths")
@@ -388,6 +389,17 @@ def _setting_calls() -> dict[str, tuple[Callable[..., Any], dict[str, tuple[Any,
         "adam": (lambda **k: ppdgm.adam(**k), {"lr": (0.0, -1.0, *reals)}),
         "build_model": (lambda **k: ppdgm.build_model(**{"name": "vae", "config": {}, **k}), {
             "name": ("x", 3), "config": (3, "x", {"z_dim": -1}, {"nope": 1})}),
+        "sbc": (lambda **k: ppdgm.sbc(vae.model, vae.guide, **{
+            "num_simulations": 2, "num_draws": 3, "kwargs": {"num_samples": 1}, **k}), {
+            "num_simulations": (*counts, 10**9), "num_draws": (*counts, 10**9),
+            "alpha": (0.0, 1.0, -0.5, *reals), "seed": (1.5, "1", -1), "args": ([1], "x"),
+            "kwargs": ("x", 3)}),
+        "ecdf_uniformity_test": (lambda **k: ppdgm.ecdf_uniformity_test(**{
+            "ranks": np.arange(5), "num_draws": 4, **k}), {
+            "ranks": (np.arange(6), np.array([]), np.ones((2, 2), dtype=int), np.array([0.5]),
+                      np.array([-1]), "x"),
+            "num_draws": (*counts, 10**9), "alpha": (0.0, 1.0, *reals),
+            "simulations": (*counts, 10**9)}),
         "load_checkpoint": (lambda **k: ppdgm.load_checkpoint(**k), {
             "path": ("", 3, "/nonexistent/c.pt", "/proc", tempfile.gettempdir())}),
     }

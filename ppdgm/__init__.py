@@ -87,6 +87,8 @@ _install_moved_paths()  # the old ppdgm.runs* import paths, with a DeprecationWa
 _LAZY = {"to_inference_data": "ppdgm.diagnostics", "psis_khat": "ppdgm.diagnostics",
          "amortization_gap": "ppdgm.diagnostics.amortization",
          "plot_amortization_gap": "ppdgm.diagnostics.amortization",
+         "sbc": "ppdgm.diagnostics.calibration",
+         "ecdf_uniformity_test": "ppdgm.diagnostics.uniformity",
          "fit_logistic_regression": "ppdgm.recipes.generative_discriminative",
          "semi_supervised_em": "ppdgm.recipes.generative_discriminative"}
 
@@ -152,6 +154,8 @@ __all__ = [
     "adam",
     "ais_log_partition",
     "amortization_gap",
+    "sbc",
+    "ecdf_uniformity_test",
     "ancestral_samples",
     "base_rate_visible_bias",
     "build_model",

@@ -81,3 +81,20 @@ def test_diagnose_measures_the_amortization_gap(checkpoint, tmp_path, capsys):
     assert gap["inference_gap"][0] == pytest.approx(gap["approximation_gap"][0] + gap["amortization_gap"][0],
                                                     abs=1e-3)
     assert (out / "amortization_gap.png").read_bytes()[:8] == PNG
+
+
+def test_diagnose_calibrates_the_guide_by_simulation(checkpoint, tmp_path, capsys):
+    capsys.readouterr()
+    out = tmp_path / "diag"
+    assert main(["diagnose", str(checkpoint), "--num-data", "2", "--num-samples", "20",
+                 "--chains", "1", "--device", "cpu", "--calibration", "40", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Simulation-based calibration of the guide (40 simulated points" in printed
+    report = json.loads((out / "diagnose.json").read_text())["calibration"]
+    assert report["num_simulations"] == 40 and report["num_draws"] == 99
+    assert set(report["sites"]) == {"z", "log_joint"}
+    assert report["sites"]["z"]["coordinates"] == 2
+    for site, verdict in report["sites"].items():
+        assert verdict["calibrated"] == (verdict["p_value"] > 0.05), site
+        word = "calibrated" if verdict["calibrated"] else "NOT calibrated"
+        assert f"  {site} ({verdict['coordinates']} coordinate(s)): {word}" in printed

@@ -94,6 +94,9 @@ def _diagnose_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amortization", type=int, default=0, metavar="N",
                    help="VAE: run NUTS on p(z|x) of the first N points and measure the "
                         "encoder's amortization and approximation gaps")
+    p.add_argument("--calibration", type=int, default=0, metavar="N",
+                   help="simulation-based calibration of the guide on N points simulated from "
+                        "the model: a verdict and a p-value per latent site")
 
 
 def _diagnose(args: argparse.Namespace) -> Report:
@@ -103,7 +106,7 @@ def _diagnose(args: argparse.Namespace) -> Report:
         args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
         split=args.split, num_data=args.num_data, num_samples=args.num_samples,
         chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
-        out=args.out, amortization=args.amortization)
+        out=args.out, amortization=args.amortization, calibration=args.calibration)
     return Report(result, "Wrote:", text=format_diagnosis(result))
 
 

@@ -30,6 +30,10 @@ from .run import RunResult
 
 __all__ = ["diagnose_checkpoint", "format_diagnosis"]
 
+#: Guide draws each latent is ranked among in ``--calibration`` (ranks on 0..99).
+CALIBRATION_DRAWS = 99
+#: The most simulations ``--calibration`` runs (each costs a few passes through the programs).
+MAX_SIMULATIONS = 100_000
 #: The columns of ``arviz.summary`` that the report shows.
 SUMMARY_COLUMNS = ["mean", "sd", "ess_bulk", "ess_tail", "r_hat"]
 
@@ -38,7 +42,8 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
                         data_path: str | None = None, data_root: str | None = None,
                         split: str = "test", num_data: int = 8, num_samples: int = 200,
                         chains: int = 4, elements: int = 4, seed: int = 0, device: str = "auto",
-                        out: str | Path | None = None, amortization: int = 0) -> RunResult:
+                        out: str | Path | None = None, amortization: int = 0,
+                        calibration: int = 0) -> RunResult:
     """Draw a checkpoint's guide on ``num_data`` points of ``split`` and write its diagnostics.
 
     ``data`` defaults to the dataset the checkpoint was trained on; ``out`` to a ``diagnose``
@@ -49,7 +54,10 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     ``amortization=N`` (VAEs only) also runs NUTS on the true posterior of the first N points
     and measures the encoder against it (:func:`ppdgm.diagnostics.amortization.amortization_gap`),
     writing ``amortization_gap.png`` and the gaps under ``amortization`` in the metrics.
-    Prints nothing (see :func:`format_diagnosis`).
+    ``calibration=N`` runs simulation-based calibration of the guide
+    (:func:`ppdgm.diagnostics.calibration.sbc`): N data points simulated from the model, each
+    latent ranked among 99 draws of the guide given it, and a verdict and p-value per site
+    under ``calibration`` in the metrics. Prints nothing (see :func:`format_diagnosis`).
 
     Examples:
         >>> import tempfile
@@ -69,6 +77,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     for name, value in (("num_data", num_data), ("num_samples", num_samples),
                         ("chains", chains), ("elements", elements)):
         check_positive_int(name, value)
+    check_positive_int("calibration", calibration, minimum=0, maximum=MAX_SIMULATIONS)
     check_choice("split", split, ("train", "valid", "test"))
     started = time.perf_counter()
     opened = open_checkpoint(checkpoint, device)
@@ -116,6 +125,8 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     }
     if amortization:
         metrics["amortization"] = _amortization(model, x[:amortization], out_dir, files, seed)
+    if calibration:
+        metrics["calibration"] = _calibration(model, calibration, seed)
     files["json"] = out_dir / "diagnose.json"
     atomic_write_text(files["json"], json.dumps(
         {k: v for k, v in metrics.items() if k != "summary_text"}, indent=2) + "\n")
@@ -132,6 +143,15 @@ def _amortization(model: Any, x: torch.Tensor, out_dir: Path, files: dict[str, P
     gap = amortization_gap(model, x, seed=seed)
     files["amortization"] = plot_amortization_gap(gap, out_dir / "amortization_gap.png")
     return gap.summary()
+
+
+def _calibration(model: Any, simulations: int, seed: int) -> dict[str, Any]:
+    from ..diagnostics.calibration import sbc
+
+    result = sbc(model.model, model.guide, num_simulations=simulations, num_draws=CALIBRATION_DRAWS,
+                 kwargs={"num_samples": 1}, seed=seed)
+    return {"num_simulations": simulations, "num_draws": CALIBRATION_DRAWS, "alpha": result.alpha,
+            "sites": result.summary()}
 
 
 def format_diagnosis(result: RunResult) -> str:
@@ -168,6 +188,15 @@ def format_diagnosis(result: RunResult) -> str:
             lines.append(f"  point {i}: log p(x) {gap['log_px'][i]:.2f}, gap {gap['inference_gap'][i]:.3f} = "
                          f"{gap['approximation_gap'][i]:.3f} + {gap['amortization_gap'][i]:.3f}, "
                          f"KL(p||q) {gap['forward_kl'][i]:.3f}, R-hat {gap['rhat'][i]:.3f}")
+    cal = m.get("calibration")
+    if cal:
+        lines.append(f"Simulation-based calibration of the guide ({cal['num_simulations']} simulated "
+                     f"points, each latent ranked among {cal['num_draws']} guide draws; ECDF "
+                     f"bands at level {cal['alpha']}):")
+        for site, verdict in cal["sites"].items():
+            word = "calibrated" if verdict["calibrated"] else "NOT calibrated"
+            lines.append(f"  {site} ({verdict['coordinates']} coordinate(s)): {word}, "
+                         f"p = {verdict['p_value']:.3g}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,218 @@
+"""Simulation-based calibration (Talts et al., 2018) of a guide: are its posteriors right on
+data the model itself generates?
+
+Each simulation draws latents from the model's prior and data from the model given them
+(``model(None, *args)`` generates, by ppdgm's convention), gives the data to the guide with no
+refit (an amortized encoder, or any guide that reads its data), and ranks each true latent
+coordinate among ``num_draws`` draws of the guide. A guide that is the exact posterior makes
+every rank uniform on ``{0, ..., num_draws}``; one too narrow piles ranks at the ends, one too
+wide in the middle, a biased one to one side. Draws equal to the truth (discrete latents) are
+ranked below or above it at random, which keeps a calibrated rank uniform. Besides each
+coordinate, the rank of the true latents' joint log density ``log p(x, z)`` among the draws' is
+a test quantity that sees a dependence between coordinates that none of them shows alone.
+
+The verdicts come from :func:`~ppdgm.diagnostics.uniformity.ecdf_uniformity_test` (simultaneous
+ECDF bands). A site with several coordinates gets the smallest of its coordinates' p-values times
+their number (Bonferroni), so that each site's verdict keeps the level ``alpha``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.poutine.util import site_is_subsample
+
+from .._validation import check_positive_int, check_program
+from ..inference.params import preserved_rng
+from .uniformity import MAX_DRAWS, UniformityTest, check_level, ecdf_uniformity_test
+
+__all__ = ["JOINT", "SBCResult", "sbc"]
+
+#: The name under which the rank of the joint log density log p(x, z) is reported.
+JOINT = "log_joint"
+
+
+@dataclass
+class SBCResult:
+    """Ranks and verdicts of a simulation-based calibration.
+
+    Attributes:
+        ranks: per latent site (and :data:`JOINT`), an integer array (simulations, coordinates).
+        num_draws: the guide draws each rank was taken among.
+        tests: per site and per coordinate, ``{site: [UniformityTest, ...]}``.
+        p_values: per site, the Bonferroni-adjusted smallest p-value of its coordinates.
+        alpha: the level of every verdict.
+    """
+
+    ranks: dict[str, np.ndarray]
+    num_draws: int
+    alpha: float
+    tests: dict[str, list[UniformityTest]] = field(default_factory=dict)
+
+    @property
+    def p_values(self) -> dict[str, float]:
+        return {name: min(1.0, len(t) * min(test.p_value for test in t))
+                for name, t in self.tests.items()}
+
+    @property
+    def calibrated(self) -> dict[str, bool]:
+        """Per site: does no coordinate's ECDF leave its band (at level ``alpha``)?"""
+        return {name: p > self.alpha for name, p in self.p_values.items()}
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per site: verdict, p-value and the number of coordinates, as plain JSON values."""
+        return {name: {"calibrated": self.calibrated[name], "p_value": round(p, 6),
+                       "coordinates": int(self.ranks[name].shape[1])}
+                for name, p in self.p_values.items()}
+
+
+def sbc(model: Callable, guide: Callable, *, num_simulations: int = 100, num_draws: int = 99,
+        args: tuple = (), kwargs: dict[str, Any] | None = None, alpha: float = 0.05,
+        seed: int = 0) -> SBCResult:
+    """Calibrate ``guide`` against ``model`` by simulation, without refitting it.
+
+    Args:
+        model: a Pyro model with ppdgm's signature: ``model(None, *args, **kwargs)`` generates
+            one data set (the site that ``model(x, ...)`` observes), ``model(x, ...)`` scores it.
+        guide: its guide, ``guide(x, *args, **kwargs)``, which reads the data; its sample sites
+            are the latents that are ranked.
+        num_simulations: data sets simulated, each giving one rank per latent coordinate.
+        num_draws: guide draws per data set (L); ranks are uniform on ``{0, ..., L}``.
+        args: further positional arguments of both programs.
+        kwargs: keyword arguments of both programs (``{"num_samples": 1}``: one data point per
+            simulation for ppdgm's models).
+        alpha: the level of each site's verdict.
+        seed: seeds the simulations and the guide draws (the global RNG is restored after).
+
+    Examples:
+        >>> import pyro.distributions as dist
+        >>> def model(x=None):
+        ...     mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        ...     with pyro.plate("data", 4):
+        ...         return pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+        >>> def guide(x):  # the exact posterior: N(sum(x) / 5, 1 / 5)
+        ...     pyro.sample("mu", dist.Normal(x.sum() / 5, 5 ** -0.5))
+        >>> sbc(model, guide, num_simulations=100, seed=1).calibrated
+        {'mu': True, 'log_joint': True}
+    """
+    check_program("model", model)
+    check_program("guide", guide)
+    check_positive_int("num_simulations", num_simulations, maximum=MAX_DRAWS)
+    check_positive_int("num_draws", num_draws, maximum=MAX_DRAWS)
+    alpha = check_level("alpha", alpha)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
+    kwargs = dict(kwargs or {})
+    with preserved_rng():
+        pyro.set_rng_seed(seed)
+        collected: dict[str, list[np.ndarray]] = {}
+        data_site: list[str] = []  # found on the first simulation
+        for _ in range(num_simulations):
+            for name, rank in _one_simulation(model, guide, num_draws, args, kwargs,
+                                              data_site).items():
+                collected.setdefault(name, []).append(rank)
+    ranks = {name: np.stack(rows) for name, rows in collected.items()}
+    result = SBCResult(ranks=ranks, num_draws=num_draws, alpha=float(alpha))
+    for name, table in ranks.items():
+        result.tests[name] = [ecdf_uniformity_test(table[:, j], num_draws, alpha=alpha)
+                              for j in range(table.shape[1])]
+    return result
+
+
+def _one_simulation(model: Callable, guide: Callable, num_draws: int, args: tuple,
+                    kwargs: dict[str, Any], data_site: list[str]) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        prior = poutine.trace(model).get_trace(None, *args, **kwargs)
+        if not data_site:
+            data_site.append(_find_data_site(model, prior, args, kwargs))
+        x = prior.nodes[data_site[0]]["value"]
+        nesting = _plate_nesting(prior)
+        with pyro.plate("_sbc_draws", num_draws, dim=-(nesting + 1)):
+            draws = poutine.trace(guide).get_trace(x, *args, **kwargs)
+        names = [name for name, site in draws.nodes.items() if _is_draw(site)
+                 and not site["is_observed"] and name in prior.nodes]
+        if not names:
+            raise ValueError("guide: it samples none of the model's latent sites")
+        ranks = {}
+        for name in names:
+            site = draws.nodes[name]
+            ranks[name] = _rank(prior.nodes[name]["value"], site["value"],
+                                draw_dim=-(nesting + 1 + site["fn"].event_dim))
+        truth = _log_joint(model, {n: prior.nodes[n]["value"] for n in names}, x, args, kwargs)
+        drawn = _log_joint(model, {n: draws.nodes[n]["value"] for n in names}, x, args, kwargs,
+                           draws=(num_draws, nesting))
+        ranks[JOINT] = np.array([int((drawn < truth).sum())], dtype=np.int64)
+    return ranks
+
+
+def _find_data_site(model: Callable, prior: Any, args: tuple, kwargs: dict[str, Any]) -> str:
+    """The site that becomes observed when its simulated value is passed as ``x``."""
+    for name, site in reversed(prior.nodes.items()):  # the data is most often drawn last
+        if not _is_draw(site):
+            continue
+        try:
+            given = poutine.trace(model).get_trace(site["value"], *args, **kwargs)
+        except (ValueError, TypeError, RuntimeError):  # a latent's value is no valid x
+            continue
+        if name in given.nodes and given.nodes[name]["is_observed"]:
+            return name
+    raise ValueError("model: no sample site became observed when given its simulated value as "
+                     "x; expected model(x=None, ...) to generate x and model(x, ...) to observe it")
+
+
+def _rank(truth: torch.Tensor, draws: torch.Tensor, *, draw_dim: int) -> np.ndarray:
+    """How many draws fall below the truth, coordinate by coordinate (the draws lie along
+    ``draw_dim`` of ``draws``; their other dimensions broadcast against the truth's)."""
+    draws = draws.reshape((1,) * max(0, -draw_dim - draws.dim()) + tuple(draws.shape))
+    below = (draws < truth).sum(draw_dim)
+    # Discrete latents tie with the truth; a tie is broken at random, which keeps the rank of a
+    # calibrated posterior uniform.
+    ties = (draws == truth).sum(draw_dim)
+    below = below + (torch.rand(ties.shape, device=ties.device) * (ties + 1)).floor().long()
+    below = below.reshape(below.shape[max(0, below.dim() - truth.dim()):]) \
+        if below.numel() == truth.numel() else below
+    return torch.broadcast_to(below, truth.shape).reshape(-1).cpu().numpy().astype(np.int64)
+
+
+def _log_joint(model: Callable, latents: dict[str, torch.Tensor], x: torch.Tensor, args: tuple,
+               kwargs: dict[str, Any], *, draws: tuple[int, int] | None = None) -> torch.Tensor:
+    """log p(x, z); one value per draw when ``draws`` = (number of draws, plate nesting)."""
+    conditioned = poutine.condition(model, data=latents)
+    if draws is None:
+        return poutine.trace(conditioned).get_trace(x, *args, **kwargs).log_prob_sum()
+    num_draws, nesting = draws
+    with pyro.plate("_sbc_draws", num_draws, dim=-(nesting + 1)):
+        trace = poutine.trace(conditioned).get_trace(x, *args, **kwargs)
+    total = torch.zeros(num_draws, device=x.device)
+    for site in trace.nodes.values():
+        if _is_draw(site):
+            total = total + _per_draw(site["fn"].log_prob(site["value"]), num_draws, nesting)
+    return total
+
+
+def _per_draw(log_p: torch.Tensor, num_draws: int, nesting: int) -> torch.Tensor:
+    """Sum a site's log-density over everything but the draws' plate dimension."""
+    full = log_p.reshape((1,) * max(0, nesting + 1 - log_p.dim()) + tuple(log_p.shape))
+    moved = full.movedim(-(nesting + 1), 0)
+    return moved.expand(num_draws, *moved.shape[1:]).reshape(num_draws, -1).sum(-1)
+
+
+def _is_draw(site: dict) -> bool:
+    """A sample statement, not the index draw of a plate."""
+    return site["type"] == "sample" and not site_is_subsample(site)
+
+
+def _plate_nesting(trace: Any) -> int:
+    dims = [-frame.dim for site in trace.nodes.values() if site["type"] == "sample"
+            for frame in site["cond_indep_stack"] if frame.dim is not None]
+    return max(dims, default=0)
