@@ -32,10 +32,12 @@ from .._validation import check_positive_int, check_program
 from ..inference.params import preserved_rng
 from .uniformity import MAX_DRAWS, UniformityTest, check_level, ecdf_uniformity_test
 
-__all__ = ["JOINT", "SBCResult", "sbc"]
+__all__ = ["JOINT", "SBCResult", "Sampler", "chain_draws", "sbc"]
 
 #: The name under which the rank of the joint log density log p(x, z) is reported.
 JOINT = "log_joint"
+#: ``sampler(x, num_draws) -> {site: draws of shape (num_draws, *site shape)}``.
+Sampler = Callable[[torch.Tensor, int], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -72,16 +74,19 @@ class SBCResult:
                 for name, p in self.p_values.items()}
 
 
-def sbc(model: Callable, guide: Callable, *, num_simulations: int = 100, num_draws: int = 99,
-        args: tuple = (), kwargs: dict[str, Any] | None = None, alpha: float = 0.05,
-        seed: int = 0) -> SBCResult:
-    """Calibrate ``guide`` against ``model`` by simulation, without refitting it.
+def sbc(model: Callable, guide: Callable | None = None, *, sampler: Sampler | None = None,
+        num_simulations: int = 100, num_draws: int = 99, args: tuple = (),
+        kwargs: dict[str, Any] | None = None, alpha: float = 0.05, seed: int = 0) -> SBCResult:
+    """Calibrate ``guide`` (or a ``sampler``) against ``model`` by simulation, without a refit.
 
     Args:
         model: a Pyro model with ppdgm's signature: ``model(None, *args, **kwargs)`` generates
             one data set (the site that ``model(x, ...)`` observes), ``model(x, ...)`` scores it.
         guide: its guide, ``guide(x, *args, **kwargs)``, which reads the data; its sample sites
             are the latents that are ranked.
+        sampler: instead of a guide, any other way to the posterior: ``sampler(x, num_draws)``
+            returns ``{site: draws}``, each of shape ``(num_draws, *site shape)``, such as
+            :func:`chain_draws` of an MCMC kernel.
         num_simulations: data sets simulated, each giving one rank per latent coordinate.
         num_draws: guide draws per data set (L); ranks are uniform on ``{0, ..., L}``.
         args: further positional arguments of both programs.
@@ -102,7 +107,9 @@ def sbc(model: Callable, guide: Callable, *, num_simulations: int = 100, num_dra
         {'mu': True, 'log_joint': True}
     """
     check_program("model", model)
-    check_program("guide", guide)
+    if (guide is None) == (sampler is None):
+        raise TypeError("guide: pass either a guide or a sampler, not both or neither")
+    check_program("guide" if sampler is None else "sampler", guide or sampler)
     check_positive_int("num_simulations", num_simulations, maximum=MAX_DRAWS)
     check_positive_int("num_draws", num_draws, maximum=MAX_DRAWS)
     alpha = check_level("alpha", alpha)
@@ -118,7 +125,7 @@ def sbc(model: Callable, guide: Callable, *, num_simulations: int = 100, num_dra
         collected: dict[str, list[np.ndarray]] = {}
         data_site: list[str] = []  # found on the first simulation
         for _ in range(num_simulations):
-            for name, rank in _one_simulation(model, guide, num_draws, args, kwargs,
+            for name, rank in _one_simulation(model, guide, sampler, num_draws, args, kwargs,
                                               data_site).items():
                 collected.setdefault(name, []).append(rank)
     ranks = {name: np.stack(rows) for name, rows in collected.items()}
@@ -129,30 +136,88 @@ def sbc(model: Callable, guide: Callable, *, num_simulations: int = 100, num_dra
     return result
 
 
-def _one_simulation(model: Callable, guide: Callable, num_draws: int, args: tuple,
-                    kwargs: dict[str, Any], data_site: list[str]) -> dict[str, np.ndarray]:
+def _one_simulation(model: Callable, guide: Callable | None, sampler: Sampler | None,
+                    num_draws: int, args: tuple, kwargs: dict[str, Any],
+                    data_site: list[str]) -> dict[str, np.ndarray]:
     with torch.no_grad():
         prior = poutine.trace(model).get_trace(None, *args, **kwargs)
         if not data_site:
             data_site.append(_find_data_site(model, prior, args, kwargs))
         x = prior.nodes[data_site[0]]["value"]
         nesting = _plate_nesting(prior)
-        with pyro.plate("_sbc_draws", num_draws, dim=-(nesting + 1)):
-            draws = poutine.trace(guide).get_trace(x, *args, **kwargs)
-        names = [name for name, site in draws.nodes.items() if _is_draw(site)
-                 and not site["is_observed"] and name in prior.nodes]
-        if not names:
-            raise ValueError("guide: it samples none of the model's latent sites")
-        ranks = {}
-        for name in names:
-            site = draws.nodes[name]
-            ranks[name] = _rank(prior.nodes[name]["value"], site["value"],
-                                draw_dim=-(nesting + 1 + site["fn"].event_dim))
-        truth = _log_joint(model, {n: prior.nodes[n]["value"] for n in names}, x, args, kwargs)
-        drawn = _log_joint(model, {n: draws.nodes[n]["value"] for n in names}, x, args, kwargs,
-                           draws=(num_draws, nesting))
-        ranks[JOINT] = np.array([int((drawn < truth).sum())], dtype=np.int64)
+        # Each latent's draws, laid out as under a plate of draws left of the model's plates.
+        drawn = (_guide_draws(guide, x, num_draws, nesting, prior, args, kwargs) if guide is not None
+                 else _sampler_draws(sampler, x, num_draws, nesting, prior))
+        ranks = {name: _rank(prior.nodes[name]["value"], value,
+                             draw_dim=-(nesting + 1 + prior.nodes[name]["fn"].event_dim))
+                 for name, value in drawn.items()}
+        truth = _log_joint(model, {n: prior.nodes[n]["value"] for n in drawn}, x, args, kwargs)
+        joint = _log_joint(model, drawn, x, args, kwargs, draws=(num_draws, nesting))
+        ranks[JOINT] = _rank(truth, joint, draw_dim=-1)
     return ranks
+
+
+def _guide_draws(guide: Callable, x: torch.Tensor, num_draws: int, nesting: int, prior: Any,
+                 args: tuple, kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    with pyro.plate("_sbc_draws", num_draws, dim=-(nesting + 1)):
+        draws = poutine.trace(guide).get_trace(x, *args, **kwargs)
+    names = [name for name, site in draws.nodes.items() if _is_draw(site)
+             and not site["is_observed"] and name in prior.nodes]
+    if not names:
+        raise ValueError("guide: it samples none of the model's latent sites")
+    return {name: draws.nodes[name]["value"] for name in names}
+
+
+def _sampler_draws(sampler: Sampler, x: torch.Tensor, num_draws: int, nesting: int,
+                   prior: Any) -> dict[str, torch.Tensor]:
+    got = sampler(x, num_draws)
+    if not isinstance(got, dict) or not got:
+        raise TypeError("sampler: expected it to return a non-empty dict {site: draws}")
+    out = {}
+    for name, value in got.items():
+        site = prior.nodes.get(name)
+        if site is None or not _is_draw(site) or not isinstance(value, torch.Tensor):
+            raise ValueError(f"sampler: {name!r} is not a latent site of the model, or its draws "
+                             "are not a tensor")
+        truth = site["value"]
+        if tuple(value.shape) != (num_draws, *truth.shape):
+            raise ValueError(f"sampler: draws of {name!r} have shape {tuple(value.shape)}, "
+                             f"expected {(num_draws, *truth.shape)}")
+        batch = truth.dim() - site["fn"].event_dim
+        out[name] = value.reshape((num_draws,) + (1,) * (nesting - batch) + tuple(truth.shape))
+    return out
+
+
+def chain_draws(make_kernel: Callable[[int], Any], *, warmup_steps: int = 20) -> Sampler:
+    """A ``sampler`` for :func:`sbc` from an MCMC kernel that runs its chains as one batch.
+
+    ``make_kernel(chains)`` builds the kernel (ppdgm's :class:`~ppdgm.inference.mcmc.Gibbs` or
+    ``RBMGibbs`` with ``chains=``); each of ``num_draws`` chains runs ``warmup_steps`` steps from
+    its own start under ``pyro.infer.MCMC`` and gives its last state: independent draws, so the
+    ranks need no thinning. Warm-up must be long enough for the chains to forget their start,
+    which is what an SBC of the kernel then checks.
+
+    Examples:
+        >>> import pyro.distributions as dist
+        >>> from ppdgm.inference.mcmc import Gibbs
+        >>> def model(x=None):
+        ...     with pyro.plate("data", 3):
+        ...         z = pyro.sample("z", dist.Bernoulli(0.3))
+        ...         return pyro.sample("x", dist.Normal(2.0 * z - 1.0, 1.0), obs=x)
+        >>> draws = chain_draws(lambda chains: Gibbs(model, chains=chains), warmup_steps=2)
+        >>> draws(torch.tensor([-1.0, 0.0, 3.0]), 5)["z"].shape
+        torch.Size([5, 3])
+    """
+    from pyro.infer import MCMC
+
+    check_positive_int("warmup_steps", warmup_steps)
+
+    def draw(x: torch.Tensor, num_draws: int) -> dict[str, torch.Tensor]:
+        mcmc = MCMC(make_kernel(num_draws), num_samples=1, warmup_steps=warmup_steps,
+                    disable_progbar=True)
+        mcmc.run(x)
+        return {name: value[0] for name, value in mcmc.get_samples().items()}
+    return draw
 
 
 def _find_data_site(model: Callable, prior: Any, args: tuple, kwargs: dict[str, Any]) -> str:

@@ -107,3 +107,27 @@ def test_a_discrete_latent_ties_are_broken_so_an_exact_posterior_passes():
     flipped = sbc(coin_model, lambda x: coin_guide(x, flip=-1.0), num_simulations=300,
                   num_draws=19, seed=2)
     assert not flipped.calibrated["on"]
+
+
+def switch_model(x=None, flip=1.0):
+    """Three independent switches, each seen through noise; ``flip=-1`` reads the evidence the
+    wrong way round (the test double of a kernel with a wrong conditional)."""
+    with pyro.plate("data", 3):
+        z = pyro.sample("z", dist.Bernoulli(0.3))
+        return pyro.sample("x", dist.Normal(flip * (2.0 * z - 1.0), 1.0), obs=x)
+
+
+def test_a_gibbs_kernel_is_calibrated_and_a_wrong_conditional_is_not():
+    from ppdgm.diagnostics.calibration import chain_draws
+    from ppdgm.inference.mcmc import Gibbs
+
+    right = chain_draws(lambda chains: Gibbs(switch_model, chains=chains), warmup_steps=2)
+    passed = sbc(switch_model, sampler=right, num_simulations=150, num_draws=19, seed=4)
+    assert all(passed.calibrated.values()), passed.summary()
+    assert passed.ranks["z"].shape == (150, 3)
+    wrong = chain_draws(lambda chains: Gibbs(lambda x: switch_model(x, flip=-1.0),
+                                             chains=chains), warmup_steps=2)
+    failed = sbc(switch_model, sampler=wrong, num_simulations=150, num_draws=19, seed=4)
+    assert not failed.calibrated["z"]
+    with pytest.raises(TypeError, match="either a guide or a sampler"):
+        sbc(switch_model, posterior_guide(), sampler=right)
