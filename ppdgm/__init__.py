@@ -88,6 +88,7 @@ _LAZY = {"to_inference_data": "ppdgm.diagnostics", "psis_khat": "ppdgm.diagnosti
          "amortization_gap": "ppdgm.diagnostics.amortization",
          "plot_amortization_gap": "ppdgm.diagnostics.amortization",
          "sbc": "ppdgm.diagnostics.calibration",
+         "tarp": "ppdgm.diagnostics.tarp",
          "ecdf_uniformity_test": "ppdgm.diagnostics.uniformity",
          "fit_logistic_regression": "ppdgm.recipes.generative_discriminative",
          "semi_supervised_em": "ppdgm.recipes.generative_discriminative"}
@@ -155,6 +156,7 @@ __all__ = [
     "ais_log_partition",
     "amortization_gap",
     "sbc",
+    "tarp",
     "ecdf_uniformity_test",
     "ancestral_samples",
     "base_rate_visible_bias",

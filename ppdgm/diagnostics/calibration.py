@@ -18,7 +18,7 @@ their number (Bonferroni), so that each site's verdict keeps the level ``alpha``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,8 @@ from .._validation import check_positive_int, check_program
 from ..inference.params import preserved_rng
 from .uniformity import MAX_DRAWS, UniformityTest, check_level, ecdf_uniformity_test
 
-__all__ = ["JOINT", "SBCResult", "Sampler", "chain_draws", "sbc"]
+__all__ = ["JOINT", "SBCResult", "Sampler", "chain_draws", "check_simulation_inputs", "sbc",
+           "simulated_posteriors"]
 
 #: The name under which the rank of the joint log density log p(x, z) is reported.
 JOINT = "log_joint"
@@ -106,20 +107,9 @@ def sbc(model: Callable, guide: Callable | None = None, *, sampler: Sampler | No
         >>> sbc(model, guide, num_simulations=100, seed=1).calibrated
         {'mu': True, 'log_joint': True}
     """
-    check_program("model", model)
-    if (guide is None) == (sampler is None):
-        raise TypeError("guide: pass either a guide or a sampler, not both or neither")
-    check_program("guide" if sampler is None else "sampler", guide or sampler)
-    check_positive_int("num_simulations", num_simulations, maximum=MAX_DRAWS)
-    check_positive_int("num_draws", num_draws, maximum=MAX_DRAWS)
+    kwargs = check_simulation_inputs(model, guide, sampler, num_simulations, num_draws, args,
+                                     kwargs, seed)
     alpha = check_level("alpha", alpha)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
-    kwargs = dict(kwargs or {})
     with preserved_rng():
         pyro.set_rng_seed(seed)
         collected: dict[str, list[np.ndarray]] = {}
@@ -136,18 +126,70 @@ def sbc(model: Callable, guide: Callable | None = None, *, sampler: Sampler | No
     return result
 
 
+def check_simulation_inputs(model: Any, guide: Any, sampler: Any, num_simulations: Any,
+                            num_draws: Any, args: Any, kwargs: Any, seed: Any) -> dict[str, Any]:
+    """Refuse what :func:`sbc` and :func:`~ppdgm.diagnostics.tarp.tarp` cannot run, naming the
+    argument; returns ``kwargs`` as a dict."""
+    check_program("model", model)
+    if (guide is None) == (sampler is None):
+        raise TypeError("guide: pass either a guide or a sampler, not both or neither")
+    check_program("guide" if sampler is None else "sampler", guide or sampler)
+    check_positive_int("num_simulations", num_simulations, maximum=MAX_DRAWS)
+    check_positive_int("num_draws", num_draws, maximum=MAX_DRAWS)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
+    return dict(kwargs or {})
+
+
+def simulated_posteriors(model: Callable, guide: Callable | None, sampler: Sampler | None, *,
+                         num_simulations: int, num_draws: int, args: tuple,
+                         kwargs: dict[str, Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """For each simulation, the true latents as one vector (D,) and the posterior draws as a
+    matrix (num_draws, D), the sites in the order the guide (or sampler) gives them. Run it under
+    a seeded RNG; the arguments are checked by :func:`check_simulation_inputs`."""
+    data_site: list[str] = []
+    for _ in range(num_simulations):
+        with torch.no_grad():
+            prior, drawn, _, nesting = _simulate(model, guide, sampler, num_draws, args, kwargs,
+                                                 data_site)
+            truths, draws = [], []
+            for name, value in drawn.items():
+                truth = prior.nodes[name]["value"]
+                draw_dim = -(nesting + 1 + prior.nodes[name]["fn"].event_dim)
+                moved = value.reshape((1,) * max(0, -draw_dim - value.dim()) + tuple(value.shape))
+                moved = moved.movedim(draw_dim, 0)
+                full = torch.broadcast_to(moved, (num_draws,) + (1,) * (moved.dim() - 1 - truth.dim())
+                                          + tuple(truth.shape))
+                truths.append(truth.reshape(-1).double())
+                draws.append(full.reshape(num_draws, -1).double())
+        yield torch.cat(truths), torch.cat(draws, dim=1)
+
+
+def _simulate(model: Callable, guide: Callable | None, sampler: Sampler | None, num_draws: int,
+              args: tuple, kwargs: dict[str, Any], data_site: list[str]
+              ) -> tuple[Any, dict[str, torch.Tensor], torch.Tensor, int]:
+    """One data set from the model and the posterior's draws given it, laid out as under a plate
+    of draws left of the model's plates: (prior trace, draws, x, plate nesting)."""
+    prior = poutine.trace(model).get_trace(None, *args, **kwargs)
+    if not data_site:
+        data_site.append(_find_data_site(model, prior, args, kwargs))
+    x = prior.nodes[data_site[0]]["value"]
+    nesting = _plate_nesting(prior)
+    drawn = (_guide_draws(guide, x, num_draws, nesting, prior, args, kwargs) if guide is not None
+             else _sampler_draws(sampler, x, num_draws, nesting, prior))
+    return prior, drawn, x, nesting
+
+
 def _one_simulation(model: Callable, guide: Callable | None, sampler: Sampler | None,
                     num_draws: int, args: tuple, kwargs: dict[str, Any],
                     data_site: list[str]) -> dict[str, np.ndarray]:
     with torch.no_grad():
-        prior = poutine.trace(model).get_trace(None, *args, **kwargs)
-        if not data_site:
-            data_site.append(_find_data_site(model, prior, args, kwargs))
-        x = prior.nodes[data_site[0]]["value"]
-        nesting = _plate_nesting(prior)
-        # Each latent's draws, laid out as under a plate of draws left of the model's plates.
-        drawn = (_guide_draws(guide, x, num_draws, nesting, prior, args, kwargs) if guide is not None
-                 else _sampler_draws(sampler, x, num_draws, nesting, prior))
+        prior, drawn, x, nesting = _simulate(model, guide, sampler, num_draws, args, kwargs,
+                                             data_site)
         ranks = {name: _rank(prior.nodes[name]["value"], value,
                              draw_dim=-(nesting + 1 + prior.nodes[name]["fn"].event_dim))
                  for name, value in drawn.items()}

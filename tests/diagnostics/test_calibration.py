@@ -131,3 +131,15 @@ def test_a_gibbs_kernel_is_calibrated_and_a_wrong_conditional_is_not():
     assert not failed.calibrated["z"]
     with pytest.raises(TypeError, match="either a guide or a sampler"):
         sbc(switch_model, posterior_guide(), sampler=right)
+
+
+def test_tarp_gives_the_diagonal_for_the_exact_posterior_and_bends_for_wrong_ones():
+    from ppdgm.diagnostics.tarp import tarp
+
+    exact = tarp(model, posterior_guide(), num_simulations=200, seed=6)
+    assert exact.calibrated and exact.deviation < 0.12, exact.deviation
+    assert exact.counts.shape == (200,) and exact.expected[0] == 0
+    assert np.all(np.diff(exact.expected) >= 0)
+    for scale, shift in [(0.4, 0.0), (2.5, 0.0), (1.0, 1.0)]:
+        wrong = tarp(model, posterior_guide(scale, shift), num_simulations=200, seed=6)
+        assert not wrong.calibrated and wrong.deviation > 0.15, (scale, shift, wrong.deviation)
