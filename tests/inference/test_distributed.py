@@ -115,7 +115,7 @@ def _check_a_preempted_group_stops_together_and_continues(tmp_path: Path, whole)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 1: stopped by SIGTERM after step 7" in done.stderr
     assert "rank 0: stopped by SIGTERM (sent to another process) after step 7" in done.stderr
-    assert "exitcode: 75" in done.stderr
+    assert "exitcode: 75" in done.stderr, done.stderr
     assert _close(whole, torch.load(out / "params-rank0.pt", weights_only=True), atol=0)
 
 

@@ -569,6 +569,7 @@ class Engine:
         if request != CONTINUE and self._checkpointed_at != pos.step:
             self._checkpoint(pos)
         if request == STOP:
+            self._stops.stopping_together()
             raise Preempted(self._stops.signal_name or "SIGTERM", pos.step,
                             str(self.checkpoint_path))
 

@@ -121,3 +121,14 @@ class StopRequests:
         if decided == STOP and self.signal_name is None:
             self.signal_name = "SIGTERM (sent to another process)"
         return decided
+
+    def stopping_together(self) -> None:
+        """Wait, before :class:`Preempted` is raised, until every process has got here.
+
+        Rank 0 is still writing the stop's checkpoint when the others would already exit. Leaving
+        together keeps one process from tearing down its connections while a peer still uses
+        them (gloo may then abort the peer, and torchrun reports the first exit status it sees,
+        which should be the preemption's).
+        """
+        if self.group_device is not None:
+            dist.barrier()
