@@ -6,13 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are written to files; no display is assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .figures import save_figure  # noqa: E402
+from .figures import pyplot, save_figure
 
 __all__ = ["plot_error_curves"]
 
@@ -35,7 +29,7 @@ def plot_error_curves(panels: Mapping[str, Sequence[Mapping[str, Any]]], path: s
     if not isinstance(panels, Mapping) or not panels:
         raise ValueError(f"panels: expected a non-empty mapping of title -> rows, got {panels!r}")
     sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
     for ax, (title, rows) in zip(axes[0], panels.items()):
         models = list(dict.fromkeys(row["model"] for row in rows))
         for model, colour in zip(models, sns.color_palette(n_colors=len(models))):

@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from .._files import file_in_folder  # noqa: E402
-from .figures import save_figure, save_image_grid  # noqa: E402
+from .._files import file_in_folder
+from .figures import pyplot, save_figure, save_image_grid
 
 __all__ = ["plot_reverse_process"]
 
@@ -48,7 +43,7 @@ def plot_reverse_process(snapshots: Mapping[int, torch.Tensor], path: str | Path
     if first.dim() != 2 or first.shape[1] != 2:
         raise ValueError("snapshots: expected images (N, C, H, W) or points (N, 2), "
                          f"got {tuple(first.shape)}")
-    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps), 2.8), sharex=True, sharey=True)
+    fig, axes = pyplot().subplots(1, len(steps), figsize=(2.6 * len(steps), 2.8), sharex=True, sharey=True)
     axes = [axes] if len(steps) == 1 else list(axes)
     for ax, t in zip(axes, steps):
         pts = snapshots[t].detach().cpu().numpy()

@@ -79,10 +79,10 @@ class TensorBoard:
             with torch.no_grad():
                 images = self.sample(self.num_images)
             if isinstance(images, torch.Tensor) and images.dim() == 4:
-                from torchvision.utils import make_grid
+                from .._images import image_grid
 
-                self.writer.add_image("samples", make_grid(images.detach().float().clamp(0, 1).cpu(),
-                                                           nrow=8), step)
+                self.writer.add_image("samples", image_grid(images.detach().float().clamp(0, 1).cpu(),
+                                                            nrow=8), step)
         self.writer.flush()
 
     def close(self) -> None:
