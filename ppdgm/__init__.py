@@ -29,6 +29,7 @@ from .inference import (
 from .inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_likelihood
 from .inference.coverage import coverage_for_dataset, mode_coverage
 from .inference.evaluate import estimate_elbo, estimate_log_likelihood
+from .inference.evaluation import bdmc
 from .inference.mcmc import Gibbs, HMCGibbs, RBMGibbs, typed_samples
 from .inference.objectives import (
     IWAE,
@@ -154,6 +155,7 @@ __all__ = [
     "__version__",
     "adam",
     "ais_log_partition",
+    "bdmc",
     "amortization_gap",
     "sbc",
     "tarp",

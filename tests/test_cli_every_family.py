@@ -4,6 +4,8 @@ Each family is fitted on a tiny budget, then sampled, evaluated and diagnosed. A
 works or refuses in one line that says why; no invocation prints a traceback.
 """
 
+import json
+
 import pytest
 
 from ppdgm.cli import build_parser, main
@@ -12,12 +14,12 @@ from ppdgm.recipes import RECIPES
 # family -> (fit flags, commands that work; the others must refuse in one line)
 FAMILIES = {
     "vae": (["--data", "bars-and-stripes", "--epochs", "1", "--hidden", "8", "--z-dim", "2"],
-            {"sample", "evaluate", "diagnose"}),
+            {"sample", "evaluate", "bounds", "diagnose"}),
     "sbn": (["--data", "bars-and-stripes", "--epochs", "1", "--layers", "3"],
-            {"sample", "evaluate", "diagnose"}),
+            {"sample", "evaluate", "bounds", "diagnose"}),
     "rbm": (["--data", "bars-and-stripes", "--epochs", "1", "--hidden", "4"], {"sample"}),
     "mixture": (["--data", "bars-and-stripes", "--iterations", "2", "--components", "2"],
-                {"sample", "evaluate", "diagnose"}),
+                {"sample", "evaluate", "bounds", "diagnose"}),
     "gan": (["--data", "ring8", "--epochs", "1", "--max-steps", "3", "--num-samples", "50"],
             {"sample"}),
     "vae-gan": (["--data", "ring8", "--epochs", "1", "--max-steps", "3", "--num-samples", "50"],
@@ -30,6 +32,8 @@ FAMILIES = {
 COMMANDS = {
     "sample": lambda ckpt, out: ["sample", ckpt, "--n", "4", "--out", f"{out}/s.png"],
     "evaluate": lambda ckpt, out: ["evaluate", ckpt, "--k", "5", "--batch-size", "50"],
+    "bounds": lambda ckpt, out: ["evaluate", ckpt, "--k", "5", "--bounds", "3",
+                                 "--out", f"{out}/bounds.json"],
     "diagnose": lambda ckpt, out: ["diagnose", ckpt, "--num-data", "2", "--num-samples", "30",
                                    "--chains", "2", "--out", f"{out}/diagnose"],
 }
@@ -63,8 +67,11 @@ def test_every_command_works_or_refuses_in_one_line(family, tmp_path, capsys):
             assert status == 0, (command, err)
         else:
             assert status == 2, (command, err)
-            _one_line_error(err, command)
+            _one_line_error(err, "evaluate" if command == "bounds" else command)
     assert (out / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if "bounds" in working:
+        bounds = json.loads((out / "bounds.json").read_text())["bounds"]
+        assert bounds["units"] == 16 and bounds["num_steps"] == 3 and bounds["per_point"]
 
 
 FIT = ["fit", "vae", "--data", "bars-and-stripes", "--hidden", "8", "--z-dim", "2", "--no-progress"]

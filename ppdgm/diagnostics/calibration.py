@@ -26,10 +26,10 @@ import numpy as np
 import pyro
 import torch
 from pyro import poutine
-from pyro.poutine.util import site_is_subsample
 
 from .._validation import check_positive_int, check_program
 from ..inference.params import preserved_rng
+from ..inference.simulation import find_data_site, is_draw, plate_nesting_of
 from .uniformity import MAX_DRAWS, UniformityTest, check_level, ecdf_uniformity_test
 
 __all__ = ["JOINT", "SBCResult", "Sampler", "chain_draws", "check_simulation_inputs", "sbc",
@@ -176,9 +176,9 @@ def _simulate(model: Callable, guide: Callable | None, sampler: Sampler | None, 
     of draws left of the model's plates: (prior trace, draws, x, plate nesting)."""
     prior = poutine.trace(model).get_trace(None, *args, **kwargs)
     if not data_site:
-        data_site.append(_find_data_site(model, prior, args, kwargs))
+        data_site.append(find_data_site(model, prior, args, kwargs))
     x = prior.nodes[data_site[0]]["value"]
-    nesting = _plate_nesting(prior)
+    nesting = plate_nesting_of(prior)
     drawn = (_guide_draws(guide, x, num_draws, nesting, prior, args, kwargs) if guide is not None
              else _sampler_draws(sampler, x, num_draws, nesting, prior))
     return prior, drawn, x, nesting
@@ -203,7 +203,7 @@ def _guide_draws(guide: Callable, x: torch.Tensor, num_draws: int, nesting: int,
                  args: tuple, kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
     with pyro.plate("_sbc_draws", num_draws, dim=-(nesting + 1)):
         draws = poutine.trace(guide).get_trace(x, *args, **kwargs)
-    names = [name for name, site in draws.nodes.items() if _is_draw(site)
+    names = [name for name, site in draws.nodes.items() if is_draw(site)
              and not site["is_observed"] and name in prior.nodes]
     if not names:
         raise ValueError("guide: it samples none of the model's latent sites")
@@ -218,7 +218,7 @@ def _sampler_draws(sampler: Sampler, x: torch.Tensor, num_draws: int, nesting: i
     out = {}
     for name, value in got.items():
         site = prior.nodes.get(name)
-        if site is None or not _is_draw(site) or not isinstance(value, torch.Tensor):
+        if site is None or not is_draw(site) or not isinstance(value, torch.Tensor):
             raise ValueError(f"sampler: {name!r} is not a latent site of the model, or its draws "
                              "are not a tensor")
         truth = site["value"]
@@ -262,21 +262,6 @@ def chain_draws(make_kernel: Callable[[int], Any], *, warmup_steps: int = 20) ->
     return draw
 
 
-def _find_data_site(model: Callable, prior: Any, args: tuple, kwargs: dict[str, Any]) -> str:
-    """The site that becomes observed when its simulated value is passed as ``x``."""
-    for name, site in reversed(prior.nodes.items()):  # the data is most often drawn last
-        if not _is_draw(site):
-            continue
-        try:
-            given = poutine.trace(model).get_trace(site["value"], *args, **kwargs)
-        except (ValueError, TypeError, RuntimeError):  # a latent's value is no valid x
-            continue
-        if name in given.nodes and given.nodes[name]["is_observed"]:
-            return name
-    raise ValueError("model: no sample site became observed when given its simulated value as "
-                     "x; expected model(x=None, ...) to generate x and model(x, ...) to observe it")
-
-
 def _rank(truth: torch.Tensor, draws: torch.Tensor, *, draw_dim: int) -> np.ndarray:
     """How many draws fall below the truth, coordinate by coordinate (the draws lie along
     ``draw_dim`` of ``draws``; their other dimensions broadcast against the truth's)."""
@@ -302,7 +287,7 @@ def _log_joint(model: Callable, latents: dict[str, torch.Tensor], x: torch.Tenso
         trace = poutine.trace(conditioned).get_trace(x, *args, **kwargs)
     total = torch.zeros(num_draws, device=x.device)
     for site in trace.nodes.values():
-        if _is_draw(site):
+        if is_draw(site):
             total = total + _per_draw(site["fn"].log_prob(site["value"]), num_draws, nesting)
     return total
 
@@ -312,14 +297,3 @@ def _per_draw(log_p: torch.Tensor, num_draws: int, nesting: int) -> torch.Tensor
     full = log_p.reshape((1,) * max(0, nesting + 1 - log_p.dim()) + tuple(log_p.shape))
     moved = full.movedim(-(nesting + 1), 0)
     return moved.expand(num_draws, *moved.shape[1:]).reshape(num_draws, -1).sum(-1)
-
-
-def _is_draw(site: dict) -> bool:
-    """A sample statement, not the index draw of a plate."""
-    return site["type"] == "sample" and not site_is_subsample(site)
-
-
-def _plate_nesting(trace: Any) -> int:
-    dims = [-frame.dim for site in trace.nodes.values() if site["type"] == "sample"
-            for frame in site["cond_indep_stack"] if frame.dim is not None]
-    return max(dims, default=0)

@@ -121,6 +121,10 @@ class AutoregressiveRecipe(Recipe):
         return {"log_px": r["mean"], "log_px_stderr": r["stderr"], "nll": -r["mean"],
                 "n": r["points"], "exact": True}
 
+    def bounds(self, model: Any, *, num_steps: int, k: int, seed: int) -> dict[str, Any]:
+        raise ValueError("bounds: an autoregressive model has no latent variable; its log p(x) "
+                         "is exact")
+
     def evaluation_lines(self, metrics: dict[str, Any]) -> list[str]:
         m = metrics
         return [f"exact log p(x) per example (nats): {m['log_px']:.3f} ± {m['log_px_stderr']:.3f}"

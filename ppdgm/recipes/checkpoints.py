@@ -20,10 +20,12 @@ import pyro
 import torch
 
 from .._files import atomic_write_text
+from .._validation import check_positive_int
 from ..data import Dataset
 from ..device import resolve_device
 from ..diagnostics import plot_latents, save_image_grid
 from ..inference.checkpoint import CheckpointError, check_weights, load_checkpoint
+from ..inference.evaluation.bidirectional import MAX_STEPS
 from .base import Recipe
 from .registry import recipe_for
 from .run import RunResult
@@ -168,12 +170,15 @@ def require_likelihood(model: torch.nn.Module, command: str) -> None:
 
 def evaluate_checkpoint(checkpoint: str | Path | OpenedCheckpoint, dataset: Dataset, *, split: str = "test",
                         k: int = 5000, batch_size: int = 100, seed: int = 0,
-                        device: str = "auto", out: str | Path | None = None) -> RunResult:
+                        device: str = "auto", out: str | Path | None = None,
+                        bounds: int = 0) -> RunResult:
     """What the checkpoint's family measures on ``split``: by default the importance-sampled
     log p(x) (``k`` proposals from the guide) and the ELBO; a diffusion model's exact
     variational bound (``log_px`` is then minus the bound, a lower bound on log p(x)).
 
-    Writes the metrics as JSON to ``out`` when given. See
+    ``bounds=T`` also sandwiches log p(x) of points simulated from the model between BDMC's
+    bounds with ``T`` intermediate distributions (:meth:`Recipe.bounds`), under ``bounds`` in the
+    metrics. Writes the metrics as JSON to ``out`` when given. See
     :func:`ppdgm.inference.evaluate.estimate_log_likelihood` and :meth:`Recipe.evaluate`.
 
     Examples:
@@ -189,6 +194,7 @@ def evaluate_checkpoint(checkpoint: str | Path | OpenedCheckpoint, dataset: Data
         >>> m["elbo"] <= m["log_px"]
         True
     """
+    check_positive_int("bounds", bounds, minimum=0, maximum=MAX_STEPS)
     opened = open_checkpoint(checkpoint, device)
     require_likelihood(opened.model, "evaluate")
     x = opened.fit_data(dataset.split(split).to(resolve_device(device)), dataset.name)
@@ -197,6 +203,10 @@ def evaluate_checkpoint(checkpoint: str | Path | OpenedCheckpoint, dataset: Data
     metrics = {"checkpoint": str(opened.path), "data": dataset.name, "split": split,
                **estimate, "seed": seed, "device": str(x.device),
                "seconds": round(time.perf_counter() - started, 3)}
+    if bounds:
+        started = time.perf_counter()
+        metrics["bounds"] = opened.recipe.bounds(opened.model, num_steps=bounds, k=k, seed=seed)
+        metrics["bounds"]["seconds"] = round(time.perf_counter() - started, 3)
     files = {}
     if out is not None:
         files["metrics"] = atomic_write_text(Path(out), json.dumps(metrics, indent=2) + "\n")

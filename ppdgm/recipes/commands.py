@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Recipe
+from .base import BOUNDS_POINTS, BOUNDS_STEPS, Recipe, bounds_lines
 from .checkpoints import OpenedCheckpoint, evaluate_checkpoint, open_checkpoint, sample_checkpoint
 from .registry import RECIPES
 from .run import RunResult
@@ -66,6 +66,11 @@ def _evaluate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=5000, help="importance samples per data point")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+    p.add_argument("--bounds", type=int, nargs="?", const=BOUNDS_STEPS, default=0,
+                   metavar="STEPS",
+                   help=f"also sandwich log p(x) of {BOUNDS_POINTS} points simulated from the "
+                        "model between BDMC's lower and upper bounds (STEPS intermediate "
+                        f"distributions, default {BOUNDS_STEPS})")
 
 
 def _evaluate(args: argparse.Namespace) -> Report:
@@ -78,9 +83,11 @@ def _evaluate(args: argparse.Namespace) -> Report:
     dataset = load_dataset(name, path=args.data_path, root=args.data_root)
     result = evaluate_checkpoint(opened, dataset, split=args.split, k=args.k,
                                  batch_size=args.batch_size, seed=args.seed, device=args.device,
-                                 out=args.out)
-    return Report(result, f"Evaluated {args.checkpoint}:",
-                  opened.recipe.evaluation_lines(result.metrics))
+                                 out=args.out, bounds=args.bounds)
+    lines = opened.recipe.evaluation_lines(result.metrics)
+    if "bounds" in result.metrics:
+        lines += bounds_lines(result.metrics["bounds"])
+    return Report(result, f"Evaluated {args.checkpoint}:", lines)
 
 
 def _diagnose_flags(p: argparse.ArgumentParser) -> None:

@@ -224,6 +224,10 @@ class DiffusionRecipe(Recipe):
         return {"bound": summary, "log_px": -summary["nats"], "log_px_stderr": summary["nats_stderr"],
                 "nll": summary["nats"], "num_data": x.shape[0], "estimator": "variational bound"}
 
+    def bounds(self, model: Any, *, num_steps: int, k: int, seed: int) -> dict[str, Any]:
+        raise ValueError("bounds: a diffusion model's latents are its whole noising chain; its "
+                         "exact variational bound is what `ppdgm evaluate` reports")
+
     def evaluation_lines(self, metrics: dict[str, Any]) -> list[str]:
         m = metrics
         return [f"{bound_line(m)}; {m['num_data']} points of {m['data']}/{m['split']} in "
