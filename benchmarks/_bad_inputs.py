@@ -398,12 +398,22 @@ def _setting_calls() -> dict[str, tuple[Callable[..., Any], dict[str, tuple[Any,
             "num_simulations": 2, "num_draws": 3, "kwargs": {"num_samples": 1}, **k}), {
             "num_simulations": (*counts, 10**9), "num_draws": (*counts, 10**9),
             "alpha": (0.0, 1.0, *reals), "seed": (1.5, "1", -1), "sampler": ("x",)}),
+        "vsbc": (lambda **k: ppdgm.vsbc(vae.model, vae.guide, **{
+            "num_simulations": 2, "num_draws": 3, "kwargs": {"num_samples": 1}, **k}), {
+            "num_simulations": (*counts, 10**9), "num_draws": (*counts, 10**9),
+            "alpha": (0.0, 1.0, *reals), "seed": (1.5, "1", -1), "sampler": ("x",)}),
         "bdmc": (lambda **k: ppdgm.bdmc(vae.model, **{
             "num_steps": 2, "num_chains": 2, "kwargs": {"num_samples": 1}, **k}), {
             "num_steps": (*counts, 10**9), "num_chains": (*counts, 10**9),
             "leapfrog_steps": (*counts, 10**9), "step_size": (0.0, -1.0, *reals),
             "target_accept": (0.0, 1.0, *reals), "seed": (1.5, "1", -1), "args": ([1], "x"),
             "kwargs": ("x", 3), "guide": ("x", 3)}),
+        "decoder_log_likelihood": (lambda **k: ppdgm.decoder_log_likelihood(**{
+            "decoder": lambda z: z, "x": torch.zeros(3, 2), "z_dim": 2, "scale": 0.5,
+            "num_steps": 2, "num_chains": 2, **k}), {
+            "decoder": ("x", 3), "x": ("x", [1.0], torch.zeros(())), "z_dim": counts,
+            "scale": (0.0, -1.0, *reals), "num_steps": (*counts, 10**9),
+            "num_chains": (*counts, 10**9), "check_points": (-1, 1.5, "3")}),
         "ecdf_uniformity_test": (lambda **k: ppdgm.ecdf_uniformity_test(**{
             "ranks": np.arange(5), "num_draws": 4, **k}), {
             "ranks": (np.arange(6), np.array([]), np.ones((2, 2), dtype=int), np.array([0.5]),

@@ -29,7 +29,7 @@ from .inference import (
 from .inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_likelihood
 from .inference.coverage import coverage_for_dataset, mode_coverage
 from .inference.evaluate import estimate_elbo, estimate_log_likelihood
-from .inference.evaluation import bdmc
+from .inference.evaluation import bdmc, decoder_log_likelihood
 from .inference.mcmc import Gibbs, HMCGibbs, RBMGibbs, typed_samples
 from .inference.objectives import (
     IWAE,
@@ -90,6 +90,7 @@ _LAZY = {"to_inference_data": "ppdgm.diagnostics", "psis_khat": "ppdgm.diagnosti
          "plot_amortization_gap": "ppdgm.diagnostics.amortization",
          "sbc": "ppdgm.diagnostics.calibration",
          "tarp": "ppdgm.diagnostics.tarp",
+         "vsbc": "ppdgm.diagnostics.vsbc",
          "ecdf_uniformity_test": "ppdgm.diagnostics.uniformity",
          "fit_logistic_regression": "ppdgm.recipes.generative_discriminative",
          "semi_supervised_em": "ppdgm.recipes.generative_discriminative"}
@@ -156,9 +157,11 @@ __all__ = [
     "adam",
     "ais_log_partition",
     "bdmc",
+    "decoder_log_likelihood",
     "amortization_gap",
     "sbc",
     "tarp",
+    "vsbc",
     "ecdf_uniformity_test",
     "ancestral_samples",
     "base_rate_visible_bias",

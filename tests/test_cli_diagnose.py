@@ -98,3 +98,4 @@ def test_diagnose_calibrates_the_guide_by_simulation(checkpoint, tmp_path, capsy
         assert verdict["calibrated"] == (verdict["p_value"] > 0.05), site
         word = "calibrated" if verdict["calibrated"] else "NOT calibrated"
         assert f"  {site} ({verdict['coordinates']} coordinate(s)): {word}" in printed
+    assert (out / "calibration.png").read_bytes()[:8] == PNG

@@ -33,7 +33,7 @@ from ..inference.simulation import find_data_site, is_draw, plate_nesting_of
 from .uniformity import MAX_DRAWS, UniformityTest, check_level, ecdf_uniformity_test
 
 __all__ = ["JOINT", "SBCResult", "Sampler", "chain_draws", "check_simulation_inputs", "sbc",
-           "simulated_posteriors"]
+           "simulated_posteriors", "simulated_sites", "svi_draws"]
 
 #: The name under which the rank of the joint log density log p(x, z) is reported.
 JOINT = "log_joint"
@@ -151,12 +151,23 @@ def simulated_posteriors(model: Callable, guide: Callable | None, sampler: Sampl
     """For each simulation, the true latents as one vector (D,) and the posterior draws as a
     matrix (num_draws, D), the sites in the order the guide (or sampler) gives them. Run it under
     a seeded RNG; the arguments are checked by :func:`check_simulation_inputs`."""
+    for sites in simulated_sites(model, guide, sampler, num_simulations=num_simulations,
+                                 num_draws=num_draws, args=args, kwargs=kwargs):
+        yield (torch.cat([truth for truth, _ in sites.values()]),
+               torch.cat([draws for _, draws in sites.values()], dim=1))
+
+
+def simulated_sites(model: Callable, guide: Callable | None, sampler: Sampler | None, *,
+                    num_simulations: int, num_draws: int, args: tuple, kwargs: dict[str, Any]
+                    ) -> Iterator[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Like :func:`simulated_posteriors`, site by site: ``{site: (truth (D_s,), draws
+    (num_draws, D_s))}`` in float64."""
     data_site: list[str] = []
     for _ in range(num_simulations):
         with torch.no_grad():
             prior, drawn, _, nesting = _simulate(model, guide, sampler, num_draws, args, kwargs,
                                                  data_site)
-            truths, draws = [], []
+            sites = {}
             for name, value in drawn.items():
                 truth = prior.nodes[name]["value"]
                 draw_dim = -(nesting + 1 + prior.nodes[name]["fn"].event_dim)
@@ -164,9 +175,8 @@ def simulated_posteriors(model: Callable, guide: Callable | None, sampler: Sampl
                 moved = moved.movedim(draw_dim, 0)
                 full = torch.broadcast_to(moved, (num_draws,) + (1,) * (moved.dim() - 1 - truth.dim())
                                           + tuple(truth.shape))
-                truths.append(truth.reshape(-1).double())
-                draws.append(full.reshape(num_draws, -1).double())
-        yield torch.cat(truths), torch.cat(draws, dim=1)
+                sites[name] = (truth.reshape(-1).double(), full.reshape(num_draws, -1).double())
+        yield sites
 
 
 def _simulate(model: Callable, guide: Callable | None, sampler: Sampler | None, num_draws: int,
@@ -259,6 +269,55 @@ def chain_draws(make_kernel: Callable[[int], Any], *, warmup_steps: int = 20) ->
                     disable_progbar=True)
         mcmc.run(x)
         return {name: value[0] for name, value in mcmc.get_samples().items()}
+    return draw
+
+
+def svi_draws(model: Callable, make_guide: Callable[[], Callable], *, steps: int = 500,
+              lr: float = 0.01, objective: Any = None) -> Sampler:
+    """A ``sampler`` that fits a new guide to each simulated data set, as variational inference
+    on one data set does, before drawing from it.
+
+    ``make_guide()`` builds the guide afresh (``lambda: AutoNormal(model)``, or a PyroModule's
+    guide with new weights); ppdgm's :class:`~ppdgm.inference.Engine` fits it for ``steps``
+    full-batch steps of Adam at ``lr`` on ``objective`` (Pyro's ``Trace_ELBO()`` by default), and
+    ``pyro.infer.Predictive`` draws the latents from it in one vectorized pass. Each data set
+    costs a fit, so a few hundred steps on a small model is the scale this is for.
+
+    Examples:
+        >>> import pyro.distributions as dist
+        >>> from pyro.infer.autoguide import AutoNormal
+        >>> def model(x=None):
+        ...     mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        ...     with pyro.plate("data", 3):
+        ...         return pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+        >>> draws = svi_draws(model, lambda: AutoNormal(model), steps=20)
+        >>> draws(torch.tensor([0.5, 1.0, 1.5]), 4)["mu"].shape
+        torch.Size([4])
+    """
+    from pyro.infer import Predictive, Trace_ELBO
+
+    from ..inference import Engine, TrainConfig
+
+    check_program("make_guide", make_guide)
+    check_positive_int("steps", steps)
+
+    def draw(x: torch.Tensor, num_draws: int) -> dict[str, torch.Tensor]:
+        guide = make_guide()
+        check_program("make_guide()", guide)
+        points = x.shape[0] if x.dim() else 1
+        config = TrainConfig(epochs=steps, batch_size=points, lr=lr, seed=None, shuffle=False,
+                             device=str(x.device), progress=False)
+        with torch.enable_grad():
+            Engine(model, guide, objective or Trace_ELBO(), config=config).fit(x)
+        with torch.no_grad():
+            traced = poutine.trace(model).get_trace(x)
+            names = [n for n, site in traced.nodes.items() if is_draw(site)
+                     and not site["is_observed"]]
+            drawn = Predictive(model, guide=guide, num_samples=num_draws, parallel=True,
+                               return_sites=names)(x)
+        # Predictive puts its draws left of the model's plates: (draws, 1, ..., *site shape).
+        return {name: drawn[name].reshape(num_draws, *traced.nodes[name]["value"].shape)
+                for name in names}
     return draw
 
 

@@ -25,7 +25,7 @@ from ..data import Dataset
 from ..device import resolve_device
 from ..diagnostics import plot_latents, save_image_grid
 from ..inference.checkpoint import CheckpointError, check_weights, load_checkpoint
-from ..inference.evaluation.bidirectional import MAX_STEPS
+from ..inference.evaluation.annealing import MAX_STEPS
 from .base import Recipe
 from .registry import recipe_for
 from .run import RunResult

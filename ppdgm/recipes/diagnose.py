@@ -57,7 +57,8 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     ``calibration=N`` runs simulation-based calibration of the guide
     (:func:`ppdgm.diagnostics.calibration.sbc`): N data points simulated from the model, each
     latent ranked among 99 draws of the guide given it, and a verdict and p-value per site
-    under ``calibration`` in the metrics. Prints nothing (see :func:`format_diagnosis`).
+    under ``calibration`` in the metrics, with ArviZ's ECDF figure of the ranks in
+    ``calibration.png``. Prints nothing (see :func:`format_diagnosis`).
 
     Examples:
         >>> import tempfile
@@ -126,7 +127,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     if amortization:
         metrics["amortization"] = _amortization(model, x[:amortization], out_dir, files, seed)
     if calibration:
-        metrics["calibration"] = _calibration(model, calibration, seed)
+        metrics["calibration"] = _calibration(model, calibration, seed, out_dir, files)
     files["json"] = out_dir / "diagnose.json"
     atomic_write_text(files["json"], json.dumps(
         {k: v for k, v in metrics.items() if k != "summary_text"}, indent=2) + "\n")
@@ -145,11 +146,14 @@ def _amortization(model: Any, x: torch.Tensor, out_dir: Path, files: dict[str, P
     return gap.summary()
 
 
-def _calibration(model: Any, simulations: int, seed: int) -> dict[str, Any]:
+def _calibration(model: Any, simulations: int, seed: int, out_dir: Path,
+                 files: dict[str, Path]) -> dict[str, Any]:
     from ..diagnostics.calibration import sbc
+    from ..diagnostics.calibration_figures import plot_sbc
 
     result = sbc(model.model, model.guide, num_simulations=simulations, num_draws=CALIBRATION_DRAWS,
                  kwargs={"num_samples": 1}, seed=seed)
+    files["calibration"] = plot_sbc(result, out_dir / "calibration.png")
     return {"num_simulations": simulations, "num_draws": CALIBRATION_DRAWS, "alpha": result.alpha,
             "sites": result.summary()}
 

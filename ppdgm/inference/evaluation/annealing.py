@@ -29,14 +29,37 @@ import torch
 from pyro import poutine
 from torch.distributions import constraints
 
+from ..._validation import check_number, check_positive_int
 from ..simulation import is_draw, plate_nesting_of
 
-__all__ = ["CHAIN_PLATE", "Annealing", "sigmoid_schedule"]
+__all__ = ["CHAIN_PLATE", "MAX_CHAINS", "MAX_STEPS", "Annealing", "anneal_forward",
+           "anneal_reverse", "check_annealing_settings", "sigmoid_schedule"]
 
 CHAIN_PLATE = "_annealing_chains"
+#: The most intermediate distributions (each costs a transition per direction) and runs per unit.
+MAX_STEPS, MAX_CHAINS, MAX_LEAPFROG = 100_000, 100_000, 1_000
 #: The step size grows by this factor after a step whose acceptance beat the target, and shrinks
 #: by it otherwise (the rule of Wu, Burda, Salakhutdinov and Grosse, 2017).
 STEP_FACTOR = 1.02
+
+
+def check_annealing_settings(*, leapfrog_steps: object, step_size: object,
+                             target_accept: object, seed: object, args: object,
+                             kwargs: object) -> dict[str, Any]:
+    """Refuse a bad setting of the transitions or of the programs' arguments in one line;
+    returns ``kwargs`` as a dict."""
+    check_positive_int("leapfrog_steps", leapfrog_steps, maximum=MAX_LEAPFROG)
+    check_number("step_size", step_size, above=0)
+    target = check_number("target_accept", target_accept, above=0)
+    if target >= 1:
+        raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
+    return dict(kwargs or {})
 
 
 def sigmoid_schedule(num_steps: int, sharpness: float = 4.0) -> torch.Tensor:
@@ -244,3 +267,40 @@ def _point_layout(latents: dict[str, dict], observed: list[dict],
         if frame.size > 1 and all(frame in s["cond_indep_stack"] for s in latents.values()):
             return nesting + 1 + frame.dim, frame.size
     return None, 1
+
+
+def anneal_forward(annealing: Annealing, betas: list[float], chains: int, step_size: float,
+                   target: float) -> tuple[torch.Tensor, list[float], float | None]:
+    """Forward AIS from f_0: log weights (chains, units) whose mean estimates the normalizer of
+    p(x, z), which is p(x); the step size used at each beta_t (t >= 1); the mean acceptance.
+    The step size is multiplied by :data:`STEP_FACTOR` after a step whose acceptance beat
+    ``target`` and divided by it otherwise."""
+    z = annealing.start(chains)
+    log_w = torch.zeros(chains, annealing.num_units, device=annealing.x.device)
+    steps, rates = [], []
+    for t in range(1, len(betas)):
+        with torch.no_grad():
+            base, joint = annealing.densities(z)
+        log_w = log_w + (betas[t] - betas[t - 1]) * (joint - base)
+        steps.append(step_size)
+        if t < len(betas) - 1:  # the last transition would not change any weight
+            z, rate = annealing.transition(z, betas[t], step_size)
+            if rate is not None:
+                rates.append(rate)
+                step_size *= STEP_FACTOR if rate > target else 1.0 / STEP_FACTOR
+    return log_w, steps, (sum(rates) / len(rates) if rates else None)
+
+
+def anneal_reverse(annealing: Annealing, betas: list[float], truth: dict[str, torch.Tensor],
+                   steps: list[float]) -> torch.Tensor:
+    """Reverse AIS from an exact posterior draw: log weights whose mean estimates 1 / p(x)."""
+    z = truth
+    chains = next(iter(z.values())).shape[0]
+    log_w = torch.zeros(chains, annealing.num_units, device=annealing.x.device)
+    for t in range(len(betas) - 1, 0, -1):
+        if t < len(betas) - 1:  # z is already an exact draw from f_T
+            z, _ = annealing.transition(z, betas[t], steps[t - 1])
+        with torch.no_grad():
+            base, joint = annealing.densities(z)
+        log_w = log_w - (betas[t] - betas[t - 1]) * (joint - base)
+    return log_w

@@ -24,15 +24,20 @@ import pyro
 import torch
 from pyro import poutine
 
-from ..._validation import check_number, check_positive_int, check_program
+from ..._validation import check_positive_int, check_program
 from ..params import preserved_rng
 from ..simulation import find_data_site
-from .annealing import STEP_FACTOR, Annealing, sigmoid_schedule
+from .annealing import (
+    MAX_CHAINS,
+    MAX_STEPS,
+    Annealing,
+    anneal_forward,
+    anneal_reverse,
+    check_annealing_settings,
+    sigmoid_schedule,
+)
 
-__all__ = ["BDMCResult", "MAX_CHAINS", "MAX_STEPS", "bdmc"]
-
-#: The most intermediate distributions (each costs a transition per direction) and runs per unit.
-MAX_STEPS, MAX_CHAINS, MAX_LEAPFROG = 100_000, 100_000, 1_000
+__all__ = ["BDMCResult", "bdmc"]
 
 
 @dataclass
@@ -114,18 +119,9 @@ def bdmc(model: Callable, guide: Callable | None = None, *, num_steps: int = 100
         check_program("guide", guide)
     num_steps = check_positive_int("num_steps", num_steps, maximum=MAX_STEPS)
     num_chains = check_positive_int("num_chains", num_chains, maximum=MAX_CHAINS)
-    leapfrog_steps = check_positive_int("leapfrog_steps", leapfrog_steps, maximum=MAX_LEAPFROG)
-    step_size = check_number("step_size", step_size, above=0)
-    target_accept = check_number("target_accept", target_accept, above=0)
-    if target_accept >= 1:
-        raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
-    kwargs = dict(kwargs or {})
+    kwargs = check_annealing_settings(leapfrog_steps=leapfrog_steps, step_size=step_size,
+                                      target_accept=target_accept, seed=seed, args=args,
+                                      kwargs=kwargs)
     with preserved_rng():
         pyro.set_rng_seed(seed)
         with torch.no_grad():
@@ -138,46 +134,12 @@ def bdmc(model: Callable, guide: Callable | None = None, *, num_steps: int = 100
         truth = {name: annealing.full(name, prior.nodes[name]["value"], num_chains)
                  for name in annealing.sites}
         betas = sigmoid_schedule(num_steps).tolist()
-        forward, steps, acceptance = _forward(annealing, betas, num_chains, step_size,
-                                              target_accept)
-        reverse = _reverse(annealing, betas, truth, steps)
+        forward, steps, acceptance = anneal_forward(annealing, betas, num_chains, step_size,
+                                                    target_accept)
+        reverse = anneal_reverse(annealing, betas, truth, steps)
     log_chains = math.log(num_chains)
     return BDMCResult(lower=torch.logsumexp(forward, 0) - log_chains,
                       upper=log_chains - torch.logsumexp(reverse, 0), x=x, num_steps=num_steps,
                       per_point=annealing.point_index is not None,
                       forward_log_weights=forward, reverse_log_weights=reverse,
                       acceptance=acceptance)
-
-
-def _forward(annealing: Annealing, betas: list[float], chains: int, step_size: float,
-             target: float) -> tuple[torch.Tensor, list[float], float | None]:
-    """Forward AIS: log weights, the step size used at each beta_t (t >= 1), mean acceptance."""
-    z = annealing.start(chains)
-    log_w = torch.zeros(chains, annealing.num_units, device=annealing.x.device)
-    steps, rates = [], []
-    for t in range(1, len(betas)):
-        with torch.no_grad():
-            base, joint = annealing.densities(z)
-        log_w = log_w + (betas[t] - betas[t - 1]) * (joint - base)
-        steps.append(step_size)
-        if t < len(betas) - 1:  # the last transition would not change any weight
-            z, rate = annealing.transition(z, betas[t], step_size)
-            if rate is not None:
-                rates.append(rate)
-                step_size *= STEP_FACTOR if rate > target else 1.0 / STEP_FACTOR
-    return log_w, steps, (sum(rates) / len(rates) if rates else None)
-
-
-def _reverse(annealing: Annealing, betas: list[float], truth: dict[str, torch.Tensor],
-             steps: list[float]) -> torch.Tensor:
-    """Reverse AIS from an exact posterior draw: log weights whose mean estimates 1 / p(x)."""
-    z = truth
-    chains = next(iter(z.values())).shape[0]
-    log_w = torch.zeros(chains, annealing.num_units, device=annealing.x.device)
-    for t in range(len(betas) - 1, 0, -1):
-        if t < len(betas) - 1:  # z is already an exact draw from f_T
-            z, _ = annealing.transition(z, betas[t], steps[t - 1])
-        with torch.no_grad():
-            base, joint = annealing.densities(z)
-        log_w = log_w - (betas[t] - betas[t - 1]) * (joint - base)
-    return log_w
