@@ -234,3 +234,24 @@ def check_int_tuple(name: str, value: object, *, allow_empty: bool = False,
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
         raise ValueError(f"{name}: expected positive ints, got {tuple(value)}")
     return tuple(value)
+
+
+def check_program_call(*, seed: object, args: object, kwargs: object) -> dict[str, object]:
+    """Refuse a bad seed, or arguments that cannot be passed on to a Pyro program, naming the
+    argument; returns ``kwargs`` as a dict.
+
+    Examples:
+        >>> check_program_call(seed=0, args=(), kwargs=None)
+        {}
+        >>> check_program_call(seed=0, args=[1], kwargs=None)
+        Traceback (most recent call last):
+        ...
+        TypeError: args: expected a tuple, got list
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
+    return dict(kwargs or {})

@@ -3,11 +3,13 @@
 Each page runs in a fresh process in a folder of its own, its blocks in the order they appear:
 Python blocks share one namespace (a later block may continue an earlier one, and says so in its
 first line), shell blocks run in bash with this environment's ``ppdgm`` on ``PATH`` and ``.venv``
-pointing at this environment. A block that cannot run here says why in the line above it,
-``<!-- not run: REASON -->``, and the reason must be one of :data:`REASONS`; such blocks are listed
-here as skipped tests, by page and line, never dropped silently. Pages whose runnable blocks are
-the same (the README and the getting-started page) run them once, under one test named after
-all of them.
+pointing at this environment. A shell block made only of plain ``ppdgm ...`` lines runs each line
+in a process of its own forked from one that imported the command line before anything ran (the
+same process a shell would start, less torch's two seconds of import per line). A block that
+cannot run here says why in the line above it, ``<!-- not run: REASON -->``, and the reason must
+be one of :data:`REASONS`; such blocks are listed here as skipped tests, by page and line, never
+dropped silently. Pages whose runnable blocks are the same (the README and the getting-started
+page) run them once, under one test named after all of them.
 """
 
 from __future__ import annotations
@@ -78,8 +80,58 @@ def _page_cases():
 _RUNS, _SKIPS = _page_cases()
 
 _DRIVER = r'''
-import json, subprocess, sys, traceback
+import json, os, shlex, subprocess, sys, traceback
 page, blocks, env = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+
+
+def ppdgm_commands(code):
+    # The block's commands as argument lists when each is a plain `ppdgm ...` call with nothing
+    # for a shell to interpret; None otherwise (the block then runs in bash).
+    argvs = []
+    for line in code.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] not in ("ppdgm", ".venv/bin/ppdgm") \
+                or any(c in line.split("#")[0] for c in "$|&;<>()`*?~"):
+            return None
+        argvs.append(words[1:])
+    return argvs
+
+
+def command_server():
+    # A process that imports the command line once, before any block computes, and forks a
+    # fresh process per command: each `ppdgm` line runs in a process of its own, as from a
+    # shell, without paying torch's import each time. Forking before any computation keeps
+    # OpenMP's threads out of the children.
+    commands, codes = os.pipe(), os.pipe()
+    if os.fork():
+        os.close(commands[0]), os.close(codes[1])
+        return os.fdopen(commands[1], "w"), os.fdopen(codes[0])
+    os.close(commands[1]), os.close(codes[0])
+    import ppdgm.cli
+    answers = os.fdopen(codes[1], "w")
+    for request in os.fdopen(commands[0]):
+        argv, cwd = json.loads(request)
+        child = os.fork()
+        if child == 0:
+            os.chdir(cwd)
+            sys.argv = ["ppdgm", *argv]
+            try:
+                status = ppdgm.cli.main(argv)
+            except SystemExit as stop:
+                status = stop.code if isinstance(stop.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            sys.stdout.flush(), sys.stderr.flush()
+            os._exit(status or 0)
+        answers.write(f"{os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])}\n")
+        answers.flush()
+    os._exit(0)
+
+
+requests, statuses = command_server()
 namespace = {"__name__": "__main__"}
 for block in blocks:
     where = f"{page}:{block['line']}"
@@ -87,8 +139,18 @@ for block in blocks:
     try:
         if block["lang"] == "python":
             exec(compile(block["code"], where, "exec"), namespace)
-        else:
+            continue
+        argvs = ppdgm_commands(block["code"])
+        if argvs is None:
             subprocess.run(["bash", "-euo", "pipefail", "-c", block["code"]], check=True, env=env)
+            continue
+        for argv in argvs:
+            sys.stdout.flush(), sys.stderr.flush()
+            requests.write(json.dumps([argv, os.getcwd()]) + "\n")
+            requests.flush()
+            status = int(statuses.readline())
+            if status != 0:
+                raise RuntimeError(f"`ppdgm {shlex.join(argv)}` exited with {status}")
     except BaseException:
         traceback.print_exc()
         print(f"BLOCK FAILED: {where}", flush=True)

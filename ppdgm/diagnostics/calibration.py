@@ -27,7 +27,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from .._validation import check_positive_int, check_program
+from .._validation import check_positive_int, check_program, check_program_call
 from ..inference.params import preserved_rng
 from ..inference.simulation import find_data_site, is_draw, plate_nesting_of
 from .uniformity import MAX_DRAWS, UniformityTest, check_level, ecdf_uniformity_test
@@ -136,13 +136,7 @@ def check_simulation_inputs(model: Any, guide: Any, sampler: Any, num_simulation
     check_program("guide" if sampler is None else "sampler", guide or sampler)
     check_positive_int("num_simulations", num_simulations, maximum=MAX_DRAWS)
     check_positive_int("num_draws", num_draws, maximum=MAX_DRAWS)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
-    return dict(kwargs or {})
+    return check_program_call(seed=seed, args=args, kwargs=kwargs)
 
 
 def simulated_posteriors(model: Callable, guide: Callable | None, sampler: Sampler | None, *,

@@ -182,6 +182,24 @@ class GAN(Capabilities, PyroModule):
         with pyro.plate("data", logits.shape[0]):
             return pyro.sample(LABEL, dist.Bernoulli(logits=logits))
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's point G(z) for the latents z.
+
+        ``z`` has shape ``(..., z_dim)`` (the leading dimensions are flattened into one batch for
+        the network); the result ``(..., *x_shape)`` keeps the graph, so a sampler can follow its
+        gradient in z (:func:`ppdgm.decoder_log_likelihood` does).
+
+        Examples:
+            >>> GAN(x_shape=(3,), z_dim=2, hidden=(8,)).decode(torch.zeros(4, 2)).shape
+            torch.Size([4, 3])
+        """
+        check_tensor("z", z, floating=True)
+        if z.dim() < 1 or z.shape[-1] != self.config.z_dim:
+            raise ValueError(f"z: expected shape (..., {self.config.z_dim}), got {tuple(z.shape)}")
+        with local_params():
+            points = self._generate(z.reshape(-1, self.config.z_dim))
+        return points.reshape(*z.shape[:-1], *self.config.x_shape)
+
     def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
         """D(x): one logit of "real" per group of ``pack`` consecutive rows, shape ``(n // pack,)``.
 

@@ -250,6 +250,24 @@ class VAE(Capabilities, PyroModule):
         check_positive_int("n", n)
         return self._run_model(n, mean=mean)
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of x given the latents z: Bernoulli probabilities or Gaussian means.
+
+        ``z`` has shape ``(..., z_dim)`` (the leading dimensions are flattened into one batch for
+        the network); the result ``(..., *x_shape)`` keeps the graph, so a sampler can follow its
+        gradient in z (:func:`ppdgm.decoder_log_likelihood` does).
+
+        Examples:
+            >>> VAE(x_shape=(1, 8, 8), z_dim=2, hidden=(8,)).decode(torch.zeros(5, 2)).shape
+            torch.Size([5, 1, 8, 8])
+        """
+        check_tensor("z", z, floating=True)
+        if z.dim() < 1 or z.shape[-1] != self.config.z_dim:
+            raise ValueError(f"z: expected shape (..., {self.config.z_dim}), got {tuple(z.shape)}")
+        with local_params():
+            mean = self._likelihood(z.reshape(-1, self.config.z_dim)).mean
+        return mean.reshape(*z.shape[:-1], *self.config.x_shape)
+
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, mean: bool = True) -> torch.Tensor:
         """Decode the posterior mean of z for each row of ``x``; same shape as ``x``.

@@ -29,7 +29,7 @@ import torch
 from pyro import poutine
 from torch.distributions import constraints
 
-from ..._validation import check_number, check_positive_int
+from ..._validation import check_number, check_positive_int, check_program, check_program_call
 from ..simulation import is_draw, plate_nesting_of
 
 __all__ = ["CHAIN_PLATE", "MAX_CHAINS", "MAX_STEPS", "Annealing", "anneal_forward",
@@ -43,23 +43,23 @@ MAX_STEPS, MAX_CHAINS, MAX_LEAPFROG = 100_000, 100_000, 1_000
 STEP_FACTOR = 1.02
 
 
-def check_annealing_settings(*, leapfrog_steps: object, step_size: object,
+def check_annealing_settings(*, model: object, guide: object, num_steps: object,
+                             num_chains: object, leapfrog_steps: object, step_size: object,
                              target_accept: object, seed: object, args: object,
                              kwargs: object) -> dict[str, Any]:
-    """Refuse a bad setting of the transitions or of the programs' arguments in one line;
+    """Refuse a bad program, setting of the annealing or argument of the programs in one line;
     returns ``kwargs`` as a dict."""
+    check_program("model", model)
+    if guide is not None:
+        check_program("guide", guide)
+    check_positive_int("num_steps", num_steps, maximum=MAX_STEPS)
+    check_positive_int("num_chains", num_chains, maximum=MAX_CHAINS)
     check_positive_int("leapfrog_steps", leapfrog_steps, maximum=MAX_LEAPFROG)
     check_number("step_size", step_size, above=0)
     target = check_number("target_accept", target_accept, above=0)
     if target >= 1:
         raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError(f"kwargs: expected a dict or None, got {type(kwargs).__name__}")
-    return dict(kwargs or {})
+    return check_program_call(seed=seed, args=args, kwargs=kwargs)
 
 
 def sigmoid_schedule(num_steps: int, sharpness: float = 4.0) -> torch.Tensor:

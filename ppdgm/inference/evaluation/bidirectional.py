@@ -24,12 +24,9 @@ import pyro
 import torch
 from pyro import poutine
 
-from ..._validation import check_positive_int, check_program
 from ..params import preserved_rng
 from ..simulation import find_data_site
 from .annealing import (
-    MAX_CHAINS,
-    MAX_STEPS,
     Annealing,
     anneal_forward,
     anneal_reverse,
@@ -114,14 +111,10 @@ def bdmc(model: Callable, guide: Callable | None = None, *, num_steps: int = 100
         >>> bool((result.lower - 0.05 <= exact).all() and (exact <= result.upper + 0.05).all())
         True
     """
-    check_program("model", model)
-    if guide is not None:
-        check_program("guide", guide)
-    num_steps = check_positive_int("num_steps", num_steps, maximum=MAX_STEPS)
-    num_chains = check_positive_int("num_chains", num_chains, maximum=MAX_CHAINS)
-    kwargs = check_annealing_settings(leapfrog_steps=leapfrog_steps, step_size=step_size,
-                                      target_accept=target_accept, seed=seed, args=args,
-                                      kwargs=kwargs)
+    kwargs = check_annealing_settings(model=model, guide=guide, num_steps=num_steps,
+                                      num_chains=num_chains, leapfrog_steps=leapfrog_steps,
+                                      step_size=step_size, target_accept=target_accept, seed=seed,
+                                      args=args, kwargs=kwargs)
     with preserved_rng():
         pyro.set_rng_seed(seed)
         with torch.no_grad():

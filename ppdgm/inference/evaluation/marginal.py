@@ -18,11 +18,8 @@ import pyro
 import torch
 from pyro import poutine
 
-from ..._validation import check_positive_int, check_program
 from ..params import preserved_rng
 from .annealing import (
-    MAX_CHAINS,
-    MAX_STEPS,
     Annealing,
     anneal_forward,
     check_annealing_settings,
@@ -71,16 +68,12 @@ def ais_log_marginal(model: Callable, x: torch.Tensor, guide: Callable | None = 
         >>> bool((estimate.log_px - exact).abs().max() < 0.05)
         True
     """
-    check_program("model", model)
-    if guide is not None:
-        check_program("guide", guide)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x: expected a tensor of data, got {type(x).__name__}")
-    num_steps = check_positive_int("num_steps", num_steps, maximum=MAX_STEPS)
-    num_chains = check_positive_int("num_chains", num_chains, maximum=MAX_CHAINS)
-    kwargs = check_annealing_settings(leapfrog_steps=leapfrog_steps, step_size=step_size,
-                                      target_accept=target_accept, seed=seed, args=args,
-                                      kwargs=kwargs)
+    kwargs = check_annealing_settings(model=model, guide=guide, num_steps=num_steps,
+                                      num_chains=num_chains, leapfrog_steps=leapfrog_steps,
+                                      step_size=step_size, target_accept=target_accept, seed=seed,
+                                      args=args, kwargs=kwargs)
     with preserved_rng():
         pyro.set_rng_seed(seed)
         with torch.no_grad():
