@@ -1,4 +1,5 @@
-"""The batch size a model/guide call works on, the same way in every model."""
+"""The batch size a model/guide call works on, and latents decoded in one batch, the same way in
+every model."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 import torch
 
 from .._memory import check_draws, drawn_in_chunks
-from .._validation import check_positive_int
+from .._pyro import local_params
+from .._validation import check_positive_int, check_tensor
 
-__all__: list[str] = []
+__all__ = ["batch_size", "decode_latents", "sized_sample"]
 
 
 def batch_size(x: torch.Tensor | None, num_samples: int | None,
@@ -51,3 +53,15 @@ def sized_sample(chunked: bool = True) -> Callable[[Callable[..., Any]], Callabl
 
     return decorate
 
+
+def decode_latents(z: torch.Tensor, z_dim: int, x_shape: tuple[int, ...],
+                   network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``network`` on latents ``z`` of shape ``(..., z_dim)``: the leading dimensions flattened
+    into one batch (convolutional networks take exactly one), the result ``(..., *x_shape)``,
+    run with the model's own weights (see ppdgm._pyro)."""
+    check_tensor("z", z, floating=True)
+    if z.dim() < 1 or z.shape[-1] != z_dim:
+        raise ValueError(f"z: expected shape (..., {z_dim}), got {tuple(z.shape)}")
+    with local_params():
+        points = network(z.reshape(-1, z_dim))
+    return points.reshape(*z.shape[:-1], *x_shape)

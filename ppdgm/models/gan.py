@@ -34,7 +34,7 @@ from pyro.nn.module import to_pyro_module_
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size, sized_sample
+from ._batch import batch_size, decode_latents, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -193,12 +193,7 @@ class GAN(Capabilities, PyroModule):
             >>> GAN(x_shape=(3,), z_dim=2, hidden=(8,)).decode(torch.zeros(4, 2)).shape
             torch.Size([4, 3])
         """
-        check_tensor("z", z, floating=True)
-        if z.dim() < 1 or z.shape[-1] != self.config.z_dim:
-            raise ValueError(f"z: expected shape (..., {self.config.z_dim}), got {tuple(z.shape)}")
-        with local_params():
-            points = self._generate(z.reshape(-1, self.config.z_dim))
-        return points.reshape(*z.shape[:-1], *self.config.x_shape)
+        return decode_latents(z, self.config.z_dim, self.config.x_shape, self._generate)
 
     def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
         """D(x): one logit of "real" per group of ``pack`` consecutive rows, shape ``(n // pack,)``.

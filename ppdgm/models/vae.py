@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from .._pyro import local_params
 from .._random import seeded
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size, sized_sample
+from ._batch import batch_size, decode_latents, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -261,12 +261,8 @@ class VAE(Capabilities, PyroModule):
             >>> VAE(x_shape=(1, 8, 8), z_dim=2, hidden=(8,)).decode(torch.zeros(5, 2)).shape
             torch.Size([5, 1, 8, 8])
         """
-        check_tensor("z", z, floating=True)
-        if z.dim() < 1 or z.shape[-1] != self.config.z_dim:
-            raise ValueError(f"z: expected shape (..., {self.config.z_dim}), got {tuple(z.shape)}")
-        with local_params():
-            mean = self._likelihood(z.reshape(-1, self.config.z_dim)).mean
-        return mean.reshape(*z.shape[:-1], *self.config.x_shape)
+        return decode_latents(z, self.config.z_dim, self.config.x_shape,
+                              lambda flat: self._likelihood(flat).mean)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, mean: bool = True) -> torch.Tensor:

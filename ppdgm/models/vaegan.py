@@ -40,7 +40,7 @@ from torch.nn import functional as F
 
 from .._pyro import local_params
 from .._validation import check_choice, check_int_tuple, check_positive_int, check_tensor
-from ._batch import batch_size, sized_sample
+from ._batch import batch_size, decode_latents, sized_sample
 from ._config import resolve_config
 from ._params import svi_compatible_
 from .capabilities import Capabilities
@@ -361,12 +361,7 @@ class VAEGAN(Capabilities, PyroModule):
             >>> VAEGAN(x_shape=(3,), z_dim=2, hidden=(8,)).decode(torch.zeros(4, 2)).shape
             torch.Size([4, 3])
         """
-        check_tensor("z", z, floating=True)
-        if z.dim() < 1 or z.shape[-1] != self.config.z_dim:
-            raise ValueError(f"z: expected shape (..., {self.config.z_dim}), got {tuple(z.shape)}")
-        with local_params():
-            points = self._generate(z.reshape(-1, self.config.z_dim))
-        return points.reshape(*z.shape[:-1], *self.config.x_shape)
+        return decode_latents(z, self.config.z_dim, self.config.x_shape, self._generate)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
