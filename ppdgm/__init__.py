@@ -30,7 +30,7 @@ from .inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_li
 from .inference.coverage import coverage_for_dataset, mode_coverage
 from .inference.evaluate import estimate_elbo, estimate_log_likelihood
 from .inference.evaluation import bdmc, decoder_log_likelihood
-from .inference.mcmc import Gibbs, HMCGibbs, RBMGibbs, typed_samples
+from .inference.mcmc import DMALA, Gibbs, GibbsWithGradients, HMCGibbs, RBMGibbs, typed_samples
 from .inference.objectives import (
     IWAE,
     NVIL,
@@ -105,6 +105,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "DATASETS",
+    "DMALA",
     "GAN",
     "MADE",
     "NADE",
@@ -129,6 +130,7 @@ __all__ = [
     "GANConfig",
     "GaussianMixture",
     "Gibbs",
+    "GibbsWithGradients",
     "HMCGibbs",
     "History",
     "LinearGaussian",

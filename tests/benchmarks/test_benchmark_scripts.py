@@ -317,3 +317,35 @@ def test_compiled_script_times_every_contender_and_checks_the_loss(tmp_path):
         check = row["loss_check"]
         assert abs(check["hand"] - check["pyro"]) < 1e-3 * abs(check["pyro"])
     assert "| vae-h64-b16 |" in (tmp_path / "compiled.md").read_text()
+
+
+def test_decoder_likelihood_script_scores_three_decoders_and_reads_them_back(tmp_path, tiny_mnist):
+    likelihood = _load("decoder_likelihood")
+    argv = ["--data", "binarized-mnist", "--data-path", str(tiny_mnist), "--epochs", "1",
+            "--z-dim", "2", "--hidden", "16", "--points", "4", "--valid-points", "3",
+            "--steps", "4", "--chains", "2", "--check-points", "2",
+            "--runs", str(tmp_path / "runs"), "--results", str(tmp_path)]
+    assert likelihood.main(argv) == 0
+    rows = json.loads((tmp_path / "decoder-likelihood.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["gan", "vae", "vae-gan"]
+    for row in rows:
+        assert row["points"] == 4 and row["dims"] == 784 and row["scale"] in (
+            0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+        assert row["bdmc_gap"] == pytest.approx(row["bdmc"]["upper"] - row["bdmc"]["lower"])
+    checkpoint = tmp_path / "runs" / "binarized-mnist-gan" / "checkpoint.pt"
+    written = checkpoint.stat().st_mtime_ns
+    assert likelihood.main(argv) == 0  # the trained models are read back, not retrained
+    assert checkpoint.stat().st_mtime_ns == written
+    assert "| VAE-GAN |" in (tmp_path / "decoder-likelihood.md").read_text()
+
+
+def test_bdmc_gaps_script_sandwiches_three_trained_models(tmp_path):
+    gaps = _load("bdmc_gaps")
+    assert gaps.main(["--epochs", "1", "--steps", "2,4", "--chains", "2", "--points", "2",
+                      "--k", "3", "--results", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "bdmc-gaps.json").read_text())["rows"]
+    assert [r["model"].split()[0] for r in rows] == ["VAE", "deep", "SBN"]
+    for row in rows:
+        assert [s["steps"] for s in row["sandwiches"]] == [2, 4]
+        assert all(s["gap"] == pytest.approx(s["upper"] - s["lower"]) for s in row["sandwiches"])
+    assert "| SBN 16-32, VIMCO(k=5) | 2 |" in (tmp_path / "bdmc-gaps.md").read_text()

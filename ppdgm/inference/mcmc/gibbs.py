@@ -16,7 +16,9 @@ What is updated together (blocked), and what one element at a time, follows from
 * A base distribution's own event (a one-hot vector) is enumerated as one value.
 
 The model must broadcast over extra leading batch dimensions, as any model written for Pyro's
-parallel enumeration does (plates for batch dimensions, ``...``-style indexing).
+parallel enumeration does (plates for batch dimensions, ``...``-style indexing); one that does
+not is refused before the first sweep, naming its statement
+(:func:`~ppdgm.inference.mcmc.broadcasting.check_broadcasts`).
 
 Examples:
     >>> import pyro.distributions as dist
@@ -52,6 +54,7 @@ from ..compiled import Graphs, check_compile, layout_key
 from ..params import ParamRecorder, owning_modules
 from ..reads import DirectReads
 from .base import DiscreteKernel
+from .broadcasting import check_broadcasts
 
 __all__ = ["CHAIN_PLATE", "Gibbs", "GibbsPlan", "SitePlan", "base_distribution", "gibbs_plan",
            "gibbs_sweep", "gibbs_update", "is_latent_site"]
@@ -167,6 +170,7 @@ def gibbs_plan(model: Callable, args: tuple = (), kwargs: dict | None = None, *,
             raise ValueError(f"sites: {unknown} are not latent sample sites of the model; latent: {latent}")
     if not sites:
         raise ValueError("model: found no discrete latent site to sample")
+    check_broadcasts(model, args, kwargs, is_latent=is_latent_site)
     nesting = _max_plate_nesting(trace)
     if chains is not None:
         # Each chain carries every site of the model (and a sweep its candidates' densities).

@@ -1,0 +1,187 @@
+"""Gibbs-with-Gradients and DMALA against exact distributions computed by enumeration.
+
+Tolerances as in test_gibbs.py: with N effectively independent draws over S states the total
+variation from the truth is about sqrt(S / N) / 2.5. Every run below keeps that under 0.02 for
+a kernel that leaves the right distribution invariant; the test doubles that drop the reverse
+proposal from the Metropolis-Hastings ratio land far off, which shows the checks can fail.
+"""
+
+import itertools
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer import MCMC
+
+from ppdgm._pyro import local_params
+from ppdgm.diagnostics import to_inference_data
+from ppdgm.inference.mcmc import DMALA, GibbsWithGradients
+from ppdgm.inference.mcmc.gradients import Proposal
+from ppdgm.models import SBNConfig, SigmoidBeliefNet
+
+KERNELS = [GibbsWithGradients, DMALA]
+
+
+def _total_variation(samples: torch.Tensor, exact: torch.Tensor) -> float:
+    counts = torch.bincount(samples.reshape(-1), minlength=exact.numel()).double()
+    return 0.5 * (counts / counts.sum() - exact.double()).abs().sum().item()
+
+
+def _codes(bits: torch.Tensor) -> torch.Tensor:
+    weights = 2 ** torch.arange(bits.shape[-1] - 1, -1, -1)
+    return (bits.long() * weights).sum(-1)
+
+
+def _states(width: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=width)))
+
+
+def _draws(kernel, *args, samples=150, warmup=60):
+    mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, disable_progbar=True)
+    mcmc.run(*args)
+    return mcmc
+
+
+class _NoReverse:
+    """A test double: the Metropolis-Hastings ratio without the proposal's asymmetry."""
+
+    def _propose(self, current, deltas):
+        proposal = super()._propose(current, deltas)
+        return Proposal(proposal.options, torch.zeros_like(proposal.log_q))
+
+    def _log_q(self, start, deltas, end):
+        return torch.zeros(len(start[0]))
+
+
+class _BrokenGwG(_NoReverse, GibbsWithGradients):
+    pass
+
+
+class _BrokenDMALA(_NoReverse, DMALA):
+    pass
+
+
+def _ising_energy(x: torch.Tensor, rows: int = 3, cols: int = 3) -> torch.Tensor:
+    spins = (2 * x - 1).reshape(*x.shape[:-1], rows, cols)
+    bonds = ((spins[..., 1:, :] * spins[..., :-1, :]).sum((-1, -2))
+             + (spins[..., :, 1:] * spins[..., :, :-1]).sum((-1, -2)))
+    return 0.4 * bonds + 0.1 * spins.sum((-1, -2))
+
+
+def _ising():
+    x = pyro.sample("x", dist.Bernoulli(0.5 * torch.ones(9)).to_event(1))
+    pyro.factor("coupling", _ising_energy(x))
+
+
+@pytest.mark.parametrize("kernel, broken", [(GibbsWithGradients, _BrokenGwG), (DMALA, _BrokenDMALA)])
+def test_ising_grid_matches_enumeration_and_a_wrong_ratio_does_not(kernel, broken):
+    exact = _ising_energy(_states(9)).softmax(0)  # 512 states of a 3 x 3 lattice
+    torch.manual_seed(0)
+    mcmc = _draws(kernel(_ising, chains=2000), samples=200, warmup=100)
+    assert _total_variation(_codes(mcmc.get_samples()["x"]), exact) < 0.02
+    torch.manual_seed(0)
+    wrong = _draws(broken(_ising, chains=2000), samples=200, warmup=100)
+    assert _total_variation(_codes(wrong.get_samples()["x"]), exact) > 0.1
+
+
+def _rbm(weights, visible_bias, hidden_bias):
+    def model():
+        v = pyro.sample("v", dist.Bernoulli(0.5 * torch.ones(4)).to_event(1))
+        h = pyro.sample("h", dist.Bernoulli(0.5 * torch.ones(3)).to_event(1))
+        pyro.factor("energy", ((v @ weights) * h).sum(-1) + v @ visible_bias + h @ hidden_bias)
+    return model
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_rbm_joint_matches_enumeration(kernel):
+    torch.manual_seed(1)
+    weights, vb, hb = 1.5 * torch.randn(4, 3), torch.randn(4), torch.randn(3)
+    states = _states(7)
+    v, h = states[:, :4], states[:, 4:]
+    exact = (((v @ weights) * h).sum(-1) + v @ vb + h @ hb).softmax(0)
+    mcmc = _draws(kernel(_rbm(weights, vb, hb), chains=1000))
+    samples = mcmc.get_samples()
+    assert _total_variation(_codes(torch.cat([samples["v"], samples["h"]], -1)), exact) < 0.02
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_two_layer_sbn_posterior_matches_enumeration(kernel):
+    torch.manual_seed(3)
+    sbn = SigmoidBeliefNet(SBNConfig(x_shape=(6,), layers=(3, 2)))
+    with torch.no_grad():
+        for p in sbn.parameters():
+            p.mul_(3.0)  # a posterior far from the prior
+    x = torch.tensor([[1.0, 0, 1, 1, 0, 0]])
+    states = _states(5)
+    with local_params(), torch.no_grad():
+        conditioned = pyro.poutine.condition(sbn.model, data={"z1": states[:, None, :3],
+                                                              "z2": states[:, None, 3:]})
+        trace = pyro.poutine.trace(conditioned).get_trace(x)
+    trace.compute_log_prob()
+    log_joint = sum(trace.nodes[n]["log_prob"] for n in ("z1", "z2", "x"))[:, 0]
+    with local_params():
+        mcmc = _draws(kernel(sbn.model, chains=1000), x)
+    samples = mcmc.get_samples()
+    codes = _codes(torch.cat([samples["z1"], samples["z2"]], -1))
+    assert _total_variation(codes, log_joint.softmax(0)) < 0.02
+    assert _total_variation(codes, torch.full((32,), 1 / 32)) > 0.2
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_one_hot_mixture_matches_enumeration(kernel):
+    weights, locs = torch.tensor([0.2, 0.3, 0.5]), torch.tensor([-1.0, 0.0, 1.0])
+    y = torch.tensor([0.8, -0.9, 0.1])
+
+    def model(y):
+        with pyro.plate("data", len(y)):
+            z = pyro.sample("z", dist.OneHotCategorical(weights))
+            pyro.sample("y", dist.Normal(z @ locs, 0.5), obs=y)
+
+    each = (weights.log() + dist.Normal(locs, 0.5).log_prob(y[:, None])).log_softmax(-1)
+    joint = sum(torch.meshgrid(*each, indexing="ij")).exp().flatten()  # 27 joint states
+    torch.manual_seed(2)
+    mcmc = _draws(kernel(model, chains=1000), y)
+    z = mcmc.get_samples()["z"].argmax(-1)  # (draws, chains, 3)
+    assert _total_variation(z[..., 0] * 9 + z[..., 1] * 3 + z[..., 2], joint) < 0.02
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_draws_reach_arviz_and_report_acceptance(kernel):
+    torch.manual_seed(0)
+    mcmc = _draws(kernel(_ising, chains=4), samples=30, warmup=10)
+    rate = mcmc.kernel.diagnostics()["acceptance rate"]
+    assert 0 < rate <= 1 and set(mcmc.kernel.diagnostics()["flip rate"]) == {"x"}
+    posterior = to_inference_data(mcmc, log_likelihood=False).posterior
+    assert posterior["x"].shape == (4, 30, 9)
+
+
+def test_dmala_adapts_its_step_size_during_warmup_only():
+    torch.manual_seed(0)
+    kernel = DMALA(_ising, chains=500, step_size=0.01)
+    mcmc = MCMC(kernel, num_samples=5, warmup_steps=100, disable_progbar=True)
+    mcmc.run()
+    adapted = kernel.step_size
+    assert adapted > 0.1  # 0.01 moves almost nothing: the adaptation must grow it
+    assert abs(kernel.acceptance_rate - 0.574) < 0.15
+    fixed = DMALA(_ising, chains=10, step_size=0.01, adapt_step_size=False)
+    MCMC(fixed, num_samples=5, warmup_steps=20, disable_progbar=True).run()
+    assert fixed.step_size == pytest.approx(0.01)
+
+
+def test_sites_no_gradient_can_reach_are_refused():
+    def indexed():
+        k = pyro.sample("k", dist.Categorical(torch.ones(3)))
+        pyro.sample("y", dist.Normal(torch.tensor([-1.0, 0.0, 1.0])[k], 1.0), obs=torch.tensor(0.5))
+
+    with pytest.raises(ValueError, match="sites: 'k' is a Categorical index.*OneHotCategorical"):
+        MCMC(GibbsWithGradients(indexed), num_samples=2, warmup_steps=0,
+             disable_progbar=True).run()
+    with pytest.raises(TypeError, match="model: expected a callable"):
+        DMALA("not a model")
+    with pytest.raises(ValueError, match="step_size"):
+        DMALA(_ising, step_size=0.0)
+    with pytest.raises(ValueError, match="target_accept"):
+        DMALA(_ising, target_accept=1.0)
+    with pytest.raises(TypeError, match="adapt_step_size"):
+        DMALA(_ising, adapt_step_size="yes")
