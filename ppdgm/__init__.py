@@ -30,7 +30,7 @@ from .inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_li
 from .inference.coverage import coverage_for_dataset, mode_coverage
 from .inference.evaluate import estimate_elbo, estimate_log_likelihood
 from .inference.evaluation import bdmc, decoder_log_likelihood
-from .inference.mcmc import DMALA, Gibbs, GibbsWithGradients, HMCGibbs, RBMGibbs, typed_samples
+from .inference.mcmc import DMALA, Compound, Gibbs, GibbsWithGradients, HMCGibbs, RBMGibbs, typed_samples
 from .inference.objectives import (
     IWAE,
     NVIL,
@@ -119,6 +119,7 @@ __all__ = [
     "AutoregressiveConfig",
     "BernoulliMixture",
     "CheckpointError",
+    "Compound",
     "ContrastiveDivergence",
     "Dataset",
     "DeepVAE",

@@ -205,6 +205,11 @@ class GradientKernel(DiscreteKernel):
         self._cache, self._accept_sum, self._accept_count = None, 0.0, 0
         super().setup(warmup_steps, *args, **kwargs)
 
+    def clear_cache(self) -> None:
+        """Forget the log density and gradient kept from the last step (for a caller that
+        changed what the model is conditioned on, as :class:`~.compound.Compound` does)."""
+        self._cache = None
+
     def _run(self) -> Callable:
         assert self.plan is not None
         if self.plan.chains is None:
