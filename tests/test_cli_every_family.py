@@ -132,3 +132,25 @@ def test_an_internal_error_is_one_line_unless_debugging(tmp_path, capsys, monkey
     monkeypatch.setenv("PPDGM_DEBUG", "1")
     with pytest.raises(AttributeError):
         main([*FIT, "--out", str(tmp_path / "b")])
+
+
+def test_sampler_is_chosen_where_a_family_has_a_choice_and_refused_elsewhere(tmp_path, capsys):
+    rbm, vae = tmp_path / "rbm", tmp_path / "vae"
+    assert main(["fit", "rbm", *FAMILIES["rbm"][0], "--no-progress", "--out", str(rbm)]) == 0
+    assert main([*FIT, "--epochs", "1", "--out", str(vae)]) == 0
+    capsys.readouterr()
+    for sampler in ("gibbs", "gwg", "dmala"):
+        assert main(["sample", str(rbm / "checkpoint.pt"), "--sampler", sampler, "--sweeps", "6",
+                     "--n", "4", "--out", str(tmp_path / f"{sampler}.png")]) == 0
+        assert (tmp_path / f"{sampler}.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["sample", str(rbm / "checkpoint.pt"), "--sampler", "ddim",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    _one_line_error(err, "sample")
+    assert "sampler: expected one of 'gibbs', 'gwg', 'dmala'" in err
+    assert main(["sample", str(vae / "checkpoint.pt"), "--sampler", "gwg",
+                 "--out", str(tmp_path / "y.png")]) == 2
+    err = capsys.readouterr().err
+    _one_line_error(err, "sample")
+    assert "--sampler: a vae checkpoint has no sampler to choose" in err

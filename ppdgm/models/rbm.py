@@ -18,6 +18,7 @@ dimensions; :class:`RBM` holds the parameters and wraps them. Z is exact for sma
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -354,6 +355,27 @@ class RBM(Capabilities, PyroModule):
         logits = hidden_logits(x, self.weight, self.hidden_bias).detach()
         with pyro.plate("data", n):
             return pyro.sample(HIDDEN, dist.Bernoulli(logits=logits).to_event(1))
+
+    def visible_program(self) -> Callable[[], torch.Tensor]:
+        """The Pyro program of the visible units alone: v ~ Uniform, factor exp(-F(v)).
+
+        The hidden units summed out (:func:`free_energy`), so p(v) is its only distribution: the
+        target a kernel over binary units (:class:`~ppdgm.inference.mcmc.GibbsWithGradients`,
+        :class:`~ppdgm.inference.mcmc.DMALA`) samples, one chain per draw. The weights are read
+        detached: sampling moves no parameter.
+
+        Examples:
+            >>> program = RBM(visible=4, hidden=2).visible_program()
+            >>> pyro.poutine.trace(program).get_trace().nodes[VISIBLE]["value"].shape
+            torch.Size([4])
+        """
+        W, b, c = self.weight.detach(), self.visible_bias.detach(), self.hidden_bias.detach()
+
+        def program() -> torch.Tensor:
+            v = pyro.sample(VISIBLE, dist.Bernoulli(logits=b.new_zeros(self.visible)).to_event(1))
+            pyro.factor(ENERGY, -free_energy(v, W, b, c))
+            return v
+        return program
 
     # ------------------------------------------------------------------ exact quantities
 

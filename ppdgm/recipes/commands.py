@@ -123,6 +123,10 @@ def _sample_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="samples.png")
     p.add_argument("--draw", action="store_true",
                    help="show random draws instead of the likelihood's mean")
+    p.add_argument("--sampler", default=None,
+                   help="for the families that offer a choice. diffusion: ddpm (default), ddim or "
+                        "a diffusers scheduler; rbm: gibbs (default, block Gibbs), gwg "
+                        "(Gibbs-with-Gradients) or dmala (discrete Langevin)")
     for recipe in RECIPES.values():
         recipe.add_sample_flags(p)
 
@@ -148,8 +152,11 @@ def _refuse_foreign_sample_flags(args: argparse.Namespace, opened: OpenedCheckpo
 def _sample(args: argparse.Namespace) -> Report:
     opened = open_checkpoint(args.checkpoint, args.device)
     _refuse_foreign_sample_flags(args, opened)
+    options = opened.recipe.sample_options(args)
+    if args.sampler is not None and "sampler" not in options:
+        raise ValueError(f"--sampler: a {opened.spec['name']} checkpoint has no sampler to choose")
     result = sample_checkpoint(opened, args.out, n=args.n, seed=args.seed, device=args.device,
-                               mean=not args.draw, **opened.recipe.sample_options(args))
+                               mean=not args.draw, **options)
     return Report(result, f"Wrote {args.n} samples:")
 
 

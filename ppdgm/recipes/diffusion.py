@@ -24,14 +24,19 @@ from .base import Recipe, hidden_widths, train_config
 from .gan import coverage_text
 from .run import RunResult, check_run_inputs, finish_run, sample_figure, train_with_engine
 
-__all__ = ["DiffusionRecipe", "add_sampler_flags", "bound_line", "fit_diffusion"]
+__all__ = ["SAMPLER_HELP", "DiffusionRecipe", "add_sampler_flags", "bound_line", "fit_diffusion"]
 
 
-def add_sampler_flags(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
-    """The reverse sampler's flags, for ``ppdgm fit diffusion`` and ``ppdgm sample``."""
-    p.add_argument("--sampler", default="ddpm",
-                   help=f"{prefix}ancestral ddpm (all T steps), ddim, or with ppdgm[diffusers] any diffusers "
-                   f"scheduler: {', '.join(SCHEDULER_ALIASES)} or a class name")
+#: What ``--sampler`` chooses for a diffusion model.
+SAMPLER_HELP = ("ancestral ddpm (all T steps), ddim, or with ppdgm[diffusers] any diffusers "
+                f"scheduler: {', '.join(SCHEDULER_ALIASES)} or a class name")
+
+
+def add_sampler_flags(p: argparse.ArgumentParser, *, prefix: str = "", sampler: bool = True) -> None:
+    """The reverse sampler's flags, for ``ppdgm fit diffusion`` and ``ppdgm sample`` (whose
+    ``--sampler`` every family shares, so it is added there: ``sampler=False``)."""
+    if sampler:
+        p.add_argument("--sampler", default="ddpm", help=f"{prefix}{SAMPLER_HELP}")
     p.add_argument("--steps", type=int, default=None,
                    help=f"{prefix}sampler steps (default: ddim 50, diffusers 20, at most T)")
     p.add_argument("--eta", type=float, default=0.0, help=f"{prefix}DDIM noise, 0 (deterministic) to 1")
@@ -201,10 +206,10 @@ class DiffusionRecipe(Recipe):
         return []
 
     def add_sample_flags(self, p: argparse.ArgumentParser) -> None:
-        add_sampler_flags(p, prefix="diffusion: ")
+        add_sampler_flags(p, prefix="diffusion: ", sampler=False)
 
     def sample_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"sampler": args.sampler, "steps": args.steps, "eta": args.eta}
+        return {"sampler": args.sampler or "ddpm", "steps": args.steps, "eta": args.eta}
 
     def draw(self, model: Any, n: int, *, mean: bool, seed: int, sampler: str = "ddpm",
              steps: int | None = None, eta: float = 0.0) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -15,17 +15,18 @@ from typing import Any
 
 import torch
 
+from .._validation import check_choice, check_positive_int
 from ..data import Dataset
 from ..diagnostics import plot_history, save_image_grid
 from ..inference import Engine, Player, TrainConfig
 from ..inference.ais import ais_log_partition, base_rate_visible_bias, rbm_log_likelihood
 from ..inference.compiled import check_compile
 from ..inference.objectives.contrastive_divergence import ContrastiveDivergence
-from ..models.rbm import MAX_EXACT_STATES, RBM, RBMConfig
+from ..models.rbm import MAX_EXACT_STATES, RBM, VISIBLE, RBMConfig, sample_hidden, visible_logits
 from .base import Recipe, train_config
 from .run import RunResult, check_run_inputs, finish_run, train_with_engine
 
-__all__ = ["RBMRecipe", "fit_rbm", "sgd_momentum"]
+__all__ = ["RBM_SAMPLERS", "RBMRecipe", "draw_by_gradient_moves", "fit_rbm", "sgd_momentum"]
 
 
 def sgd_momentum(lr: float, batch_size: int, momentum: float = 0.9, weight_decay: float = 2e-4):
@@ -163,6 +164,34 @@ def _log_likelihoods(rbm: RBM, dataset: Dataset, x_train: torch.Tensor, ais_runs
     return found
 
 
+#: ``ppdgm sample --sampler`` of an RBM.
+RBM_SAMPLERS = ("gibbs", "gwg", "dmala")
+
+
+def draw_by_gradient_moves(rbm: RBM, n: int, sampler: str, steps: int, *,
+                           mean: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``n`` visible draws of ``rbm`` after ``steps`` moves of Gibbs-with-Gradients
+    (``"gwg"``) or DMALA (``"dmala"``) on p(v), one vectorized chain per draw from uniformly
+    random states; the first half of the steps is DMALA's warm-up. ``mean=True`` returns
+    p(v = 1 | h) for an h drawn given the last state, as block Gibbs's mean does. Returns the
+    draws and what to record about them (the acceptance rate among it)."""
+    from pyro.infer import MCMC
+
+    from ..inference.mcmc import DMALA, GibbsWithGradients
+
+    kernel = {"gwg": GibbsWithGradients, "dmala": DMALA}[sampler](rbm.visible_program(), chains=n)
+    warmup = steps // 2
+    mcmc = MCMC(kernel, num_samples=steps - warmup, warmup_steps=warmup, disable_progbar=True)
+    mcmc.run()
+    v = mcmc.get_samples()[VISIBLE][-1]
+    if mean:
+        W, b, c = rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
+        v = torch.sigmoid(visible_logits(sample_hidden(v, W, c), W, b))
+    drawn = {"sampler": sampler, "sweeps": steps,
+             "acceptance_rate": kernel.acceptance_rate}
+    return v, drawn
+
+
 class RBMRecipe(Recipe):
     name = "rbm"
     help = "restricted Boltzmann machine (CD-k, PCD-k; log p(x) by AIS)"
@@ -193,3 +222,19 @@ class RBMRecipe(Recipe):
 
     def title(self, result: Any, dataset: Any) -> str:
         return f"Trained an RBM on {dataset.name}"
+
+    def add_sample_flags(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sweeps", type=int, default=1000,
+                       help="rbm: Markov chain steps before the draw (block Gibbs sweeps, or "
+                            "gradient moves with --sampler gwg or dmala)")
+
+    def sample_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"sampler": args.sampler or "gibbs", "sweeps": args.sweeps}
+
+    def draw(self, model: Any, n: int, *, mean: bool, seed: int, sampler: str = "gibbs",
+             sweeps: int = 1000) -> tuple[torch.Tensor, dict[str, Any]]:
+        check_choice("sampler", sampler, RBM_SAMPLERS)
+        check_positive_int("sweeps", sweeps)
+        if sampler == "gibbs":
+            return model.sample(n, steps=sweeps, mean=mean), {"sampler": sampler, "sweeps": sweeps}
+        return draw_by_gradient_moves(model, n, sampler, sweeps, mean=mean)
