@@ -99,3 +99,30 @@ def test_diagnose_calibrates_the_guide_by_simulation(checkpoint, tmp_path, capsy
         word = "calibrated" if verdict["calibrated"] else "NOT calibrated"
         assert f"  {site} ({verdict['coordinates']} coordinate(s)): {word}" in printed
     assert (out / "calibration.png").read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("sampler", ["gibbs", "gwg", "dmala"])
+def test_diagnose_draws_an_sbn_posterior_by_a_kernel(sampler, tmp_path, capsys):
+    run, out = tmp_path / "sbn", tmp_path / "diag"
+    assert main(["fit", "sbn", "--data", "bars-and-stripes", "--epochs", "1", "--layers", "4,2",
+                 "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["diagnose", str(run / "checkpoint.pt"), "--sampler", sampler, "--num-data", "2",
+                 "--num-samples", "20", "--chains", "3", "--device", "cpu", "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"by {sampler} (3 chains x 20 draws after 20 warm-up steps each)" in printed
+    assert "flip rate per step: z1 " in printed and "PSIS" not in printed
+    idata = az.from_netcdf(str(out / "inference_data.nc"))
+    assert idata.posterior["z1"].shape == (3, 20, 2, 4)  # chains, draws, points, top units
+    report = json.loads((out / "diagnose.json").read_text())
+    assert report["sampler"] == sampler and set(report["flip_rate"]) == {"z1", "z2"}
+    assert (report["acceptance_rate"] is None) == (sampler == "gibbs")
+
+
+def test_diagnose_by_a_kernel_refuses_continuous_latents_in_one_line(checkpoint, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["diagnose", str(checkpoint), "--sampler", "gwg", "--device", "cpu",
+                 "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no enumerable support" in err, err

@@ -104,6 +104,10 @@ def _diagnose_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=int, default=0, metavar="N",
                    help="simulation-based calibration of the guide on N points simulated from "
                         "the model: a verdict and a p-value per latent site")
+    p.add_argument("--sampler", default="guide", choices=["guide", "gibbs", "gwg", "dmala"],
+                   help="where the posterior draws come from: the trained guide (default), or "
+                        "for discrete latents (an SBN) an MCMC kernel on the exact posterior: "
+                        "gibbs, gwg (Gibbs-with-Gradients) or dmala (discrete Langevin)")
 
 
 def _diagnose(args: argparse.Namespace) -> Report:
@@ -113,7 +117,8 @@ def _diagnose(args: argparse.Namespace) -> Report:
         args.checkpoint, data=args.data, data_path=args.data_path, data_root=args.data_root,
         split=args.split, num_data=args.num_data, num_samples=args.num_samples,
         chains=args.chains, elements=args.elements, seed=args.seed, device=args.device,
-        out=args.out, amortization=args.amortization, calibration=args.calibration)
+        out=args.out, amortization=args.amortization, calibration=args.calibration,
+        sampler=args.sampler)
     return Report(result, "Wrote:", text=format_diagnosis(result))
 
 

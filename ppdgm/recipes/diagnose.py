@@ -28,7 +28,11 @@ from ..diagnostics.mcmc_plots import select_elements
 from .checkpoints import OpenedCheckpoint, open_checkpoint, require_likelihood
 from .run import RunResult
 
-__all__ = ["diagnose_checkpoint", "format_diagnosis"]
+__all__ = ["DIAGNOSE_SAMPLERS", "diagnose_checkpoint", "format_diagnosis"]
+
+#: Where ``ppdgm diagnose`` takes its posterior draws: the trained guide, or an MCMC kernel on
+#: the exact posterior of a model whose latents are discrete.
+DIAGNOSE_SAMPLERS = ("guide", "gibbs", "gwg", "dmala")
 
 #: Guide draws each latent is ranked among in ``--calibration`` (ranks on 0..99).
 CALIBRATION_DRAWS = 99
@@ -43,7 +47,7 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
                         split: str = "test", num_data: int = 8, num_samples: int = 200,
                         chains: int = 4, elements: int = 4, seed: int = 0, device: str = "auto",
                         out: str | Path | None = None, amortization: int = 0,
-                        calibration: int = 0) -> RunResult:
+                        calibration: int = 0, sampler: str = "guide") -> RunResult:
     """Draw a checkpoint's guide on ``num_data`` points of ``split`` and write its diagnostics.
 
     ``data`` defaults to the dataset the checkpoint was trained on; ``out`` to a ``diagnose``
@@ -58,7 +62,11 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
     (:func:`ppdgm.diagnostics.calibration.sbc`): N data points simulated from the model, each
     latent ranked among 99 draws of the guide given it, and a verdict and p-value per site
     under ``calibration`` in the metrics, with ArviZ's ECDF figure of the ranks in
-    ``calibration.png``. Prints nothing (see :func:`format_diagnosis`).
+    ``calibration.png``. ``sampler`` other than ``"guide"`` (one of :data:`DIAGNOSE_SAMPLERS`)
+    draws the exact posterior p(z | x) by that MCMC kernel instead (vectorized ``chains``,
+    ``num_samples`` draws after as many warm-up steps) for a model whose latents are all
+    discrete (an SBN); the metrics then hold the kernel's acceptance and flip rates instead of
+    the guide's k-hat. Prints nothing (see :func:`format_diagnosis`).
 
     Examples:
         >>> import tempfile
@@ -94,16 +102,13 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
                          f"got num_data={num_data}")
     x = opened.fit_data(x[:num_data], dataset.name).to(resolve_device(device))
 
+    check_choice("sampler", sampler, DIAGNOSE_SAMPLERS)
+    if sampler != "guide":
+        return _diagnose_by_kernel(opened, dataset.name, split, x, sampler, num_samples, chains,
+                                   elements, seed, out, started)
     idata = from_guide(model.model, model.guide, x, num_samples, chains=chains, seed=seed)
     out_dir = make_folder("out", out if out is not None else opened.path.parent / "diagnose")
-    files: dict[str, Path] = {}
-    summary = _summary(idata, elements)
-    files["summary"] = out_dir / "summary.csv"
-    atomic_write_text(files["summary"], summary.to_csv())
-    netcdf_note = _write_netcdf(idata, out_dir / "inference_data.nc")
-    if netcdf_note is None:
-        files["inference_data"] = out_dir / "inference_data.nc"
-    files.update(save_mcmc_plots(idata, out_dir, max_elements=elements))
+    files, summary, netcdf_note = _write_common(idata, out_dir, elements)
 
     khat = idata.sample_stats.attrs["pareto_k"]
     # log p(x_i) by importance sampling with the same draws: log-mean-exp of the weights.
@@ -121,13 +126,59 @@ def diagnose_checkpoint(checkpoint: str | Path | OpenedCheckpoint, *, data: str 
         "pareto_k_ok": int(np.sum((khat >= 0.5) & (khat <= KHAT_THRESHOLD))),
         "pareto_k_bad": int(np.sum(khat > KHAT_THRESHOLD)),
         "importance_log_px": log_px.tolist(),
-        "netcdf": netcdf_note or "written",
+        "netcdf": netcdf_note,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if amortization:
         metrics["amortization"] = _amortization(model, x[:amortization], out_dir, files, seed)
     if calibration:
         metrics["calibration"] = _calibration(model, calibration, seed, out_dir, files)
+    files["json"] = out_dir / "diagnose.json"
+    atomic_write_text(files["json"], json.dumps(
+        {k: v for k, v in metrics.items() if k != "summary_text"}, indent=2) + "\n")
+    return RunResult(out_dir, files, metrics)
+
+
+def _write_common(idata: Any, out_dir: Path, elements: int) -> tuple[dict[str, Path], Any, str]:
+    """The summary, the netcdf file and the trace/rank/pair figures every posterior gets."""
+    files: dict[str, Path] = {}
+    table = _summary(idata, elements)
+    files["summary"] = out_dir / "summary.csv"
+    atomic_write_text(files["summary"], table.to_csv())
+    netcdf_note = _write_netcdf(idata, out_dir / "inference_data.nc")
+    if netcdf_note is None:
+        files["inference_data"] = out_dir / "inference_data.nc"
+    files.update(save_mcmc_plots(idata, out_dir, max_elements=elements))
+    return files, table, netcdf_note or "written"
+
+
+def _diagnose_by_kernel(opened: OpenedCheckpoint, data: str, split: str, x: torch.Tensor,
+                        sampler: str, num_samples: int, chains: int, elements: int, seed: int,
+                        out: str | Path | None, started: float) -> RunResult:
+    import pyro
+    from pyro.infer import MCMC
+
+    from .._pyro import local_params
+    from ..diagnostics import to_inference_data
+    from ..inference.mcmc import DMALA, Gibbs, GibbsWithGradients
+
+    kernel = {"gibbs": Gibbs, "gwg": GibbsWithGradients, "dmala": DMALA}[sampler](
+        opened.model.model, chains=chains)
+    pyro.set_rng_seed(seed)
+    mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_samples, disable_progbar=True)
+    with local_params():
+        mcmc.run(x)
+    idata = to_inference_data(mcmc, log_likelihood=False)
+    out_dir = make_folder("out", out if out is not None else opened.path.parent / "diagnose")
+    files, table, netcdf = _write_common(idata, out_dir, elements)
+    rates = kernel.diagnostics()
+    metrics: dict[str, Any] = {
+        "checkpoint": str(opened.path), "data": data, "split": split, "num_data": x.shape[0],
+        "chains": chains, "num_samples": num_samples, "warmup_steps": num_samples, "seed": seed,
+        "device": str(x.device), "sampler": sampler, "latents": list(idata.posterior.data_vars),
+        "summary": table.to_dict(orient="index"), "summary_text": table.to_string(),
+        "flip_rate": rates["flip rate"], "acceptance_rate": rates.get("acceptance rate"),
+        "netcdf": netcdf, "seconds": round(time.perf_counter() - started, 3)}
     files["json"] = out_dir / "diagnose.json"
     atomic_write_text(files["json"], json.dumps(
         {k: v for k, v in metrics.items() if k != "summary_text"}, indent=2) + "\n")
@@ -170,6 +221,18 @@ def format_diagnosis(result: RunResult) -> str:
           1 point(s) above 0.7: the guide's importance weights there are unreliable (point(s) [1])
     """
     m = result.metrics
+    if m.get("sampler", "guide") != "guide":
+        accept = m.get("acceptance_rate")
+        lines = [f"Diagnosed the posterior of {m['checkpoint']} on {m['num_data']} points of "
+                 f"{m['data']}/{m['split']} by {m['sampler']} ({m['chains']} chains x "
+                 f"{m['num_samples']} draws after {m['warmup_steps']} warm-up steps each):",
+                 m["summary_text"],
+                 "flip rate per step: " + ", ".join(f"{site} {rate:.3f}" for site, rate in
+                                                    m["flip_rate"].items())
+                 + ("" if accept is None else f"; acceptance rate {accept:.3f}")]
+        if m["netcdf"] != "written":
+            lines.append(f"  inference_data.nc not written: {m['netcdf']}")
+        return "\n".join(lines)
     lines = [
         f"Diagnosed the guide of {m['checkpoint']} on {m['num_data']} points of "
         f"{m['data']}/{m['split']} ({m['chains']} chains x {m['num_samples']} draws each):",
