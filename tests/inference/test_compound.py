@@ -1,6 +1,7 @@
 """A move per block of sites, against exact distributions computed by enumeration."""
 
-import itertools
+import sys
+from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
@@ -10,37 +11,19 @@ from pyro.infer import MCMC
 
 from ppdgm.inference.mcmc import Compound
 
-
-def _total_variation(codes: torch.Tensor, exact: torch.Tensor) -> float:
-    counts = torch.bincount(codes.reshape(-1), minlength=exact.numel()).double()
-    return 0.5 * (counts / counts.sum() - exact.double()).abs().sum().item()
-
-
-def _codes(bits: torch.Tensor) -> torch.Tensor:
-    return (bits.long() * 2 ** torch.arange(bits.shape[-1] - 1, -1, -1)).sum(-1)
-
-
-def _rbm(weights, visible_bias, hidden_bias):
-    def model():
-        v = pyro.sample("v", dist.Bernoulli(0.5 * torch.ones(4)).to_event(1))
-        h = pyro.sample("h", dist.Bernoulli(0.5 * torch.ones(3)).to_event(1))
-        pyro.factor("energy", ((v @ weights) * h).sum(-1) + v @ visible_bias + h @ hidden_bias)
-    return model
+sys.path.insert(0, str(Path(__file__).parent))
+from discrete_targets import binary_states, codes, rbm, total_variation  # noqa: E402
 
 
 @pytest.mark.parametrize("moves", [{"v": "gwg", "h": "gibbs"}, {"v": "dmala", "h": "gwg"},
                                    {"v": "metropolized-gibbs"}])
 def test_discrete_blocks_leave_the_joint_invariant(moves):
-    torch.manual_seed(1)
-    weights, vb, hb = 1.5 * torch.randn(4, 3), torch.randn(4), torch.randn(3)
-    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=7)))
-    v, h = states[:, :4], states[:, 4:]
-    exact = (((v @ weights) * h).sum(-1) + v @ vb + h @ hb).softmax(0)
-    kernel = Compound(_rbm(weights, vb, hb), moves=moves, chains=1000)
+    model, exact = rbm()
+    kernel = Compound(model, moves=moves, chains=1000)
     mcmc = MCMC(kernel, num_samples=120, warmup_steps=40, disable_progbar=True)
     mcmc.run()
     samples = mcmc.get_samples()
-    assert _total_variation(_codes(torch.cat([samples["v"], samples["h"]], -1)), exact) < 0.02
+    assert total_variation(codes(torch.cat([samples["v"], samples["h"]], -1)), exact) < 0.02
     assert kernel.blocks == {"v": moves["v"], "h": moves.get("h", "gibbs")}
 
 
@@ -53,9 +36,8 @@ def test_a_gradient_move_and_hmc_share_a_mixed_posterior():
         pyro.sample("y", dist.Normal(loc[..., None] * z, 0.5).to_event(1), obs=y)
 
     # p(z | y) exactly: loc integrates out in closed form for each of the 8 codes.
-    codes = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))
     log_evidence = []
-    for z in codes:
+    for z in binary_states(3):
         covariance = 4.0 * torch.outer(z, z) + 0.25 * torch.eye(3)
         log_evidence.append(dist.MultivariateNormal(torch.zeros(3), covariance).log_prob(y))
     exact = torch.stack(log_evidence).softmax(0)
@@ -65,13 +47,13 @@ def test_a_gradient_move_and_hmc_share_a_mixed_posterior():
     mcmc.run(y)
     z = mcmc.get_samples()["z"]
     # 8 states, about 1500 / 3 effective draws: sqrt(8 / 500) / 2.5 = 0.05.
-    assert _total_variation(_codes(z), exact) < 0.08
+    assert total_variation(codes(z), exact) < 0.08
     rate = mcmc.diagnostics()["dmala"]["chain 0"]["acceptance rate"]
     assert 0.2 < rate <= 1
 
 
 def test_bad_moves_are_refused_naming_the_site():
-    model = _rbm(torch.zeros(4, 3), torch.zeros(4), torch.zeros(3))
+    model, _ = rbm()
 
     def run(kernel):
         MCMC(kernel, num_samples=1, warmup_steps=0, disable_progbar=True).run()

@@ -6,7 +6,8 @@ a kernel that leaves the right distribution invariant; the test doubles that dro
 proposal from the Metropolis-Hastings ratio land far off, which shows the checks can fail.
 """
 
-import itertools
+import sys
+from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
@@ -20,21 +21,10 @@ from ppdgm.inference.mcmc import DMALA, GibbsWithGradients
 from ppdgm.inference.mcmc.gradients import Proposal
 from ppdgm.models import SBNConfig, SigmoidBeliefNet
 
+sys.path.insert(0, str(Path(__file__).parent))
+from discrete_targets import binary_states, codes, rbm, total_variation  # noqa: E402
+
 KERNELS = [GibbsWithGradients, DMALA]
-
-
-def _total_variation(samples: torch.Tensor, exact: torch.Tensor) -> float:
-    counts = torch.bincount(samples.reshape(-1), minlength=exact.numel()).double()
-    return 0.5 * (counts / counts.sum() - exact.double()).abs().sum().item()
-
-
-def _codes(bits: torch.Tensor) -> torch.Tensor:
-    weights = 2 ** torch.arange(bits.shape[-1] - 1, -1, -1)
-    return (bits.long() * weights).sum(-1)
-
-
-def _states(width: int) -> torch.Tensor:
-    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=width)))
 
 
 def _draws(kernel, *args, samples=150, warmup=60):
@@ -76,33 +66,20 @@ def _ising():
 
 @pytest.mark.parametrize("kernel, broken", [(GibbsWithGradients, _BrokenGwG), (DMALA, _BrokenDMALA)])
 def test_ising_grid_matches_enumeration_and_a_wrong_ratio_does_not(kernel, broken):
-    exact = _ising_energy(_states(9)).softmax(0)  # 512 states of a 3 x 3 lattice
+    exact = _ising_energy(binary_states(9)).softmax(0)  # 512 states of a 3 x 3 lattice
     torch.manual_seed(0)
     mcmc = _draws(kernel(_ising, chains=2000), samples=200, warmup=100)
-    assert _total_variation(_codes(mcmc.get_samples()["x"]), exact) < 0.02
+    assert total_variation(codes(mcmc.get_samples()["x"]), exact) < 0.02
     torch.manual_seed(0)
     wrong = _draws(broken(_ising, chains=2000), samples=200, warmup=100)
-    assert _total_variation(_codes(wrong.get_samples()["x"]), exact) > 0.1
-
-
-def _rbm(weights, visible_bias, hidden_bias):
-    def model():
-        v = pyro.sample("v", dist.Bernoulli(0.5 * torch.ones(4)).to_event(1))
-        h = pyro.sample("h", dist.Bernoulli(0.5 * torch.ones(3)).to_event(1))
-        pyro.factor("energy", ((v @ weights) * h).sum(-1) + v @ visible_bias + h @ hidden_bias)
-    return model
+    assert total_variation(codes(wrong.get_samples()["x"]), exact) > 0.1
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_rbm_joint_matches_enumeration(kernel):
-    torch.manual_seed(1)
-    weights, vb, hb = 1.5 * torch.randn(4, 3), torch.randn(4), torch.randn(3)
-    states = _states(7)
-    v, h = states[:, :4], states[:, 4:]
-    exact = (((v @ weights) * h).sum(-1) + v @ vb + h @ hb).softmax(0)
-    mcmc = _draws(kernel(_rbm(weights, vb, hb), chains=1000))
-    samples = mcmc.get_samples()
-    assert _total_variation(_codes(torch.cat([samples["v"], samples["h"]], -1)), exact) < 0.02
+    model, exact = rbm()
+    samples = _draws(kernel(model, chains=1000)).get_samples()
+    assert total_variation(codes(torch.cat([samples["v"], samples["h"]], -1)), exact) < 0.02
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -113,7 +90,7 @@ def test_two_layer_sbn_posterior_matches_enumeration(kernel):
         for p in sbn.parameters():
             p.mul_(3.0)  # a posterior far from the prior
     x = torch.tensor([[1.0, 0, 1, 1, 0, 0]])
-    states = _states(5)
+    states = binary_states(5)
     with local_params(), torch.no_grad():
         conditioned = pyro.poutine.condition(sbn.model, data={"z1": states[:, None, :3],
                                                               "z2": states[:, None, 3:]})
@@ -123,9 +100,9 @@ def test_two_layer_sbn_posterior_matches_enumeration(kernel):
     with local_params():
         mcmc = _draws(kernel(sbn.model, chains=1000), x)
     samples = mcmc.get_samples()
-    codes = _codes(torch.cat([samples["z1"], samples["z2"]], -1))
-    assert _total_variation(codes, log_joint.softmax(0)) < 0.02
-    assert _total_variation(codes, torch.full((32,), 1 / 32)) > 0.2
+    drawn = codes(torch.cat([samples["z1"], samples["z2"]], -1))
+    assert total_variation(drawn, log_joint.softmax(0)) < 0.02
+    assert total_variation(drawn, torch.full((32,), 1 / 32)) > 0.2
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -143,7 +120,7 @@ def test_one_hot_mixture_matches_enumeration(kernel):
     torch.manual_seed(2)
     mcmc = _draws(kernel(model, chains=1000), y)
     z = mcmc.get_samples()["z"].argmax(-1)  # (draws, chains, 3)
-    assert _total_variation(z[..., 0] * 9 + z[..., 1] * 3 + z[..., 2], joint) < 0.02
+    assert total_variation(z[..., 0] * 9 + z[..., 1] * 3 + z[..., 2], joint) < 0.02
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

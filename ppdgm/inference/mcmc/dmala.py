@@ -17,14 +17,15 @@ Examples:
     >>> import pyro
     >>> import pyro.distributions as dist
     >>> from pyro.infer import MCMC
-    >>> def model():
-    ...     z = pyro.sample("z", dist.Bernoulli(0.5 * torch.ones(6)).to_event(1))
-    ...     pyro.factor("agree", 2.0 * (z[..., 1:] == z[..., :-1]).float().sum(-1))
+    >>> def model(y):
+    ...     with pyro.plate("data", len(y)):
+    ...         z = pyro.sample("z", dist.OneHotCategorical(torch.ones(3) / 3))
+    ...         pyro.sample("y", dist.Normal(z @ torch.tensor([-2.0, 0.0, 2.0]), 0.5), obs=y)
     >>> kernel = DMALA(model, chains=8)
     >>> mcmc = MCMC(kernel, num_samples=50, warmup_steps=20, disable_progbar=True)
-    >>> mcmc.run()
-    >>> 0 < kernel.step_size < 100
-    True
+    >>> mcmc.run(torch.tensor([-1.9, 0.2, 2.1, 2.0]))
+    >>> mcmc.get_samples()["z"].shape  # (draws, chains, data, categories)
+    torch.Size([50, 8, 4, 3])
 """
 
 from __future__ import annotations
