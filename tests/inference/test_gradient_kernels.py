@@ -83,26 +83,45 @@ def test_rbm_joint_matches_enumeration(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_two_layer_sbn_posterior_matches_enumeration(kernel):
+def test_two_layer_sbn_posterior_matches_enumeration_point_by_point(kernel):
     torch.manual_seed(3)
     sbn = SigmoidBeliefNet(SBNConfig(x_shape=(6,), layers=(3, 2)))
     with torch.no_grad():
         for p in sbn.parameters():
             p.mul_(3.0)  # a posterior far from the prior
-    x = torch.tensor([[1.0, 0, 1, 1, 0, 0]])
+    x = torch.tensor([[1.0, 0, 1, 1, 0, 0], [0, 0, 0, 1, 1, 1]])
     states = binary_states(5)
     with local_params(), torch.no_grad():
         conditioned = pyro.poutine.condition(sbn.model, data={"z1": states[:, None, :3],
                                                               "z2": states[:, None, 3:]})
         trace = pyro.poutine.trace(conditioned).get_trace(x)
     trace.compute_log_prob()
-    log_joint = sum(trace.nodes[n]["log_prob"] for n in ("z1", "z2", "x"))[:, 0]
+    exact = sum(trace.nodes[n]["log_prob"] for n in ("z1", "z2", "x")).softmax(0).T  # (2, 32)
+    moved = kernel(sbn.model, chains=1000)
     with local_params():
-        mcmc = _draws(kernel(sbn.model, chains=1000), x)
-    samples = mcmc.get_samples()
-    drawn = codes(torch.cat([samples["z1"], samples["z2"]], -1))
-    assert total_variation(drawn, log_joint.softmax(0)) < 0.02
-    assert total_variation(drawn, torch.full((32,), 1 / 32)) > 0.2
+        samples = _draws(moved, x).get_samples()
+    # Each data point is a unit of its own: a move is accepted or rejected point by point.
+    assert moved.units.sizes == (1000, 2)
+    drawn = codes(torch.cat([samples["z1"], samples["z2"]], -1))  # (draws, chains, points)
+    for i in range(2):
+        assert total_variation(drawn[..., i], exact[i]) < 0.02
+        assert total_variation(drawn[..., i], exact[1 - i]) > 0.2
+
+
+def test_a_plate_tied_downstream_is_not_split_into_units():
+    y = torch.tensor(2.0)
+
+    def tied(y):
+        with pyro.plate("units", 4):
+            z = pyro.sample("z", dist.Bernoulli(0.5))
+        pyro.sample("y", dist.Normal(z.sum(-1, keepdim=True), 0.5), obs=y)  # ties the plate
+
+    kernel = GibbsWithGradients(tied, chains=1000)
+    samples = _draws(kernel, y).get_samples()["z"]
+    assert kernel.units.sizes == (1000,)
+    states = binary_states(4)
+    exact = dist.Normal(states.sum(-1), 0.5).log_prob(y).softmax(0)
+    assert total_variation(codes(samples), exact) < 0.02
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -14,8 +14,10 @@ Metropolis-Hastings probability of the true densities and both directions' propo
 probabilities, so the chain's invariant distribution is the model's posterior, however rough the
 linearisation.
 
-Every site is a tensor of variables, ``(units, variables, options)`` once flattened; a *unit* is
-one vectorized chain (the whole state of a chain is accepted or rejected together). The model
+Every site is a tensor of variables, ``(units, variables, options)`` once flattened. A *unit*
+accepts or rejects its move on its own: one vectorized chain, and within it one element of every
+plate along which the moved sites are independent in the posterior (each data point of an SBN,
+say), so a move over many data points is decided point by point. The model
 must let its discrete values enter through arithmetic (``z @ w``, ``loc * z``), which is how
 gradients reach them: a ``Categorical`` index used to index a tensor carries no gradient and is
 refused, with the two ways out (``OneHotCategorical``, or :class:`~.gibbs.Gibbs` for that site).
@@ -36,8 +38,8 @@ from ..._validation import check_labels
 from .base import DiscreteKernel
 from .gibbs import GibbsPlan, SitePlan, gibbs_plan
 
-__all__ = ["GradientKernel", "MoveInfo", "SiteLayout", "Proposal", "log_density", "options_of",
-           "site_layouts", "state_deltas", "with_options"]
+__all__ = ["GradientKernel", "MoveInfo", "Proposal", "SiteLayout", "Units", "log_density", "options_of",
+           "per_unit", "plan_units", "site_layouts", "state_deltas", "unit_mask", "with_options"]
 
 
 class SiteLayout(NamedTuple):
@@ -53,6 +55,25 @@ class SiteLayout(NamedTuple):
     name: str
     one_hot: bool
     options: int
+    batch_rank: int
+
+
+class Units(NamedTuple):
+    """The batch dimensions whose elements accept or reject a move on their own.
+
+    A site's value is read aligned to ``rank`` batch dimensions (the plan's nesting, the chains'
+    dimension included). ``dims`` are the positions, left to right, of the dimensions that index
+    units: the chains', and every plate along which all moved sites are independent in the
+    posterior (``SitePlan.blocked``); ``sizes`` their sizes. No such dimension: one unit.
+    """
+
+    rank: int
+    dims: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.sizes)
 
 
 class Proposal(NamedTuple):
@@ -79,10 +100,10 @@ def _layout(site: SitePlan) -> SiteLayout:
     support = site.support
     if site.base_event_rank == 0 and support.numel() == 2 and bool(
             (support.flatten() == torch.tensor([0.0, 1.0], dtype=support.dtype)).all()):
-        return SiteLayout(site.name, False, 2)
+        return SiteLayout(site.name, False, 2, site.batch_rank)
     if site.base_event_rank == 1 and support.shape[0] == support.shape[1] and bool(
             (support == torch.eye(support.shape[0], dtype=support.dtype)).all()):
-        return SiteLayout(site.name, True, support.shape[0])
+        return SiteLayout(site.name, True, support.shape[0], site.batch_rank)
     kind = "a Categorical index" if site.base_event_rank == 0 else "not a one-hot vector"
     raise ValueError(
         f"sites: {site.name!r} is {kind}, which a gradient move cannot relax; write it as "
@@ -96,70 +117,113 @@ def site_layouts(plan: GibbsPlan) -> tuple[SiteLayout, ...]:
     return tuple(_layout(site) for site in plan.sites)
 
 
-def options_of(value: torch.Tensor, layout: SiteLayout, units: int) -> torch.Tensor:
+def plan_units(plan: GibbsPlan, values: dict[str, torch.Tensor]) -> Units:
+    """The :class:`Units` of a plan: the chains, and the plates every site is independent along."""
+    rank = plan.nesting
+    dims, sizes = [], []
+    for position in range(rank):
+        spanned = [site for site in plan.sites if site.batch_rank >= rank - position]
+        if len(spanned) < len(plan.sites) or not all(
+                site.blocked[position - (rank - site.batch_rank)] for site in spanned):
+            continue
+        size = {values[site.name].shape[position - (rank - site.batch_rank)] for site in spanned}
+        if len(size) == 1:
+            dims.append(position)
+            sizes.append(size.pop())
+    return Units(rank, tuple(dims), tuple(sizes))
+
+
+def _order(units: Units, value_rank: int, batch_rank: int) -> list[int]:
+    # The value aligned to units.rank batch dimensions, its unit dimensions moved first.
+    aligned = units.rank + value_rank - batch_rank
+    return [*units.dims, *(d for d in range(aligned) if d not in units.dims)]
+
+
+def _aligned(value: torch.Tensor, units: Units, batch_rank: int) -> torch.Tensor:
+    return value.reshape((1,) * (units.rank - batch_rank) + tuple(value.shape))
+
+
+def options_of(value: torch.Tensor, layout: SiteLayout, units: Units) -> torch.Tensor:
     """A site's value as the option index of each variable, ``(units, variables)``."""
+    aligned = _aligned(value, units, layout.batch_rank)
+    flat = aligned.permute(_order(units, value.dim(), layout.batch_rank))
     if layout.one_hot:
-        return value.reshape(units, -1, layout.options).argmax(-1)
-    return value.reshape(units, -1).long()
+        return flat.reshape(units.count, -1, layout.options).argmax(-1)
+    return flat.reshape(units.count, -1).long()
 
 
-def with_options(options: torch.Tensor, layout: SiteLayout, like: torch.Tensor) -> torch.Tensor:
+def with_options(options: torch.Tensor, layout: SiteLayout, like: torch.Tensor,
+                 units: Units) -> torch.Tensor:
     """The site's value with these option indices, shaped and typed like ``like``."""
-    if layout.one_hot:
-        value = torch.nn.functional.one_hot(options, layout.options)
-    else:
-        value = options
-    return value.to(like.dtype).reshape(like.shape)
+    value = torch.nn.functional.one_hot(options, layout.options) if layout.one_hot else options
+    order = _order(units, like.dim(), layout.batch_rank)
+    aligned = _aligned(like, units, layout.batch_rank)
+    permuted = value.to(like.dtype).reshape([aligned.shape[d] for d in order])
+    return permuted.permute([order.index(d) for d in range(len(order))]).reshape(like.shape)
 
 
-def _per_unit(log_prob: torch.Tensor, nesting: int, units: int) -> torch.Tensor:
-    """A site's log-density summed to one number per unit (chain), the chains at ``-nesting``."""
-    if nesting == 0 or log_prob.dim() < nesting:
-        return log_prob.sum().expand(units)
-    chain_dim = log_prob.dim() - nesting
-    moved = log_prob.movedim(chain_dim, 0)
-    return moved.reshape(moved.shape[0], -1).sum(1).expand(units)
+def unit_mask(accept: torch.Tensor, units: Units, like: torch.Tensor,
+              batch_rank: int) -> torch.Tensor:
+    """``accept`` (one per unit) laid over a site's value, broadcastable to ``like``."""
+    shape = [1] * (units.rank + like.dim() - batch_rank)
+    for dim, size in zip(units.dims, units.sizes):
+        shape[dim] = size
+    aligned = accept.reshape(shape)
+    return aligned.reshape(aligned.shape[units.rank - batch_rank:])
 
 
-def log_density(model: Callable, values: dict[str, torch.Tensor], plan: GibbsPlan,
+def per_unit(log_prob: torch.Tensor, units: Units) -> torch.Tensor:
+    """A site's log-density summed to one number per unit (constant across units when it spans
+    none of their dimensions)."""
+    extra = log_prob.dim() - units.rank
+    if extra < 0:
+        log_prob = log_prob.reshape((1,) * -extra + tuple(log_prob.shape))
+        extra = 0
+    keep = [extra + d for d in units.dims]
+    others = [d for d in range(log_prob.dim()) if d not in keep]
+    summed = log_prob.sum(others) if others else log_prob
+    return summed.expand(units.sizes).reshape(units.count)
+
+
+def log_density(model: Callable, values: dict[str, torch.Tensor], units: Units,
                 args: tuple, kwargs: dict) -> torch.Tensor:
     """The joint log density of ``model`` at ``values``, one number per unit: every sample site,
-    observed ones and ``pyro.factor`` included, summed over everything but the chain dimension.
-    ``model`` must already carry the chain plate when the plan has chains."""
-    units = plan.chains or 1
+    observed ones and ``pyro.factor`` included, summed over everything but the unit dimensions.
+    ``model`` must already carry the chain plate when there are chains."""
     trace = poutine.trace(poutine.condition(model, data=values)).get_trace(*args, **kwargs)
     trace.compute_log_prob()
-    nesting = plan.nesting if plan.chains else 0
     total = None
     for site in trace.nodes.values():
         if site["type"] == "sample":
-            term = _per_unit(site["log_prob"], nesting, units)
+            term = per_unit(site["log_prob"], units)
             total = term if total is None else total + term
     assert total is not None
     return total
 
 
-def state_deltas(model: Callable, values: dict[str, torch.Tensor], plan: GibbsPlan,
+def state_deltas(model: Callable, values: dict[str, torch.Tensor], units: Units,
                  layouts: Sequence[SiteLayout], args: tuple, kwargs: dict
                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The log density per unit at ``values`` and, for every site, the first-order estimates
     ``delta`` of each option's change to it, shaped ``(units, variables, options)``."""
-    units = plan.chains or 1
     leaves = {layout.name: values[layout.name].detach().clone().requires_grad_(True)
               for layout in layouts}
     with torch.enable_grad():
-        f = log_density(model, {**values, **leaves}, plan, args, kwargs)
+        f = log_density(model, {**values, **leaves}, units, args, kwargs)
         grads = torch.autograd.grad(f.sum(), list(leaves.values()), allow_unused=True)
     deltas = []
     for layout, grad in zip(layouts, grads):
         value = leaves[layout.name].detach()
         grad = torch.zeros_like(value) if grad is None else grad
+        order = _order(units, value.dim(), layout.batch_rank)
+        g = _aligned(grad, units, layout.batch_rank).permute(order)
+        x = _aligned(value, units, layout.batch_rank).permute(order)
         if layout.one_hot:
-            g = grad.reshape(units, -1, layout.options)
-            here = (g * value.reshape(g.shape)).sum(-1, keepdim=True)
-            deltas.append(g - here)
+            g, x = g.reshape(units.count, -1, layout.options), x.reshape(units.count, -1,
+                                                                         layout.options)
+            deltas.append(g - (g * x).sum(-1, keepdim=True))
         else:
-            g, x = grad.reshape(units, -1, 1), value.reshape(units, -1, 1)
+            g, x = g.reshape(units.count, -1, 1), x.reshape(units.count, -1, 1)
             option = torch.arange(2, dtype=g.dtype, device=g.device)
             deltas.append(g * (option - x))
     return f.detach(), deltas
@@ -174,8 +238,7 @@ class GradientKernel(DiscreteKernel):
         model: a Pyro model whose latent sites are Bernoulli or ``OneHotCategorical`` (others
             conditioned away), its data through its arguments.
         sites: the sites to move (default: every discrete latent site).
-        chains: vectorized chains, as for :class:`~.gibbs.Gibbs`; each chain accepts or rejects
-            its whole state.
+        chains: vectorized chains, as for :class:`~.gibbs.Gibbs`.
     """
 
     def __init__(self, model: Callable, sites: Sequence[str] | None = None,
@@ -187,6 +250,8 @@ class GradientKernel(DiscreteKernel):
         self.sites = None if sites is None else check_labels("sites", sites)
         self.plan: GibbsPlan | None = None
         self.layouts: tuple[SiteLayout, ...] = ()
+        #: The dimensions whose elements accept or reject on their own (filled by setup).
+        self.units = Units(0, (), ())
         self._args: tuple = ()
         self._kwargs: dict[str, Any] = {}
         self._cache: tuple[dict[str, torch.Tensor], torch.Tensor, list[torch.Tensor]] | None = None
@@ -204,6 +269,7 @@ class GradientKernel(DiscreteKernel):
         self.layouts = site_layouts(self.plan)
         self._cache, self._accept_sum, self._accept_count = None, 0.0, 0
         super().setup(warmup_steps, *args, **kwargs)
+        self.units = plan_units(self.plan, self.initial_params)
 
     def clear_cache(self) -> None:
         """Forget the log density and gradient kept from the last step (for a caller that
@@ -231,18 +297,18 @@ class GradientKernel(DiscreteKernel):
         if cached is not None and all(cached[0][k] is values[k] for k in cached[0]):
             return cached[1], cached[2]
         assert self.plan is not None
-        return state_deltas(self._run(), values, self.plan, self.layouts, self._args, self._kwargs)
+        return state_deltas(self._run(), values, self.units, self.layouts, self._args,
+                            self._kwargs)
 
     def _sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        assert self.plan is not None
-        units = self.plan.chains or 1
+        units = self.units
         f, deltas = self._at(params)
         current = [options_of(params[lay.name], lay, units) for lay in self.layouts]
         proposal = self._propose(current, deltas)
         proposed = dict(params)
         for lay, options in zip(self.layouts, proposal.options):
-            proposed[lay.name] = with_options(options, lay, params[lay.name])
-        f_new, deltas_new = state_deltas(self._run(), proposed, self.plan, self.layouts,
+            proposed[lay.name] = with_options(options, lay, params[lay.name], units)
+        f_new, deltas_new = state_deltas(self._run(), proposed, units, self.layouts,
                                          self._args, self._kwargs)
         log_back = self._log_q(proposal.options, deltas_new, current)
         log_accept = f_new - f + log_back - proposal.log_q
@@ -250,11 +316,9 @@ class GradientKernel(DiscreteKernel):
         out = {}
         for lay in self.layouts:
             new, old = proposed[lay.name], params[lay.name]
-            # The chains are every site's leading dimension; without chains, one unit.
-            shape = (units,) + (1,) * (new.dim() - 1) if self.plan.chains else (1,) * new.dim()
-            out[lay.name] = torch.where(accept.reshape(shape), new, old)
+            out[lay.name] = torch.where(unit_mask(accept, units, new, lay.batch_rank), new, old)
         f_kept = torch.where(accept, f_new, f)
-        deltas_kept = [torch.where(accept.reshape(units, 1, 1), dn, d)
+        deltas_kept = [torch.where(accept.reshape(-1, 1, 1), dn, d)
                        for dn, d in zip(deltas_new, deltas)]
         self._cache = (out, f_kept, deltas_kept)
         accept_prob = log_accept.clamp(max=0).exp().nan_to_num(0.0).mean()
