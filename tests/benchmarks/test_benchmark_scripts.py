@@ -349,3 +349,21 @@ def test_bdmc_gaps_script_sandwiches_three_trained_models(tmp_path):
         assert [s["steps"] for s in row["sandwiches"]] == [2, 4]
         assert all(s["gap"] == pytest.approx(s["upper"] - s["lower"]) for s in row["sandwiches"])
     assert "| SBN 16-32, VIMCO(k=5) | 2 |" in (tmp_path / "bdmc-gaps.md").read_text()
+
+
+def test_discrete_samplers_script_times_every_kernel_on_every_target(tmp_path, tiny_mnist):
+    samplers = _load("discrete_samplers")
+    assert samplers.main(["--chains", "3", "--warmup", "4", "--draws", "8", "--gibbs-warmup", "4",
+                          "--gibbs-draws", "8", "--ising-size", "3",
+                          "--mixture-points", "5", "--data-path", str(tiny_mnist),
+                          "--rbm-flags", "--hidden 4 --epochs 1", "--sbn-flags",
+                          "--layers 3 --epochs 1", "--runs", str(tmp_path / "runs"),
+                          "--results", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "discrete_samplers.json").read_text())["rows"]
+    assert [(r["task"], r["sampler"]) for r in rows] == [
+        (task, sampler) for task in ("ising", "rbm", "sbn", "mixture")
+        for sampler in ("gibbs", "gwg", "dmala")]
+    for row in rows:
+        assert row["ess_per_s"] > 0 and row["draws"] == 8 and np.isfinite(row["mean_log_joint"])
+        assert (row["acceptance_rate"] is None) == (row["sampler"] == "gibbs")
+    assert "| ising | dmala |" in (tmp_path / "discrete_samplers.md").read_text()
