@@ -11,10 +11,11 @@ Targets, each a Pyro program:
 - ``mixture``: the one-hot assignments of ``--mixture-points`` points to 5 Gaussian components.
 
 For each target and kernel: ``--chains`` vectorized chains, ``--warmup`` steps, then ``--draws``
-steps timed (Gibbs: ``--gibbs-warmup`` and ``--gibbs-draws`` sweeps, each a model run per unit). The test statistic is the target's log joint density of each draw; its bulk ESS
-(ArviZ, over the chains) divided by the timed seconds is the row's ``ess_per_s``. Gibbs's step is a
-full systematic sweep (one model run per unit), a gradient kernel's one move (one model run and
-one backward pass): per second is the fair unit. Kernels run one after the other, twice, in
+steps timed (Gibbs: ``--gibbs-warmup`` and ``--gibbs-draws`` sweeps, each a model run per unit).
+The test statistic is the target's log joint density of each draw; its bulk ESS (ArviZ, over the
+chains) divided by the timed seconds is the row's ``ess_per_s``. Gibbs's step is a full
+systematic sweep (one model run per unit), a gradient kernel's one move (one model run and one
+backward pass): per second is the fair unit. Kernels run one after the other, twice, in
 alternating order, and the faster of each kernel's two runs counts.
 
     python benchmarks/discrete_samplers.py --data-path ../shared/data/binarized_mnist.npz
