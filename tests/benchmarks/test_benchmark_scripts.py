@@ -331,7 +331,7 @@ def test_decoder_likelihood_script_scores_three_decoders_and_reads_them_back(tmp
     for row in rows:
         assert row["points"] == 4 and row["dims"] == 784 and row["scale"] in (
             0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-        assert row["bdmc_gap"] == pytest.approx(row["bdmc"]["upper"] - row["bdmc"]["lower"])
+        assert row["bdmc_gap"] == pytest.approx(row["bdmc"]["upper"] - row["bdmc"]["lower"], abs=1e-4)
     checkpoint = tmp_path / "runs" / "binarized-mnist-gan" / "checkpoint.pt"
     written = checkpoint.stat().st_mtime_ns
     assert likelihood.main(argv) == 0  # the trained models are read back, not retrained
@@ -347,7 +347,8 @@ def test_bdmc_gaps_script_sandwiches_three_trained_models(tmp_path):
     assert [r["model"].split()[0] for r in rows] == ["VAE", "deep", "SBN"]
     for row in rows:
         assert [s["steps"] for s in row["sandwiches"]] == [2, 4]
-        assert all(s["gap"] == pytest.approx(s["upper"] - s["lower"]) for s in row["sandwiches"])
+        assert all(s["gap"] == pytest.approx(s["upper"] - s["lower"], abs=1e-4)
+                   for s in row["sandwiches"])
     assert "| SBN 16-32, VIMCO(k=5) | 2 |" in (tmp_path / "bdmc-gaps.md").read_text()
 
 

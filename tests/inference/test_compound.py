@@ -28,7 +28,7 @@ def test_discrete_blocks_leave_the_joint_invariant(moves):
 
 
 def test_a_gradient_move_and_hmc_share_a_mixed_posterior():
-    y = torch.tensor([2.1, -0.2, 1.8])
+    y = torch.tensor([1.2, 0.3, 0.9])  # a posterior over z spread across several codes
 
     def model(y):
         loc = pyro.sample("loc", dist.Normal(0.0, 2.0))
@@ -43,11 +43,12 @@ def test_a_gradient_move_and_hmc_share_a_mixed_posterior():
     exact = torch.stack(log_evidence).softmax(0)
     torch.manual_seed(0)
     kernel = Compound(model, moves={"z": "dmala"}, continuous="hmc", step_size=0.3, num_steps=4)
-    mcmc = MCMC(kernel, num_samples=1500, warmup_steps=200, disable_progbar=True)
+    mcmc = MCMC(kernel, num_samples=1000, warmup_steps=150, disable_progbar=True)
     mcmc.run(y)
     z = mcmc.get_samples()["z"]
-    # 8 states, about 1500 / 3 effective draws: sqrt(8 / 500) / 2.5 = 0.05.
-    assert total_variation(codes(z), exact) < 0.08
+    # 8 states, one autocorrelated chain of 1000 draws: about 0.05 from the truth, 0.45 from uniform.
+    assert total_variation(codes(z), exact) < 0.1
+    assert total_variation(codes(z), torch.full((8,), 1 / 8)) > 0.3
     rate = mcmc.diagnostics()["dmala"]["chain 0"]["acceptance rate"]
     assert 0.2 < rate <= 1
 
