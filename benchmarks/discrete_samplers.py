@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ising-size", type=int, default=20)
     p.add_argument("--mixture-points", type=int, default=100)
     p.add_argument("--rbm", default=None, help="an RBM checkpoint (default: trained here)")
-    p.add_argument("--rbm-flags", default="--hidden 500 --epochs 5",
+    p.add_argument("--rbm-flags", default="--hidden 500 --epochs 5 --ais-runs 16 --ais-steps 2000",
                    help="ppdgm fit rbm flags when training here")
     p.add_argument("--sbn", default=None, help="an SBN checkpoint (default: trained here)")
-    p.add_argument("--sbn-flags", default="--layers 200,200,200 --epochs 5",
+    p.add_argument("--sbn-flags", default="--layers 200,200,200 --epochs 5 --eval-k 50",
                    help="ppdgm fit sbn flags when training here")
     p.add_argument("--data-path", default=None, help="binarized MNIST .npz")
     p.add_argument("--threads", type=int, default=1)
