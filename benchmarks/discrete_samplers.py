@@ -15,8 +15,8 @@ steps timed (Gibbs: ``--gibbs-warmup`` and ``--gibbs-draws`` sweeps, each a mode
 The test statistic is the target's log joint density of each draw; its bulk ESS (ArviZ, over the
 chains) divided by the timed seconds is the row's ``ess_per_s``. Gibbs's step is a full
 systematic sweep (one model run per unit), a gradient kernel's one move (one model run and one
-backward pass): per second is the fair unit. Kernels run one after the other, twice, in
-alternating order, and the faster of each kernel's two runs counts.
+backward pass): per second is the fair unit. Kernels run one after the other, ``--repeats`` times
+(2) in alternating order, and the fastest of each kernel's runs counts.
 
     python benchmarks/discrete_samplers.py --data-path ../shared/data/binarized_mnist.npz
 
@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="ppdgm fit sbn flags when training here")
     p.add_argument("--data-path", default=None, help="binarized MNIST .npz")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2,
+                   help="runs of each kernel, in alternating order; the fastest counts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=Path, default=RUNS)
     p.add_argument("--results", type=Path, default=RESULTS)
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise SystemExit(f"--tasks: expected some of {', '.join(TASKS)}, got {task!r}")
         best: dict[str, dict[str, Any]] = {}
-        for order in (samplers, samplers[::-1]):  # alternating: drift favours no kernel
+        orders = [samplers if i % 2 == 0 else samplers[::-1] for i in range(args.repeats)]
+        for order in orders:  # alternating: drift favours no kernel
             for name in order:
                 pyro.set_rng_seed(args.seed)
                 warmup, draws = ((args.gibbs_warmup, args.gibbs_draws) if name == "gibbs"

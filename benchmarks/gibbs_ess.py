@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tune", type=int, default=200)
     p.add_argument("--train-epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--compiled", default="replay,inductor",
+                   help="the compiled many-chain runs after the eager ones (comma-separated; "
+                        "empty for none)")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -99,10 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
         # drift during the run then favours PyMC, never ppdgm.
         before = pymc("before")
         runs = []
+        compiled = [(True, args.many_chains, mode) for mode in args.compiled.split(",") if mode]
         for metropolized, chains, compile in [(False, args.chains, False), (True, args.chains, False),
-                                              (True, args.many_chains, False),
-                                              (True, args.many_chains, "replay"),
-                                              (True, args.many_chains, "inductor")]:
+                                              (True, args.many_chains, False), *compiled]:
             torch.manual_seed(0)
             stamps: list[float] = []
             with local_params():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.poutine.messenger import Messenger
+from torch.utils._pytree import tree_flatten
 
 __all__ = ["STACKED", "check_broadcasts"]
 
@@ -72,6 +74,27 @@ def _per_element(log_prob: torch.Tensor, dim: int) -> torch.Tensor:
         return log_prob.sum().expand(STACKED)
     moved = log_prob.movedim(log_prob.dim() - dim, 0)
     return moved.reshape(moved.shape[0], -1).sum(1).expand(STACKED)
+
+
+#: Programs found to broadcast, by function, with the shapes of the arguments they were run on:
+#: a kernel set up again on the same model (a calibration's hundreds of runs) is not checked
+#: again. Weak keys: a program that goes away takes its entries with it.
+_VERIFIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _verified_key(model: Callable, args: tuple, kwargs: dict) -> tuple[Any, Any] | None:
+    """(the function, the shapes it is run on), or ``None`` for a callable that cannot be
+    remembered (a callable object without weak references)."""
+    function = getattr(model, "__func__", model)
+    owner = id(getattr(model, "__self__", None))
+    leaves, spec = tree_flatten((args, kwargs))
+    layout = tuple((tuple(leaf.shape), leaf.dtype, str(leaf.device)) if isinstance(leaf, torch.Tensor)
+                   else type(leaf).__name__ for leaf in leaves)
+    try:
+        weakref.ref(function)
+    except TypeError:
+        return None
+    return function, (owner, str(spec), layout)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -139,6 +162,9 @@ def check_broadcasts(model: Callable, args: tuple = (), kwargs: dict | None = No
         ValueError: model: site 'y' mixes values stacked ... (<doctest ...>:3: `pyro.sample("y", ...`); ...
     """
     kwargs = {} if kwargs is None else kwargs
+    verified = _verified_key(model, args, kwargs)
+    if verified is not None and verified[1] in _VERIFIED.get(verified[0], ()):
+        return
     with torch.random.fork_rng(), torch.no_grad():
         runs = _draws(model, args, kwargs, is_latent)
         latent = [n for n, s in runs[0].nodes.items() if is_latent(s)]
@@ -183,3 +209,5 @@ def check_broadcasts(model: Callable, args: tuple = (), kwargs: dict | None = No
                 raise ValueError(f"model: site {name!r} mixes values stacked on a dimension left "
                                  f"of the model's plates ({_where(statements.frames.get(name))})"
                                  f"; {_ADVICE}")
+    if verified is not None:
+        _VERIFIED.setdefault(verified[0], set()).add(verified[1])
