@@ -22,7 +22,8 @@ demo: $(STAMP)
 	$(VENV)/bin/ppdgm demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	@# One pytest-xdist worker per core: the suite's tests are independent processes' worth of work.
+	$(PY) -m pytest -n auto
 
 # The documentation site (mkdocs.yml, pages in docs/) into site/; --strict fails on a broken link
 # or API reference. NO_MKDOCS_2_WARNING silences Material's notice about its successor.

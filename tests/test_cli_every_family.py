@@ -153,4 +153,4 @@ def test_sampler_is_chosen_where_a_family_has_a_choice_and_refused_elsewhere(tmp
                  "--out", str(tmp_path / "y.png")]) == 2
     err = capsys.readouterr().err
     _one_line_error(err, "sample")
-    assert "--sampler: a vae checkpoint has no sampler to choose" in err
+    assert "--sampler: a vae checkpoint has no such sampling option" in err

@@ -159,7 +159,7 @@ def _sample(args: argparse.Namespace) -> Report:
     _refuse_foreign_sample_flags(args, opened)
     options = opened.recipe.sample_options(args)
     if args.sampler is not None and "sampler" not in options:
-        raise ValueError(f"--sampler: a {opened.spec['name']} checkpoint has no sampler to choose")
+        raise ValueError(f"--sampler: a {opened.spec['name']} checkpoint has no such sampling option")
     result = sample_checkpoint(opened, args.out, n=args.n, seed=args.seed, device=args.device,
                                mean=not args.draw, **options)
     return Report(result, f"Wrote {args.n} samples:")
