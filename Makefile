@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ppdgm demo
 
 test: $(STAMP)
-	@# One pytest-xdist worker per core: the suite's tests are independent processes' worth of work.
+	@# One pytest-xdist worker per core (the tests share no state across files or processes).
 	$(PY) -m pytest -n auto
 
 # The documentation site (mkdocs.yml, pages in docs/) into site/; --strict fails on a broken link
