@@ -88,7 +88,9 @@ def _verified_key(model: Callable, args: tuple, kwargs: dict) -> tuple[Any, Any]
     function = getattr(model, "__func__", model)
     owner = id(getattr(model, "__self__", None))
     leaves, spec = tree_flatten((args, kwargs))
+    # Tensors by shape; plain numbers and strings by value, as they may set shapes (num_samples).
     layout = tuple((tuple(leaf.shape), leaf.dtype, str(leaf.device)) if isinstance(leaf, torch.Tensor)
+                   else repr(leaf) if isinstance(leaf, (int, float, str, bool, type(None)))
                    else type(leaf).__name__ for leaf in leaves)
     try:
         weakref.ref(function)
