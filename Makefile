@@ -5,7 +5,7 @@ VENV ?= .venv$(if $(filter python3,$(PYTHON)),,-$(notdir $(PYTHON)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ppdgm-installed
 
-.PHONY: demo test lint docs docs-serve bench-smoke clean
+.PHONY: demo test wheel-check lint docs docs-serve bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ demo: $(STAMP)
 	$(VENV)/bin/ppdgm demo
 
 test: $(STAMP)
-	@# One pytest-xdist worker per core (the tests share no state across files or processes).
-	$(PY) -m pytest -n auto
+	@# One pytest-xdist worker per core (the tests share no state across files or processes); the
+	@# slowest tests are listed at the end, to keep the suite within its ten minutes.
+	$(PY) -m pytest -n auto --durations=15
+
+# The wheel and sdist built from this tree, installed into a fresh environment without it, run
+# `ppdgm demo` and `ppdgm tour --topics vae` (.ci/check-wheel says what else it checks).
+wheel-check: $(STAMP)
+	.ci/check-wheel $(VENV)
 
 # The documentation site (mkdocs.yml, pages in docs/) into site/; --strict fails on a broken link
 # or API reference. NO_MKDOCS_2_WARNING silences Material's notice about its successor.

@@ -65,7 +65,9 @@ from ppdgm.inference import Engine, TrainConfig
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-NUMPYRO_ENV = HERE / ".venv-numpyro"
+sys.path.insert(0, str(HERE))
+from _peers import peer_python  # noqa: E402
+
 ROWS = ("vae-h64-b16", "vae-h400-b128", "diffusion-mlp", "diffusion-unet", "sbn-vimco50",
         "gibbs-64-chains", "rbm-ais")
 COLUMNS = ("hand_eager_ms", "hand_compiled_ms", "svi_ms", "ppdgm_eager_ms", "ppdgm_replay_ms",
@@ -264,21 +266,6 @@ def engine_runner(pair: Any, make_objective: Callable[[], Any], data: torch.Tens
 # ----------------------------------------------------------------------------- measuring
 
 
-def numpyro_python(make: bool) -> tuple[Path | None, str]:
-    """NumPyro's own interpreter (its environment made here when asked), or None and why not."""
-    python = NUMPYRO_ENV / "bin" / "python"
-    if not python.exists() and make:
-        made = subprocess.run([sys.executable, "-m", "venv", str(NUMPYRO_ENV)], capture_output=True)
-        if made.returncode == 0:
-            made = subprocess.run([str(python), "-m", "pip", "install", "-q", "numpyro", "jax"],
-                                  capture_output=True, text=True)
-        if made.returncode != 0:
-            return None, f"its environment could not be made ({made.stderr[-200:].strip()})"
-    if not python.exists():
-        return None, f"no environment at {NUMPYRO_ENV} (run with --numpyro make)"
-    return python, ""
-
-
 def numpyro_vae(python: Path, initial: dict[str, torch.Tensor], data: torch.Tensor, batch: int,
                 rounds: int, threads: int) -> dict[str, Any]:
     """The same VAE, data, batches and initial weights as NumPyro's jit-compiled SVI."""
@@ -459,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     numpyro, why_not = (None, "skipped") if args.numpyro == "skip" else \
-        numpyro_python(args.numpyro == "make")
+        peer_python("numpyro", args.numpyro == "make")
     given = argv if argv is not None else sys.argv[1:]
     command = ("python benchmarks/compiled.py " + " ".join(given)).strip()
     rows = [{**measure(r, args.steps, args.rounds, numpyro, args.threads), "command": command}

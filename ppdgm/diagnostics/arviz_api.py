@@ -197,6 +197,8 @@ def plot_to_file(kind: str, data: Any, path: str | Path, *, rows: int = 1) -> Pa
     matplotlib.use("Agg")  # figures are written to files; no display is assumed
     import matplotlib.pyplot as plt
 
+    from .figures import shown  # here: figures imports torch, which this module does not need
+
     if kind not in _PLOTS_1:
         raise ValueError(f"kind: expected one of {sorted(_PLOTS_1)}, got {kind!r}")
     path = file_in_folder("path", path)
@@ -220,7 +222,7 @@ def plot_to_file(kind: str, data: Any, path: str | Path, *, rows: int = 1) -> Pa
                 collection = plot(data, backend="matplotlib", **fallback)
             collection.savefig(path, dpi=80, bbox_inches="tight")
             plt.close("all")
-            return path
+            return shown(path)
         az = arviz()
         if kind == "trace":
             axes = az.plot_trace(data, compact=False, figsize=(10, 2.4 * rows))
@@ -233,4 +235,4 @@ def plot_to_file(kind: str, data: Any, path: str | Path, *, rows: int = 1) -> Pa
     fig = np.ravel(axes)[0].figure
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
-    return path
+    return shown(path)

@@ -17,7 +17,7 @@ import numpy as np
 from .._files import file_in_folder
 from . import arviz_api
 from .calibration import SBCResult
-from .figures import pyplot
+from .figures import pyplot, shown
 
 __all__ = ["plot_sbc", "sbc_inference_data"]
 
@@ -65,7 +65,7 @@ def plot_sbc(result: SBCResult, path: str | Path) -> Path:
                                                backend="matplotlib")
         collection.savefig(path, dpi=80, bbox_inches="tight")
         plt.close("all")
-        return path
+        return shown(path)
     from scipy import stats
 
     panels = [(name, j) for name, table in result.ranks.items() for j in range(table.shape[1])]
@@ -89,5 +89,5 @@ def plot_sbc(result: SBCResult, path: str | Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return path
+    return shown(path)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .._files import file_in_folder
 from .._images import image_grid
+from .._jupyter import in_notebook
 from .._validation import check_tensor
 from ..inference.coverage import ModeCoverage
 from ..inference.history import History
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
 __all__ = ["plot_history", "plot_latents", "plot_samples_over_density",
-           "plot_series", "pyplot", "save_figure", "save_image_grid"]
+           "plot_series", "pyplot", "save_figure", "save_image_grid", "shown"]
 
 
 def pyplot() -> Any:
@@ -35,6 +36,22 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def shown(path: Path) -> Path:
+    """``path``, a PNG just written, after showing it inline when this runs in a Jupyter kernel
+    (every figure function of ppdgm ends here: in a notebook its figure appears below the cell,
+    and the caller still gets the file's path).
+
+    Examples:
+        >>> shown(Path("f.png"))  # outside a notebook: just the path
+        PosixPath('f.png')
+    """
+    if in_notebook():
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
+    return path
 
 
 def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 120) -> Path:
@@ -50,7 +67,7 @@ def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 120) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
-    return path
+    return shown(path)
 
 
 def plot_history(history: History, path: str | Path, *, title: str = "Training loss",
@@ -166,7 +183,7 @@ def save_image_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 8,
     from PIL import Image
 
     Image.fromarray(pixels).save(path, format="PNG")
-    return path
+    return shown(path)
 
 
 def plot_series(values: list[float], path: str | Path, *, xlabel: str, ylabel: str,

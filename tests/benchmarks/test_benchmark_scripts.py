@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ppdgm.recipes import load_trained_model
 
@@ -361,12 +362,49 @@ def test_discrete_samplers_script_times_every_kernel_on_every_target(tmp_path, t
                           "--rbm-flags", "--hidden 4 --epochs 1 --ais-runs 2 --ais-steps 20",
                           "--sbn-flags", "--layers 3 --epochs 1 --eval-k 2",
                           "--repeats", "1", "--runs", str(tmp_path / "runs"),
+                          "--compile", "replay", "--pymc", "skip", "--numpyro", "skip",
                           "--results", str(tmp_path)]) == 0
-    rows = json.loads((tmp_path / "discrete_samplers.json").read_text())["rows"]
+    record = json.loads((tmp_path / "discrete_samplers.json").read_text())
+    rows = record["rows"]
     assert [(r["task"], r["sampler"]) for r in rows] == [
         (task, sampler) for task in ("ising", "rbm", "sbn", "mixture")
         for sampler in ("gibbs", "gwg", "dmala")]
     for row in rows:
         assert row["ess_per_s"] > 0 and row["draws"] == 8 and np.isfinite(row["mean_log_joint"])
         assert (row["acceptance_rate"] is None) == (row["sampler"] == "gibbs")
-    assert "| ising | dmala |" in (tmp_path / "discrete_samplers.md").read_text()
+        assert row["compile"] == ("off" if row["sampler"] == "gibbs" else "replay")
+    assert record["left_out"] == {"pymc": "skipped", "numpyro": "skipped"}
+    table = (tmp_path / "discrete_samplers.md").read_text()
+    assert "| ising | dmala (replay) |" in table and "pymc left out: skipped." in table
+    assert (tmp_path / "discrete-samplers-rbm.png").stat().st_size > 0
+
+
+def test_discrete_samplers_reads_a_peers_draws_as_the_pyro_programs_values():
+    samplers = _load("discrete_samplers")
+    model, args, spec = samplers.mixture(4, seed=0)
+    assert spec["task"] == "mixture" and spec["y"].shape == (4,)
+    z = np.array([[[0, 1, 2, 4]] * 3] * 2)  # (chains, draws, points), Categorical indices
+    values = samplers.as_pyro_draws("mixture", {"z": z})
+    assert values["z"].shape == (3, 2, 4, 5)
+    assert values["z"].argmax(-1).tolist() == [[[0, 1, 2, 4]] * 2] * 3
+    ours = samplers.log_joint(model, args, values)
+    locs, y = torch.linspace(-4.0, 4.0, 5), torch.as_tensor(spec["y"])
+    exact = (torch.distributions.Normal(locs[torch.tensor([0, 1, 2, 4])], 1.0).log_prob(y).sum()
+             + 4 * torch.tensor(0.2).log())
+    assert ours.shape == (2, 3) and np.allclose(ours, float(exact), atol=1e-4)
+
+
+@pytest.mark.parametrize("peer", ["pymc", "numpyro"])
+def test_discrete_samplers_peers_sample_the_same_ising_lattice(tmp_path, peer):
+    samplers = _load("discrete_samplers")
+    if not (BENCHMARKS / f".venv-{peer}" / "bin" / "python").exists():
+        pytest.skip(f"{peer}'s environment (benchmarks/.venv-{peer}) is not installed")
+    assert samplers.main(["--tasks", "ising", "--samplers", f"gibbs,{peer}", "--chains", "2",
+                          "--gibbs-warmup", "2", "--gibbs-draws", "30", "--peer-warmup", "2",
+                          "--peer-draws", "30", "--ising-size", "2", "--repeats", "1",
+                          f"--{peer}", "use", "--results", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "discrete_samplers.json").read_text())["rows"]
+    ours, theirs = rows
+    assert theirs["sampler"] == peer and theirs["ess_per_s"] > 0 and theirs["version"]
+    # A 2 x 2 lattice: both sample 16 states, so the mean log joint agrees within noise.
+    assert abs(ours["mean_log_joint"] - theirs["mean_log_joint"]) < 1.0

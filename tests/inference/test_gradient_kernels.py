@@ -36,11 +36,11 @@ def _draws(kernel, *args, samples=150, warmup=60):
 class _NoReverse:
     """A test double: the Metropolis-Hastings ratio without the proposal's asymmetry."""
 
-    def _propose(self, current, deltas):
-        proposal = super()._propose(current, deltas)
+    def _propose(self, current, deltas, step):
+        proposal = super()._propose(current, deltas, step)
         return Proposal(proposal.options, torch.zeros_like(proposal.log_q))
 
-    def _log_q(self, start, deltas, end):
+    def _log_q(self, start, deltas, end, step):
         return torch.zeros(len(start[0]))
 
 
@@ -163,6 +163,59 @@ def test_dmala_adapts_its_step_size_during_warmup_only():
     fixed = DMALA(_ising, chains=10, step_size=0.01, adapt_step_size=False)
     MCMC(fixed, num_samples=5, warmup_steps=20, disable_progbar=True).run()
     assert fixed.step_size == pytest.approx(0.01)
+
+
+def _sbn_posterior():
+    torch.manual_seed(3)
+    sbn = SigmoidBeliefNet(SBNConfig(x_shape=(6,), layers=(3, 2)))
+    return sbn.model, torch.tensor([[1.0, 0, 1, 1, 0, 0], [0, 0, 0, 1, 1, 1]])
+
+
+def _mixture():
+    def model(y):
+        with pyro.plate("data", len(y)):
+            z = pyro.sample("z", dist.OneHotCategorical(torch.ones(3) / 3))
+            pyro.sample("y", dist.Normal(z @ torch.tensor([-1.0, 0.0, 1.0]), 0.5), obs=y)
+    return model, torch.tensor([0.8, -0.9, 0.1])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("target", [_sbn_posterior, _mixture])
+def test_a_replayed_move_draws_what_the_eager_move_draws(kernel, target):
+    # Warm-up adapts DMALA's step size on every step: the replayed graph must read it anew.
+    model, x = target()
+    runs = []
+    for compile in (False, "replay"):
+        torch.manual_seed(5)
+        moved = kernel(model, chains=7, compile=compile)
+        with local_params():
+            runs.append((moved, _draws(moved, x, samples=40, warmup=30).get_samples()))
+    (eager, eager_draws), (replayed, replayed_draws) = runs
+    assert replayed.graphs.eager == {} and replayed.graphs.traces == {"move": 1}
+    for site, value in eager_draws.items():
+        assert torch.equal(value, replayed_draws[site]), site
+    assert replayed.step_size == eager.step_size or kernel is GibbsWithGradients
+    assert replayed.acceptance_rate == pytest.approx(eager.acceptance_rate)
+
+
+def test_a_move_that_cannot_be_traced_runs_eagerly_with_the_same_draws(caplog):
+    def reads_a_float(y):
+        z = pyro.sample("z", dist.Bernoulli(0.5 * torch.ones(3)).to_event(1))
+        scale = float(y.abs().max()) + 0.5  # a Python float: a graph would freeze it
+        pyro.sample("y", dist.Normal(z.sum(-1), scale), obs=y)
+
+    draws = []
+    for compile in (False, "replay"):
+        torch.manual_seed(1)
+        kernel = DMALA(reads_a_float, chains=3, compile=compile)
+        draws.append(_draws(kernel, torch.tensor(2.0), samples=10, warmup=5).get_samples()["z"])
+    assert "move" in kernel.graphs.eager and "runs eagerly" in caplog.text
+    assert torch.equal(*draws)
+
+
+def test_compile_is_checked():
+    with pytest.raises(ValueError, match="compile"):
+        DMALA(_ising, compile="fast")
 
 
 def test_sites_no_gradient_can_reach_are_refused():

@@ -68,7 +68,8 @@ class TrainConfig:
             :class:`~ppdgm.inference.engine.stops.Preempted` (``ppdgm fit`` exits with status
             75); the next launch with ``"auto"`` continues exactly there.
         max_steps: stop (and checkpoint) after this many steps in total, counting resumed ones.
-        progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
+        progress: show a tqdm bar (``tqdm.auto``: a widget in Jupyter, text in a terminal);
+            ``None`` shows it when stderr is a terminal or the run is in a Jupyter kernel.
         grad_clip: clip each player's gradient norm to this value before its step.
         shuffle: draw the batches in a new random order each epoch.
         drop_last: drop a last batch shorter than ``batch_size``.

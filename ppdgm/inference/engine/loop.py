@@ -27,6 +27,7 @@ from pyro.infer.util import is_validation_enabled
 from tqdm.auto import tqdm
 
 from ..._files import make_folder
+from ..._jupyter import in_notebook
 from ..._pyro import built_for_local_params, forget_stale_params, local_params
 from ...device import resolve_device
 from ..batches import BatchFeed, batch_length
@@ -512,7 +513,8 @@ class Engine:
         total = cfg.epochs * per_epoch
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
-        show = (cfg.progress if cfg.progress is not None else sys.stderr.isatty()) and self._is_main
+        show = (cfg.progress if cfg.progress is not None
+                else sys.stderr.isatty() or in_notebook()) and self._is_main
         bar = tqdm(total=total, initial=min(pos.step, total), disable=not show,
                    desc="ppdgm", dynamic_ncols=True, leave=True)
         try:

@@ -36,17 +36,18 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..._validation import check_flag, check_number
-from .gradients import GradientKernel, Proposal
+from .gradients import GradientKernel, Proposal, one_hot_options
 
 __all__ = ["DMALA", "dmala_log_q", "dmala_logits", "dmala_propose"]
 
 
-def dmala_logits(current: list[torch.Tensor], deltas: list[torch.Tensor], step_size: float,
+def dmala_logits(current: list[torch.Tensor], deltas: list[torch.Tensor],
+                 step_size: float | torch.Tensor,
                  one_hot: Sequence[bool]) -> list[torch.Tensor]:
     """Per site, the unnormalised log-probability of each option of each variable."""
     out = []
     for options, delta, hot in zip(current, deltas, one_hot):
-        here = torch.nn.functional.one_hot(options, delta.shape[-1]).to(delta.dtype)
+        here = one_hot_options(options, delta.shape[-1]).to(delta.dtype)
         distance = (2.0 if hot else 1.0) * (1.0 - here)
         out.append(delta / 2 - distance / (2 * step_size))
     return out
@@ -81,12 +82,15 @@ class DMALA(GradientKernel):
         step_size: alpha at the start of warm-up.
         adapt_step_size: adapt alpha during warm-up (it is fixed afterwards either way).
         target_accept: the acceptance probability the adaptation aims at.
+        compile: trace the move once and replay it (``"replay"``, ``"inductor"``), as for
+            :class:`~.gradients.GradientKernel`.
     """
 
     def __init__(self, model: Callable, sites: Sequence[str] | None = None,
                  chains: int | None = None, step_size: float = 0.2,
-                 adapt_step_size: bool = True, target_accept: float = 0.574) -> None:
-        super().__init__(model, sites, chains)
+                 adapt_step_size: bool = True, target_accept: float = 0.574,
+                 compile: bool | str = False) -> None:
+        super().__init__(model, sites, chains, compile)
         self.initial_step_size = check_number("step_size", step_size, above=0)
         self.adapt_step_size = check_flag("adapt_step_size", adapt_step_size)
         self.target_accept = check_number("target_accept", target_accept, above=0)
@@ -111,11 +115,12 @@ class DMALA(GradientKernel):
     def _hot(self) -> list[bool]:
         return [layout.one_hot for layout in self.layouts]
 
-    def _propose(self, current: list[torch.Tensor], deltas: list[torch.Tensor]) -> Proposal:
-        logits = dmala_logits(current, deltas, self.step_size, self._hot())
+    def _propose(self, current: list[torch.Tensor], deltas: list[torch.Tensor],
+                 step: torch.Tensor) -> Proposal:
+        logits = dmala_logits(current, deltas, step, self._hot())
         proposed = dmala_propose(logits)
         return Proposal(proposed, dmala_log_q(logits, proposed))
 
     def _log_q(self, start: list[torch.Tensor], deltas: list[torch.Tensor],
-               end: list[torch.Tensor]) -> torch.Tensor:
-        return dmala_log_q(dmala_logits(start, deltas, self.step_size, self._hot()), end)
+               end: list[torch.Tensor], step: torch.Tensor) -> torch.Tensor:
+        return dmala_log_q(dmala_logits(start, deltas, step, self._hot()), end)

@@ -56,8 +56,8 @@ from ..reads import DirectReads
 from .base import DiscreteKernel
 from .broadcasting import check_broadcasts
 
-__all__ = ["CHAIN_PLATE", "Gibbs", "GibbsPlan", "SitePlan", "base_distribution", "gibbs_plan",
-           "gibbs_sweep", "gibbs_update", "is_latent_site"]
+__all__ = ["CHAIN_PLATE", "Gibbs", "GibbsPlan", "ModelReads", "SitePlan", "base_distribution",
+           "gibbs_plan", "gibbs_sweep", "gibbs_update", "is_latent_site", "model_reads"]
 
 #: The plate that carries vectorized chains, left of every plate of the model.
 CHAIN_PLATE = "_gibbs_chains"
@@ -336,6 +336,33 @@ def gibbs_sweep(model: Callable, values: dict[str, torch.Tensor], plan: GibbsPla
     return values
 
 
+class ModelReads(NamedTuple):
+    """What a kernel that runs a model many times per step finds about it once, at setup.
+
+    Attributes:
+        reads: a block in which the weights the model reads as themselves skip their param
+            statements (a step reads only sample sites).
+        weights: every parameter of the modules the model belongs to, which a traced step reads
+            by identity.
+        run_key: the part of a traced step's key that is fixed for the run (the data's layout
+            and the weights'); ``None`` when the data hold something a key cannot say.
+    """
+
+    reads: DirectReads
+    weights: list[torch.Tensor]
+    run_key: Any
+
+
+def model_reads(model: Callable, args: tuple, kwargs: dict) -> ModelReads:
+    """The :class:`ModelReads` of ``model`` on its data (one run of it, the RNG untouched)."""
+    with torch.random.fork_rng(), torch.no_grad(), ParamRecorder() as recorder:
+        poutine.trace(model).get_trace(*args, **kwargs)
+    modules = owning_modules(model)
+    weights = [p for module in modules for p in module.parameters()]
+    return ModelReads(DirectReads(modules, recorder.found.values()), weights,
+                      layout_key(args, kwargs, weights))
+
+
 class Gibbs(DiscreteKernel):
     """Systematic-scan Gibbs over a model's discrete latent sites (see the module docstring).
 
@@ -391,15 +418,7 @@ class Gibbs(DiscreteKernel):
                 if ":" in str(err).split(" ", 1)[0]:
                     raise  # the model's own check, naming its argument
                 raise ValueError(f"args: the model refuses the data it was given: {err}") from err
-        # A sweep runs the model once per swept element and reads only sample sites, so the
-        # weights the model reads as themselves skip their param statements during sweeps.
-        with torch.random.fork_rng(), torch.no_grad(), ParamRecorder() as recorder:
-            poutine.trace(self.model).get_trace(*args, **kwargs)
-        self._reads = DirectReads(owning_modules(self.model), recorder.found.values())
-        # What a traced sweep depends on besides the sites' values is fixed for the run: found
-        # once here, not on every sweep.
-        self._weights = [p for module in owning_modules(self.model) for p in module.parameters()]
-        self._run_key = layout_key(args, kwargs, self._weights)
+        self._reads, self._weights, self._run_key = model_reads(self.model, args, kwargs)
         super().setup(warmup_steps, *args, **kwargs)
 
     def _init_values(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:

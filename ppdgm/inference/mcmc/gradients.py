@@ -25,6 +25,7 @@ refused, with the two ways out (``OneHotCategorical``, or :class:`~.gibbs.Gibbs`
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -33,13 +34,16 @@ from typing import Any, NamedTuple
 import pyro
 import pyro.poutine as poutine
 import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..._validation import check_labels
+from ..compiled import Graphs, check_compile, layout_key
 from .base import DiscreteKernel
-from .gibbs import GibbsPlan, SitePlan, gibbs_plan
+from .gibbs import GibbsPlan, SitePlan, gibbs_plan, model_reads
 
-__all__ = ["GradientKernel", "MoveInfo", "Proposal", "SiteLayout", "Units", "log_density", "options_of",
-           "per_unit", "plan_units", "site_layouts", "state_deltas", "unit_mask", "with_options"]
+__all__ = ["GradientKernel", "MoveInfo", "Proposal", "SiteLayout", "Units", "log_density",
+           "one_hot_options", "options_of", "per_unit", "plan_units", "site_layouts",
+           "state_deltas", "unit_mask", "with_options"]
 
 
 class SiteLayout(NamedTuple):
@@ -152,10 +156,17 @@ def options_of(value: torch.Tensor, layout: SiteLayout, units: Units) -> torch.T
     return flat.reshape(units.count, -1).long()
 
 
+def one_hot_options(options: torch.Tensor, count: int) -> torch.Tensor:
+    """``options`` as boolean one-hot vectors of length ``count``. Unlike
+    ``torch.nn.functional.one_hot`` it reads no value to check the range, so a traced move can
+    hold it."""
+    return options.unsqueeze(-1) == torch.arange(count, device=options.device)
+
+
 def with_options(options: torch.Tensor, layout: SiteLayout, like: torch.Tensor,
                  units: Units) -> torch.Tensor:
     """The site's value with these option indices, shaped and typed like ``like``."""
-    value = torch.nn.functional.one_hot(options, layout.options) if layout.one_hot else options
+    value = one_hot_options(options, layout.options) if layout.one_hot else options
     order = _order(units, like.dim(), layout.batch_rank)
     aligned = _aligned(like, units, layout.batch_rank)
     permuted = value.to(like.dtype).reshape([aligned.shape[d] for d in order])
@@ -239,15 +250,27 @@ class GradientKernel(DiscreteKernel):
             conditioned away), its data through its arguments.
         sites: the sites to move (default: every discrete latent site).
         chains: vectorized chains, as for :class:`~.gibbs.Gibbs`.
+        compile: ``"replay"`` traces a move (the model's log density and its gradient at the
+            proposed state, the proposal and the accept test) once through the model's effect
+            handlers and replays the graph of tensor operations on later steps, the same draws
+            as the eager move bit for bit; ``"inductor"`` (or ``True``) also compiles that graph
+            with ``torch.compile``; ``False`` (the default) runs the model on every step. A model
+            a graph cannot follow runs eagerly, as :class:`~.gibbs.Gibbs`'s compiled sweeps do.
     """
 
     def __init__(self, model: Callable, sites: Sequence[str] | None = None,
-                 chains: int | None = None) -> None:
+                 chains: int | None = None, compile: bool | str = False) -> None:
         if not callable(model):
             raise TypeError(f"model: expected a callable Pyro model, got {type(model).__name__}")
         super().__init__(chains)
         self.model = model
         self.sites = None if sites is None else check_labels("sites", sites)
+        mode = check_compile(compile)
+        #: The traced moves (``None`` when moves run the model eagerly).
+        self.graphs = None if mode == "off" else Graphs(mode, subject="sampler")
+        self._reads: contextlib.AbstractContextManager = contextlib.nullcontext()
+        self._weights: list[torch.Tensor] = []
+        self._run_key: Any = None
         self.plan: GibbsPlan | None = None
         self.layouts: tuple[SiteLayout, ...] = ()
         #: The dimensions whose elements accept or reject on their own (filled by setup).
@@ -267,6 +290,8 @@ class GradientKernel(DiscreteKernel):
         with pyro.validation_enabled(True):
             self.plan = gibbs_plan(self.model, args, kwargs, sites=self.sites, chains=self.chains)
         self.layouts = site_layouts(self.plan)
+        if self.graphs is not None:
+            self._reads, self._weights, self._run_key = model_reads(self.model, args, kwargs)
         self._cache, self._accept_sum, self._accept_count = None, 0.0, 0
         super().setup(warmup_steps, *args, **kwargs)
         self.units = plan_units(self.plan, self.initial_params)
@@ -301,16 +326,37 @@ class GradientKernel(DiscreteKernel):
                             self._kwargs)
 
     def _sweep(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with self._reads:
+            f, deltas = self._at(params)
+            # A tensor, so that a traced move reads the step size that warm-up adapts.
+            step = torch.tensor(self.step_size, dtype=f.dtype, device=f.device)
+            moved = None if self.graphs is None else self._graph_move(params, f, deltas, step)
+            if moved is None:
+                moved = self._move(params, f, deltas, step)
+        out, f_kept, deltas_kept, accept_prob = moved
+        self._cache = (out, f_kept, deltas_kept)
+        self._adapt(accept_prob)
+        if self._t >= self._warmup_steps:
+            self._accept_sum = self._accept_sum + accept_prob
+            self._accept_count += 1
+        self._last = MoveInfo(accept_prob, self.step_size)  # type: ignore[arg-type]
+        return out
+
+    def _move(self, params: dict[str, torch.Tensor], f: torch.Tensor, deltas: list[torch.Tensor],
+              step: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor,
+                                           list[torch.Tensor], torch.Tensor]:
+        """One Metropolis-Hastings move from ``params`` (log density ``f`` and ``deltas`` there):
+        the new values, their log density and deltas, and the mean acceptance probability.
+        A function of tensors only, so that it can be traced."""
         units = self.units
-        f, deltas = self._at(params)
         current = [options_of(params[lay.name], lay, units) for lay in self.layouts]
-        proposal = self._propose(current, deltas)
+        proposal = self._propose(current, deltas, step)
         proposed = dict(params)
         for lay, options in zip(self.layouts, proposal.options):
             proposed[lay.name] = with_options(options, lay, params[lay.name], units)
         f_new, deltas_new = state_deltas(self._run(), proposed, units, self.layouts,
                                          self._args, self._kwargs)
-        log_back = self._log_q(proposal.options, deltas_new, current)
+        log_back = self._log_q(proposal.options, deltas_new, current, step)
         log_accept = f_new - f + log_back - proposal.log_q
         accept = torch.rand_like(log_accept).log() < log_accept
         out = {}
@@ -320,14 +366,35 @@ class GradientKernel(DiscreteKernel):
         f_kept = torch.where(accept, f_new, f)
         deltas_kept = [torch.where(accept.reshape(-1, 1, 1), dn, d)
                        for dn, d in zip(deltas_new, deltas)]
-        self._cache = (out, f_kept, deltas_kept)
         accept_prob = log_accept.clamp(max=0).exp().nan_to_num(0.0).mean()
-        self._adapt(accept_prob)
-        if self._t >= self._warmup_steps:
-            self._accept_sum = self._accept_sum + accept_prob
-            self._accept_count += 1
-        self._last = MoveInfo(accept_prob, self.step_size)  # type: ignore[arg-type]
-        return out
+        return out, f_kept, deltas_kept, accept_prob
+
+    def _graph_move(self, params: dict[str, torch.Tensor], f: torch.Tensor,
+                    deltas: list[torch.Tensor], step: torch.Tensor) -> Any:
+        """:meth:`_move` from the graph traced for these shapes, or ``None`` to move eagerly."""
+        assert self.graphs is not None
+        names = list(params)
+        leaves, spec = tree_flatten((self._args, self._kwargs))
+        positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        count = len(names)
+
+        def move(*tensors: torch.Tensor) -> Any:
+            values = dict(zip(names, tensors[:count]))
+            held = tensors[count:count + 2 + len(deltas)]
+            args, kwargs = self._args, self._kwargs
+            filled = list(leaves)
+            for i, tensor in zip(positions, tensors[count + 2 + len(deltas):]):
+                filled[i] = tensor
+            self._args, self._kwargs = tree_unflatten(filled, spec)
+            try:
+                return self._move(values, held[0], list(held[2:]), held[1])
+            finally:
+                self._args, self._kwargs = args, kwargs
+
+        values_key = layout_key((params, deltas), {})
+        key = None if values_key is None or self._run_key is None else (values_key, self._run_key)
+        inputs = [*params.values(), f, step, *deltas, *(leaves[i] for i in positions)]
+        return self.graphs.run("move", move, inputs, key, params=self._weights)
 
     # --------------------------------------------------------------- for subclasses
 
@@ -339,11 +406,14 @@ class GradientKernel(DiscreteKernel):
     def _adapt(self, accept_prob: torch.Tensor) -> None:
         """Warm-up adaptation of the proposal from this step's acceptance probability."""
 
-    def _propose(self, current: list[torch.Tensor], deltas: list[torch.Tensor]) -> Proposal:
+    def _propose(self, current: list[torch.Tensor], deltas: list[torch.Tensor],
+                 step: torch.Tensor) -> Proposal:
+        """A move from ``current`` (option indices per site), ``step`` the step size as a
+        tensor."""
         raise NotImplementedError
 
     def _log_q(self, start: list[torch.Tensor], deltas: list[torch.Tensor],
-               end: list[torch.Tensor]) -> torch.Tensor:
+               end: list[torch.Tensor], step: torch.Tensor) -> torch.Tensor:
         """log q(end | start) per unit, with ``deltas`` taken at ``start``."""
         raise NotImplementedError
 

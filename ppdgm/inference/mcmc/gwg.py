@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from .gradients import GradientKernel, Proposal
+from .gradients import GradientKernel, Proposal, one_hot_options
 
 __all__ = ["GibbsWithGradients", "gwg_log_q", "gwg_propose"]
 
@@ -36,7 +36,7 @@ def _flat_logits(current: list[torch.Tensor], deltas: list[torch.Tensor]) -> tor
     # Every (variable, option) of every site in one row per unit; staying put is not a move.
     rows = []
     for options, delta in zip(current, deltas):
-        here = torch.nn.functional.one_hot(options, delta.shape[-1]).bool()
+        here = one_hot_options(options, delta.shape[-1])
         rows.append((delta / 2).masked_fill(here, -torch.inf).flatten(1))
     return torch.cat(rows, 1)
 
@@ -67,7 +67,7 @@ def gwg_log_q(start: list[torch.Tensor], deltas: list[torch.Tensor],
     chosen = []
     for s, e, delta in zip(start, end, deltas):
         moved = (s != e).unsqueeze(-1)
-        chosen.append((moved & torch.nn.functional.one_hot(e, delta.shape[-1]).bool()).flatten(1))
+        chosen.append((moved & one_hot_options(e, delta.shape[-1])).flatten(1))
     return log_p.masked_fill(~torch.cat(chosen, 1), 0.0).sum(1)
 
 
@@ -78,14 +78,17 @@ class GibbsWithGradients(GradientKernel):
         model: a Pyro model whose latent sites are Bernoulli or ``OneHotCategorical``.
         sites: the sites to move (default: every discrete latent site).
         chains: run this many chains as one batch dimension, as :class:`~.gibbs.Gibbs` does.
+        compile: trace the move once and replay it (``"replay"``, ``"inductor"``), as for
+            :class:`~.gradients.GradientKernel`.
 
     ``diagnostics()`` reports the acceptance rate and each site's flip rate.
     """
 
-    def _propose(self, current: list[torch.Tensor], deltas: list[torch.Tensor]) -> Proposal:
+    def _propose(self, current: list[torch.Tensor], deltas: list[torch.Tensor],
+                 step: torch.Tensor) -> Proposal:
         proposed = gwg_propose(current, deltas)
         return Proposal(proposed, gwg_log_q(current, deltas, proposed))
 
     def _log_q(self, start: list[torch.Tensor], deltas: list[torch.Tensor],
-               end: list[torch.Tensor]) -> torch.Tensor:
+               end: list[torch.Tensor], step: torch.Tensor) -> torch.Tensor:
         return gwg_log_q(start, deltas, end)
